@@ -1,0 +1,167 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { parseDocument } from 'yaml'
+import type { z } from 'zod'
+import { ConfigError } from '../errors.js'
+import { portFromEnv, type EnvName } from './env.js'
+import { configSchema, type RawConfig } from './schema.js'
+import type { BrokerConfig, ListenerConfig } from './types.js'
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv
+  /** base for relative paths when there is no config file */
+  cwd?: string
+}
+
+type Kind = 'mqtt' | 'mqtts' | 'ws' | 'wss'
+
+const KIND_ENV: Record<Kind, EnvName> = {
+  mqtt: 'FIREHOSE_MQTT_PORT',
+  mqtts: 'FIREHOSE_MQTTS_PORT',
+  ws: 'FIREHOSE_WS_PORT',
+  wss: 'FIREHOSE_WSS_PORT'
+}
+const DEFAULT_PORTS: Record<Kind, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 8080 }
+
+/**
+ * Reads, validates and freezes the broker configuration. With no file, the defaults
+ * (four listeners, embedded persistence in ./data, admin on 127.0.0.1:9883) apply.
+ * Every problem found is reported at once, each naming its key.
+ */
+export async function loadConfig (file: string | undefined, options: LoadOptions = {}): Promise<BrokerConfig> {
+  if (file === undefined) return parseConfig(undefined, { source: 'defaults', baseDir: options.cwd ?? process.cwd(), env: options.env })
+  const path = resolve(options.cwd ?? process.cwd(), file)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError([`cannot read the config file: ${(err as Error).message}`], path)
+  }
+  return parseConfig(text, { source: path, baseDir: dirname(path), env: options.env })
+}
+
+export interface ParseOptions { source: string; baseDir: string; env?: NodeJS.ProcessEnv }
+
+export function parseConfig (yamlText: string | undefined, { source, baseDir, env = process.env }: ParseOptions): BrokerConfig {
+  const problems: string[] = []
+  let data: unknown = {}
+  if (yamlText !== undefined) {
+    const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true })
+    for (const e of doc.errors) problems.push(`YAML: ${e.message.split('\n')[0]}`)
+    if (problems.length > 0) throw new ConfigError(problems, source)
+    data = doc.toJS() ?? {}
+  }
+  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin'])
+  const parsed = configSchema.safeParse(rest)
+  if (!parsed.success) throw new ConfigError(formatZodIssues(parsed.error.issues), source)
+  const config = resolveConfig(parsed.data, switchedOff, baseDir, env, problems)
+  if (problems.length > 0) throw new ConfigError(problems, source)
+  return deepFreeze({ ...config, source })
+}
+
+function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Omit<BrokerConfig, 'source'> {
+  const abs = (p: string): string => resolve(baseDir, p)
+  const defaultTls = {
+    cert: abs(env.FIREHOSE_TLS_CERT ?? 'certs/dev/server.crt'),
+    key: abs(env.FIREHOSE_TLS_KEY ?? 'certs/dev/server.key')
+  }
+  const listeners: ListenerConfig[] = (raw.listeners ?? (Object.keys(DEFAULT_PORTS) as Kind[]).map(kind => defaultListener(kind, defaultTls)))
+    .map(l => ({
+      ...l,
+      name: '',
+      ...(l.tls ? { tls: { cert: abs(l.tls.cert), key: abs(l.tls.key), ...(l.tls.ca ? { ca: abs(l.tls.ca) } : {}) } } : {})
+    }))
+
+  for (const kind of Object.keys(KIND_ENV) as Kind[]) {
+    const port = portFromEnv(env, KIND_ENV[kind], problems)
+    if (port === undefined) continue
+    const index = listeners.findIndex(l => kindOf(l) === kind)
+    if (port === false) {
+      if (index >= 0) listeners.splice(index, 1)
+    } else if (index >= 0) {
+      listeners[index] = { ...listeners[index]!, port }
+    } else {
+      listeners.push({ ...defaultListener(kind, defaultTls), port, name: '' })
+    }
+  }
+  for (const l of listeners) l.name = `${kindOf(l)}:${l.port}`
+
+  const seen = new Set<string>()
+  listeners.forEach((l, i) => {
+    const key = `${l.host ?? '*'}:${l.port}`
+    if (l.port !== 0 && seen.has(key)) problems.push(`listeners[${i}].port: ${l.port} is used by another listener on the same host`)
+    seen.add(key)
+  })
+
+  let admin: BrokerConfig['admin'] = off.has('admin') ? false : { host: raw.admin?.host ?? '127.0.0.1', port: raw.admin?.port ?? 9883 }
+  const adminPort = portFromEnv(env, 'FIREHOSE_ADMIN_PORT', problems)
+  if (adminPort === false) admin = false
+  else if (adminPort !== undefined) admin = { host: admin === false ? '127.0.0.1' : admin.host, port: adminPort }
+
+  let level = raw.log.level as string
+  const envLevel = env.FIREHOSE_LOG_LEVEL
+  if (envLevel !== undefined && envLevel !== '') {
+    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+    if (levels.includes(envLevel)) level = envLevel
+    else problems.push(`FIREHOSE_LOG_LEVEL: "${envLevel}" is not one of ${levels.join(', ')}`)
+  }
+
+  return {
+    listeners,
+    ...(raw.passwordFile ? { passwordFile: abs(raw.passwordFile) } : {}),
+    ...(raw.aclFile ? { aclFile: abs(raw.aclFile) } : {}),
+    persistence: off.has('persistence') ? false : { dir: abs(raw.persistence?.dir ?? env.FIREHOSE_DATA_DIR ?? 'data') },
+    sysInterval: raw.sysInterval,
+    limits: raw.limits,
+    admin,
+    log: { level }
+  }
+}
+
+/** Keys whose value `false` switches a feature off; taken out before schema validation. */
+function takeFalse (data: unknown, keys: string[]): { switchedOff: Set<string>, rest: unknown } {
+  const switchedOff = new Set<string>()
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return { switchedOff, rest: data }
+  const rest: Record<string, unknown> = { ...data }
+  for (const key of keys) {
+    if (rest[key] === false) {
+      switchedOff.add(key)
+      delete rest[key]
+    }
+  }
+  return { switchedOff, rest }
+}
+
+type RawListener = NonNullable<RawConfig['listeners']>[number]
+
+function defaultListener (kind: Kind, tls: { cert: string, key: string }): RawListener {
+  const protocol = kind === 'mqtt' || kind === 'mqtts' ? 'mqtt' : 'websockets'
+  return kind === 'mqtts' || kind === 'wss'
+    ? { port: DEFAULT_PORTS[kind], protocol, tls }
+    : { port: DEFAULT_PORTS[kind], protocol }
+}
+
+function kindOf (l: { protocol: string, tls?: unknown }): Kind {
+  if (l.protocol === 'mqtt') return l.tls ? 'mqtts' : 'mqtt'
+  return l.tls ? 'wss' : 'ws'
+}
+
+/** `listeners[1].tls.cert: expected string, received number` */
+export function formatZodIssues (issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map(issue => {
+    const path = issue.path.reduce<string>((acc, part) =>
+      typeof part === 'number' ? `${acc}[${part}]` : acc === '' ? String(part) : `${acc}.${String(part)}`, '')
+    const message = issue.code === 'unrecognized_keys'
+      ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map(k => `"${k}"`).join(', ')}`
+      : issue.message
+    return `${path === '' ? '(top level)' : path}: ${message}`
+  })
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod'
+
+const port = z.number().int().min(0).max(65535)
+const seconds = z.number().positive()
+
+const tlsSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  ca: z.string().min(1).optional()
+})
+
+const listenerSchema = z.strictObject({
+  port,
+  host: z.string().min(1).optional(),
+  protocol: z.enum(['mqtt', 'websockets']),
+  tls: tlsSchema.optional()
+})
+
+const limitsSchema = z.strictObject({
+  /** all connections on all listeners */
+  maxConnections: z.number().int().positive().default(20000),
+  /** concurrent connections from one source address */
+  maxConnectionsPerIp: z.number().int().positive().default(500),
+  /** largest MQTT packet accepted from a client, in bytes (header included) */
+  maxPacketSize: z.number().int().min(64).max(268435460).default(1048576),
+  /** seconds a new connection may take to send CONNECT */
+  connectTimeout: seconds.default(10),
+  /** topic levels in a PUBLISH, SUBSCRIBE or UNSUBSCRIBE */
+  maxTopicLevels: z.number().int().min(1).max(100).default(100),
+  /** bytes waiting to be written to one client before it is disconnected as stalled */
+  maxQueuedBytes: z.number().int().min(1024).default(4194304),
+  /** longest client id (MQTT 3.1.1 allows more than 23; keep ids sane) */
+  maxClientIdLength: z.number().int().min(23).max(65535).default(256)
+}).prefault({})
+
+export const configSchema = z.strictObject({
+  listeners: z.array(listenerSchema).optional(),
+  passwordFile: z.string().min(1).optional(),
+  aclFile: z.string().min(1).optional(),
+  // `persistence: false` and `admin: false` are taken out before validation (see load.ts), so
+  // that a mistake inside the object is reported by key rather than as a failed union
+  persistence: z.strictObject({ dir: z.string().min(1) }).optional(),
+  sysInterval: z.number().int().min(0).default(10),
+  limits: limitsSchema,
+  admin: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9883) }).optional(),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+  }).prefault({})
+})
+
+export type RawConfig = z.infer<typeof configSchema>

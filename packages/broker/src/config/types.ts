@@ -1,0 +1,42 @@
+export type ListenerProtocol = 'mqtt' | 'websockets'
+
+export interface TlsFiles {
+  /** absolute paths */
+  cert: string
+  key: string
+  ca?: string
+}
+
+export interface ListenerConfig {
+  /** stable label for logs and metrics: mqtt, mqtts, ws or wss, then the port */
+  name: string
+  port: number
+  host?: string
+  protocol: ListenerProtocol
+  tls?: TlsFiles
+}
+
+export interface Limits {
+  maxConnections: number
+  maxConnectionsPerIp: number
+  maxPacketSize: number
+  connectTimeout: number
+  maxTopicLevels: number
+  maxQueuedBytes: number
+  maxClientIdLength: number
+}
+
+export interface BrokerConfig {
+  listeners: readonly ListenerConfig[]
+  passwordFile?: string
+  aclFile?: string
+  /** false: in memory only (state is lost on restart) */
+  persistence: { dir: string } | false
+  /** seconds between $SYS/broker updates; 0 disables them */
+  sysInterval: number
+  limits: Limits
+  admin: { host: string; port: number } | false
+  log: { level: string }
+  /** where the configuration came from, for messages */
+  source: string
+}

@@ -1,0 +1,45 @@
+import type { AedesPublishPacket, Client } from 'aedes'
+import { topicMatches } from '../auth/topic-filter.js'
+import type { HookContext } from './context.js'
+
+const SYS_PREFIX = '$SYS/'
+const SYS_BROKER_PREFIX = '$SYS/broker/'
+
+interface WebSocketConn { socket?: { bufferedAmount: number } }
+
+/**
+ * Runs once per message per subscriber: the fan-out hot path, so it allocates nothing.
+ * - Aedes' internal `$SYS/<broker id>/...` traffic (client ids coming and going) is not
+ *   for subscribers; only our Mosquitto-compatible `$SYS/broker/...` is.
+ * - A client whose unsent bytes pass limits.maxQueuedBytes is stalled (a frozen browser
+ *   tab, a suspended laptop): it is disconnected and counted, so it holds no memory and
+ *   slows no one.
+ * - ACL read rules, skipped for clients that may read everything.
+ */
+export function createAuthorizeForward (ctx: HookContext) {
+  const max = ctx.limits.maxQueuedBytes
+  return function authorizeForward (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const topic = packet.topic
+    if (topic.charCodeAt(0) === 36 /* $ */) {
+      if (topic.startsWith(SYS_PREFIX) && !topic.startsWith(SYS_BROKER_PREFIX)) return null
+      // Aedes sends retained $ messages to a `#` subscription too; [MQTT-4.7.2-1] says no
+      if (!Object.keys((client as unknown as { subscriptions: object }).subscriptions).some(f => topicMatches(f, topic))) return null
+    }
+    const conn = client.conn
+    const queued = conn.writableLength + ((conn as WebSocketConn).socket?.bufferedAmount ?? 0)
+    if (queued > max) {
+      ctx.stats.deliveriesDropped++
+      if (!conn.destroyed) {
+        ctx.stats.slowClientsDisconnected++
+        ctx.logger.warn({ clientId: client.id, queuedBytes: queued }, 'disconnecting stalled subscriber: outgoing queue passed limits.maxQueuedBytes')
+        conn.destroy()
+      }
+      return null
+    }
+    const session = ctx.sessions.get(client)
+    if (session === undefined) return null
+    if (!(session.access.readsEverything && topic.charCodeAt(0) !== 36) && !session.access.canReceive(topic)) return null
+    ctx.stats.messagesSent++
+    return packet
+  }
+}

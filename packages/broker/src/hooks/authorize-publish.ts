@@ -1,0 +1,24 @@
+import type { Client, PublishPacket } from 'aedes'
+import type { HookContext } from './context.js'
+
+/**
+ * A publish the ACL denies is acknowledged as usual and then dropped, and the client
+ * stays connected, as Mosquitto does for MQTT 3.1.1: read-only tools such as mqttwarn
+ * publish status messages and must keep working. Aedes would disconnect on an error
+ * here, so the packet is marked instead and `dropDeniedPublishes` swallows it.
+ * Wills pass here too when a client dies: a denied will is dropped the same way.
+ */
+export function createAuthorizePublish (ctx: HookContext) {
+  return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
+    // A will left by a previous run of the broker has no client: its user is unknown, so it is not trusted.
+    const session = client === null ? undefined : ctx.sessions.get(client)
+    if (client !== null && client.connected) ctx.stats.messagesReceived++
+    const allowed = session !== undefined && !packet.topic.startsWith('$') && session.access.canPublish(packet.topic)
+    if (!allowed) {
+      ctx.denied.add(packet)
+      ctx.stats.publishDeniedByAcl++
+      ctx.logger.debug({ clientId: client?.id ?? null, username: session?.username, topic: packet.topic }, 'publish denied by ACL: dropped')
+    }
+    callback(null)
+  }
+}

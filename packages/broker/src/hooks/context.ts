@@ -1,0 +1,25 @@
+import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Logger } from 'pino'
+import type { AccessControl, ClientAccess } from '../auth/access-control.js'
+import type { Limits } from '../config/types.js'
+import type { BrokerStats } from '../stats.js'
+
+/** What the broker knows of a connected client beyond Aedes' own fields. */
+export interface Session {
+  username: string | undefined
+  access: ClientAccess
+}
+
+/** Shared by every hook: passed in, never a module-level singleton. */
+export interface HookContext {
+  access: AccessControl
+  sessions: WeakMap<Client, Session>
+  /** CONNECTs to answer with CONNACK 2 (identifier rejected), marked by preConnect */
+  rejectedIds: WeakSet<Client>
+  /** publishes (and wills) the ACL denied: acknowledged to the client, then dropped */
+  denied: WeakSet<PublishPacket>
+  stats: BrokerStats
+  limits: Limits
+  logger: Logger
+  broker: () => Aedes
+}

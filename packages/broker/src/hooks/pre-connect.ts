@@ -1,0 +1,26 @@
+import type { Client, ConnectPacket } from 'aedes'
+import type { HookContext } from './context.js'
+
+/**
+ * Marks CONNECTs whose client identifier must be refused with CONNACK 2; the refusal
+ * itself is sent by `authenticate`, the first Aedes step that can answer with a code.
+ * Stock Aedes accepts a zero-length id with clean session 0 and gives it a random id,
+ * which silently turns a persistent session into a throwaway one.
+ */
+export function createPreConnect (ctx: HookContext) {
+  return function preConnect (client: Client, packet: ConnectPacket, callback: (error: Error | null, success: boolean) => void): void {
+    const id = packet.clientId ?? ''
+    const reason = id === '' && !packet.clean
+      ? 'zero-length client id with clean session 0' // [MQTT-3.1.3-8]
+      : id === '' && packet.protocolVersion === 3
+        ? 'zero-length client id in MQTT 3.1' // MQTT 3.1 requires 1 to 23 characters
+        : id.length > ctx.limits.maxClientIdLength
+          ? `client id longer than limits.maxClientIdLength (${ctx.limits.maxClientIdLength})`
+          : undefined
+    if (reason !== undefined) {
+      ctx.rejectedIds.add(client)
+      ctx.logger.info({ ip: client.conn && (client.conn as { remoteAddress?: string }).remoteAddress, reason }, 'connect refused: identifier rejected')
+    }
+    callback(null, true)
+  }
+}

@@ -1,0 +1,8 @@
+export { startBroker, type BrokerDeps, type FirehoseBroker } from './broker.js'
+export { loadConfig, parseConfig, type LoadOptions } from './config/load.js'
+export { ENV_VARS } from './config/env.js'
+export type { BrokerConfig, ListenerConfig, Limits, TlsFiles } from './config/types.js'
+export { ConfigError } from './errors.js'
+export { hashPassword, parsePasswordFile, removePasswordLine, upsertPasswordLine, validateUsername, verifyPassword } from './auth/mosquitto-password.js'
+export { parseAclFile, AclPolicy } from './auth/mosquitto-acl.js'
+export { checkAccessFiles } from './check.js'

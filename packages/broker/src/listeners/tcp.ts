@@ -1,0 +1,63 @@
+import { createServer as createNetServer, type Socket } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import type { Aedes } from 'aedes'
+import type { Logger } from 'pino'
+import type { Limits, ListenerConfig } from '../config/types.js'
+import type { ConnectionGuard } from '../connection-guard.js'
+import { guardPacketSize } from '../packet-size-guard.js'
+import type { BrokerStats } from '../stats.js'
+import { closeServer, listen, type Listener } from './listener.js'
+import { readTlsOptions } from './tls-options.js'
+
+export interface ListenerDeps {
+  broker: Aedes
+  guard: ConnectionGuard
+  limits: Limits
+  stats: BrokerStats
+  logger: Logger
+  /** the configuration's source, for error messages */
+  source: string
+}
+
+/** MQTT over TCP, or over TLS when the listener has `tls`. */
+export async function startTcpListener (config: ListenerConfig, key: string, deps: ListenerDeps): Promise<Listener> {
+  const { broker, guard, limits, stats } = deps
+  const logger = deps.logger.child({ listener: config.name })
+  const handOver = (socket: Socket, raw: Socket): void => {
+    guard.handedOver(raw)
+    socket.setNoDelay(true)
+    guardPacketSize(socket, limits.maxPacketSize, reason => {
+      stats.packetsRefused++
+      logger.warn({ ip: socket.remoteAddress }, 'connection closed: %s', reason)
+    })
+    broker.handle(socket)
+  }
+
+  let server
+  if (config.tls === undefined) {
+    server = createNetServer(socket => {
+      if (guard.admit(socket, config.name)) handOver(socket, socket)
+    })
+  } else {
+    const tls = config.tls
+    server = createTlsServer({ ...await readTlsOptions(tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000 })
+    // the raw socket, before the handshake: limits are enforced before TLS costs anything
+    server.on('connection', (socket: Socket) => { guard.admit(socket, config.name) })
+    server.on('secureConnection', (socket: TLSSocket) => { handOver(socket, (socket as TLSSocket & { _parent?: Socket })._parent ?? socket) })
+    server.on('tlsClientError', (err, socket) => {
+      logger.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed')
+    })
+  }
+  server.on('error', err => logger.error({ err }, 'listener error'))
+  const port = await listen(server, config)
+  logger.info({ port, host: config.host ?? '*' }, 'listening for %s', config.tls ? 'MQTT over TLS' : 'MQTT')
+  return {
+    config,
+    server,
+    port,
+    reloadTls: async () => {
+      if (config.tls !== undefined && 'setSecureContext' in server) server.setSecureContext(await readTlsOptions(config.tls, key, deps.source))
+    },
+    close: () => closeServer(server)
+  }
+}

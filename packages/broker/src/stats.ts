@@ -1,0 +1,26 @@
+/**
+ * Counters shared by $SYS, /metrics and the hooks. Plain numbers: the hooks that bump
+ * them sit on the per-message path, so no objects or labels are allocated there.
+ */
+export class BrokerStats {
+  /** PUBLISH packets received from clients, allowed or not */
+  messagesReceived = 0
+  /** PUBLISH packets forwarded to subscribers */
+  messagesSent = 0
+  /** publishes (and wills) the ACL denied: dropped, the client stays connected */
+  publishDeniedByAcl = 0
+  /** subscriptions the ACL denied (SUBACK 0x80) */
+  subscribeDenied = 0
+  /** clients disconnected because their outgoing queue passed limits.maxQueuedBytes */
+  slowClientsDisconnected = 0
+  /** deliveries dropped because their subscriber was stalled */
+  deliveriesDropped = 0
+  /** connections refused before MQTT: total or per-IP limit */
+  connectionsRefused = 0
+  /** packets refused for passing limits.maxPacketSize, or with a malformed length */
+  packetsRefused = 0
+  /** CONNECT refused: bad credentials or client identifier */
+  connectsRefused = 0
+  /** most clients connected at once */
+  clientsMaximum = 0
+}

@@ -1,0 +1,61 @@
+import t from 'tap'
+import { ConfigError } from '../src/errors.js'
+import { parseConfig } from '../src/config/load.js'
+
+const parse = (yaml: string | undefined, env: NodeJS.ProcessEnv = {}) => parseConfig(yaml, { source: 'test.yaml', baseDir: '/etc/firehose', env })
+
+function problemsOf (fn: () => unknown): string[] {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+t.test('no file: four default listeners, persistence, admin on loopback', async t => {
+  const c = parse(undefined)
+  t.same(c.listeners.map(l => [l.name, l.protocol, l.tls !== undefined]), [
+    ['mqtt:1883', 'mqtt', false], ['mqtts:8883', 'mqtt', true], ['ws:80', 'websockets', false], ['wss:8080', 'websockets', true]
+  ])
+  t.equal(c.listeners[1]!.tls!.cert, '/etc/firehose/certs/dev/server.crt')
+  t.same(c.persistence, { dir: '/etc/firehose/data' })
+  t.same(c.admin, { host: '127.0.0.1', port: 9883 })
+  t.equal(c.sysInterval, 10)
+  t.equal(c.limits.maxTopicLevels, 100)
+  t.ok(Object.isFrozen(c) && Object.isFrozen(c.listeners[0]) && Object.isFrozen(c.limits), 'frozen')
+})
+
+t.test('environment variables rebind, disable and add listeners', async t => {
+  const c = parse(undefined, { FIREHOSE_MQTT_PORT: '11883', FIREHOSE_WS_PORT: 'off', FIREHOSE_ADMIN_PORT: 'off', FIREHOSE_DATA_DIR: '/var/lib/firehose' })
+  t.same(c.listeners.map(l => l.name), ['mqtt:11883', 'mqtts:8883', 'wss:8080'])
+  t.equal(c.admin, false)
+  t.same(c.persistence, { dir: '/var/lib/firehose' })
+  const only = parse('listeners:\n  - { port: 1884, protocol: mqtt }\n', { FIREHOSE_WS_PORT: '8000' })
+  t.same(only.listeners.map(l => l.name), ['mqtt:1884', 'ws:8000'])
+  t.match(problemsOf(() => parse(undefined, { FIREHOSE_WSS_PORT: '99999' })), [/FIREHOSE_WSS_PORT: "99999" is not a port/])
+})
+
+t.test('paths are relative to the config file', async t => {
+  const c = parse('passwordFile: passwd\naclFile: /abs/acl\npersistence: { dir: state }\nlisteners:\n  - { port: 8883, protocol: mqtt, tls: { cert: tls/a.crt, key: tls/a.key, ca: tls/ca.crt } }\n')
+  t.equal(c.passwordFile, '/etc/firehose/passwd')
+  t.equal(c.aclFile, '/abs/acl')
+  t.same(c.persistence, { dir: '/etc/firehose/state' })
+  t.same(c.listeners[0]!.tls, { cert: '/etc/firehose/tls/a.crt', key: '/etc/firehose/tls/a.key', ca: '/etc/firehose/tls/ca.crt' })
+})
+
+t.test('every problem is reported at once, each naming its key', async t => {
+  const problems = problemsOf(() => parse('listeners:\n  - { port: -1, protocol: mqtt }\n  - { port: 2, protocol: ws }\nsysInterval: x\nsurprise: 1\n'))
+  t.ok(problems.some(p => p.startsWith('listeners[0].port: ')), problems.join('; '))
+  t.ok(problems.some(p => p.startsWith('listeners[1].protocol: ')), problems.join('; '))
+  t.ok(problems.some(p => p.startsWith('sysInterval: ')), problems.join('; '))
+  t.ok(problems.some(p => p === '(top level): unknown key "surprise"'), problems.join('; '))
+})
+
+t.test('duplicate ports, bad YAML, duplicate keys', async t => {
+  t.match(problemsOf(() => parse('listeners:\n  - { port: 1883, protocol: mqtt }\n  - { port: 1883, protocol: websockets }\n')), [/listeners\[1\]\.port: 1883 is used by another listener/])
+  t.match(problemsOf(() => parse('listeners: [')), [/^YAML: /])
+  t.match(problemsOf(() => parse('sysInterval: 1\nsysInterval: 2\n')), [/^YAML: .*[Uu]nique|^YAML: .*duplicate|^YAML: /])
+  t.match(problemsOf(() => parse('limits:\n  maxTopicLevels: 500\n')), [/^limits\.maxTopicLevels: /])
+})

@@ -1,0 +1,54 @@
+import { ENV_VARS } from '@firehose/broker'
+
+export const MAIN_HELP = `Usage: firehose <command> [options]
+
+Firehose: one MQTT bus for infrastructure events. Bridges publish; anyone may read.
+
+Commands:
+  broker [--config FILE]       run the broker (MQTT 1883, MQTT/TLS 8883, WebSocket 80, WebSocket/TLS 8080)
+  passwd FILE USER             add a user to a password file, or change its password
+  help [COMMAND]               show help for a command
+
+Options:
+  -h, --help                   show help
+  -v, --version                show the version
+
+Exit codes: 0 ok, 1 failure, 2 bad configuration or usage.
+`
+
+export function brokerHelp (): string {
+  const env = Object.entries(ENV_VARS).map(([name, text]) => `  ${name.padEnd(22)} ${text}`).join('\n')
+  return `Usage: firehose broker [--config FILE] [--check]
+
+Runs the Firehose MQTT broker. Anonymous clients may subscribe to everything, $SYS/# included,
+and publish nothing; users from the password file publish where the ACL file lets them.
+
+Options:
+  -c, --config FILE    YAML configuration (see deploy/firehose.example.yaml); without it the
+                       defaults apply: listeners on 1883 (MQTT), 8883 (MQTT/TLS), 80 (WebSocket)
+                       and 8080 (WebSocket/TLS) with certs/dev/server.{crt,key}, persistence in
+                       ./data, admin HTTP (/metrics, /healthz) on 127.0.0.1:9883
+      --check          validate the configuration and the user and ACL files, then exit
+  -h, --help           show this help
+
+Environment (overrides the configuration):
+${env}
+
+Signals: SIGHUP reloads the password file, the ACL file and TLS certificates without dropping
+connections; SIGTERM and SIGINT shut down gracefully.
+Exit codes: 0 stopped cleanly, 1 failure (a port in use, say), 2 invalid configuration.
+`
+}
+
+export const PASSWD_HELP = `Usage: firehose passwd [--password-stdin] [--delete] FILE USER
+
+Adds USER to the password file FILE, or changes its password, in Mosquitto's format
+(PBKDF2-SHA512, "$7$", as mosquitto_passwd 2.x writes), so the file works with either broker.
+The file is created (mode 0600) when missing. Send the broker SIGHUP to apply the change.
+
+Options:
+      --password-stdin  read the password from the first line of standard input
+                        instead of prompting (for scripts)
+  -D, --delete          remove USER from FILE
+  -h, --help            show this help
+`

@@ -1,0 +1,35 @@
+import { createRequire } from 'node:module'
+import { brokerCommand } from './commands/broker.js'
+import { passwdCommand } from './commands/passwd.js'
+import { brokerHelp, MAIN_HELP, PASSWD_HELP } from './help.js'
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  broker: brokerCommand,
+  passwd: passwdCommand
+}
+
+/** The `firehose` command. Returns the exit code: 0 ok, 1 failure, 2 bad configuration or usage. */
+export async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '-h' || command === '--help') {
+    process.stdout.write(MAIN_HELP)
+    return command === undefined ? 2 : 0
+  }
+  if (command === '-v' || command === '--version') {
+    process.stdout.write(`firehose ${version}\n`)
+    return 0
+  }
+  if (command === 'help') {
+    const topic = rest[0]
+    process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : MAIN_HELP)
+    return 0
+  }
+  const run = COMMANDS[command]
+  if (run === undefined) {
+    process.stderr.write(`firehose: unknown command "${command}"\n\n${MAIN_HELP}`)
+    return 2
+  }
+  return await run(rest)
+}
