@@ -37,6 +37,10 @@ export function parseAclFile (text: string): { acl: AclFile, problems: AclProble
       problems.push({ line: n, message: `unknown keyword "${keyword}" (expected topic, pattern or user)` })
       return
     }
+    if (rest.length === 1 && ACCESS.has(rest[0]!)) {
+      problems.push({ line: n, message: `"${keyword} ${rest[0]}" needs a topic filter` })
+      return
+    }
     const hasAccess = rest.length > 1 && ACCESS.has(rest[0]!)
     const access = (hasAccess ? rest[0] : 'readwrite') as Access
     const filter = hasAccess ? args.slice(rest[0]!.length).trim() : args

@@ -12,7 +12,8 @@ export function createAuthorizePublish (ctx: HookContext) {
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     // A will left by a previous run of the broker has no client: its user is unknown, so it is not trusted.
     const session = client === null ? undefined : ctx.sessions.get(client)
-    if (client !== null && client.connected) ctx.stats.messagesReceived++
+    // a will is published by the broker on the client's behalf: not a message received
+    if (client !== null && (client as Client & { will?: unknown }).will !== packet) ctx.stats.messagesReceived++
     const allowed = session !== undefined && !packet.topic.startsWith('$') && session.access.canPublish(packet.topic)
     if (!allowed) {
       ctx.denied.add(packet)
