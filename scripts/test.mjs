@@ -1,6 +1,6 @@
 // `npm test`: installs the Debian packages the tests talk to when they are missing,
 // builds, and runs every test (unit tests in packages/*/test, end-to-end tests in test/).
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ensureDebianPackages } from './debian-deps.mjs'
@@ -21,5 +21,15 @@ const files = args.length > 0 ? args : ['packages/*/test/**/*.test.ts', 'test/**
 // tap's TypeScript loader (ts-node) would otherwise pick the nearest package tsconfig, whose
 // verbatimModuleSyntax makes it emit CommonJS for ES modules
 const env = { ...process.env, TS_NODE_PROJECT: `${root}tsconfig.test.json` }
-const result = spawnSync(`${root}node_modules/.bin/tap`, [...files], { cwd: root, stdio: 'inherit', env })
-process.exitCode = result.status ?? 1
+const tap = spawn(`${root}node_modules/.bin/tap`, [...files], { cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env })
+let summary
+tap.stdout.on('data', chunk => {
+  process.stdout.write(chunk)
+  const m = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?(?:, skip: (\d+))?/.exec(String(chunk))
+  if (m) summary = { pass: Number(m[2]), fail: Number(m[3] ?? 0), skip: Number(m[4] ?? 0) }
+})
+tap.on('close', code => {
+  // the plain closing line CI reads, whatever the runner
+  if (summary) console.log(`${summary.pass} passed, ${summary.fail} failed${summary.skip ? `, ${summary.skip} skipped` : ''}`)
+  process.exitCode = code ?? 1
+})

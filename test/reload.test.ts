@@ -1,10 +1,11 @@
-import { appendFile, writeFile } from 'node:fs/promises'
+import { appendFile, copyFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { collect, connect } from './helpers/mqtt.js'
 import { ACL, USERS } from './helpers/policy.js'
+import { makeCerts } from './helpers/certs.js'
 import { FIREHOSE_BIN } from './helpers/repo.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -81,4 +82,18 @@ t.test('a user removed from the password file is disconnected on SIGHUP', async 
   t.pass('disconnected')
   lp.end(true)
   await sleep(50)
+})
+
+t.test('SIGHUP reloads the TLS certificate; open TLS connections stay up', async t => {
+  const tlsReader = await connect(`mqtts://localhost:${broker.ports.mqtts}`, { ca: await import('node:fs').then(fs => fs.readFileSync(broker.certs.ca)) })
+  t.teardown(() => tlsReader.endAsync())
+  const fresh = makeCerts(join(broker.dir, 'renewed'))
+  await copyFile(fresh.cert, broker.certs.cert)
+  await copyFile(fresh.key, broker.certs.key)
+  await hup()
+  const withNewCa = await run('mosquitto_sub', ['-h', 'localhost', '-p', String(broker.ports.mqtts), '--cafile', fresh.ca, '-t', '$SYS/broker/version', '-C', '1', '-W', '5'])
+  t.equal(withNewCa.code, 0, `a new connection verifies against the new CA ${withNewCa.stderr}`)
+  const withOldCa = await run('mosquitto_sub', ['-h', 'localhost', '-p', String(broker.ports.mqtts), '--cafile', broker.certs.ca, '-t', '$SYS/broker/version', '-C', '1', '-W', '5'])
+  t.not(withOldCa.code, 0, 'and no longer against the old one')
+  t.ok(tlsReader.connected, 'the connection opened before the reload is still up')
 })

@@ -1,0 +1,39 @@
+import t from 'tap'
+import { BrokerProcess } from './helpers/broker-process.js'
+import { connect } from './helpers/mqtt.js'
+import { ACL, USERS } from './helpers/policy.js'
+import { connectPacket, RawClient } from './helpers/raw.js'
+import { waitFor } from './helpers/wait.js'
+
+// A subscriber that stops reading (a frozen browser tab) is bounded and dropped; the others keep receiving.
+
+const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { limits: { maxQueuedBytes: 1048576 } } })
+t.teardown(() => broker.stop())
+
+t.test('a stalled subscriber is disconnected past limits.maxQueuedBytes and counted; a reading one gets everything', async t => {
+  const stalled = await RawClient.open(broker.ports.mqtt)
+  stalled.send(connectPacket({ clientId: 'frozen-tab' }))
+  await waitFor('CONNACK', () => stalled.packets.length > 0)
+  stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'gerrit/#', qos: 0 }] })
+  await waitFor('SUBACK', () => stalled.packets.length > 1)
+  stalled.socket.pause() // reads nothing from here on: the kernel buffers fill, then the broker's queue
+
+  const reader = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`)
+  t.teardown(() => reader.endAsync())
+  let received = 0
+  reader.on('message', () => { received++ })
+  await reader.subscribeAsync('gerrit/#')
+
+  const writer = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
+  t.teardown(() => writer.endAsync())
+  const payload = Buffer.alloc(64 * 1024, 'x')
+  const total = 600 // about 38 MiB: far beyond the socket buffers and the 1 MiB bound
+  for (let i = 0; i < total; i++) await writer.publishAsync('gerrit/load', payload, { qos: 1 })
+
+  await waitFor('the reader to get every message', () => received === total, 30000)
+  t.equal(received, total, 'the reading subscriber lost nothing')
+  t.equal(await broker.metric('firehose_slow_clients_disconnected_total'), 1, 'the stalled one was disconnected and counted')
+  t.ok(await broker.metric('firehose_deliveries_dropped_total') >= 1)
+  t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-tab'), 'and logged by client id')
+  stalled.destroy()
+})
