@@ -35,6 +35,18 @@ t.test('zero-length client id in MQTT 3.1 gets CONNACK 2', async t => {
   t.match(raw.packets[0], { cmd: 'connack', returnCode: 2 })
 })
 
+t.test('a client id longer than limits.maxClientIdLength gets CONNACK 2', async t => {
+  const raw = await RawClient.open(broker.ports.mqtt)
+  raw.send(connectPacket({ clientId: 'x'.repeat(257) }))
+  await waitFor('CONNACK', () => raw.packets.length > 0)
+  t.match(raw.packets[0], { cmd: 'connack', returnCode: 2 })
+  const fine = await RawClient.open(broker.ports.mqtt)
+  t.teardown(() => fine.destroy())
+  fine.send(connectPacket({ clientId: 'x'.repeat(256) }))
+  await waitFor('CONNACK', () => fine.packets.length > 0)
+  t.match(fine.packets[0], { cmd: 'connack', returnCode: 0 })
+})
+
 t.test('a subscription the ACL denies gets SUBACK 0x80; the others in the packet are granted', async t => {
   const raw = await RawClient.open(broker.ports.mqtt)
   t.teardown(() => raw.destroy())

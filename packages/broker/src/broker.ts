@@ -62,7 +62,6 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   }
 
   const stats = new BrokerStats()
-  let aedes: Aedes | undefined
   const ctx: HookContext = {
     access,
     sessions: new WeakMap<Client, Session>(),
@@ -70,10 +69,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     denied: new WeakSet<PublishPacket>(),
     stats,
     limits: config.limits,
-    logger,
-    broker: () => aedes!
+    logger
   }
-  aedes = await Aedes.createBroker({
+  const broker = await Aedes.createBroker({
     ...(persistence === undefined ? {} : { persistence }),
     preConnect: createPreConnect(ctx),
     authenticate: createAuthenticate(ctx),
@@ -85,7 +83,6 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     // Aedes applies this to MQTT 3.1 only, where the spec caps ids at 23 characters
     maxClientsIdLength: 23
   })
-  const broker = aedes
   dropDeniedPublishes(broker, ctx.denied)
   // Aedes emits 'error' when it cannot publish a stored will; without a listener that would crash us
   ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: unknown) => logger.error({ err }, 'broker error'))
@@ -138,6 +135,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     throw err
   }
   sys.start()
+  if (config.passwordFile === undefined) logger.warn('no passwordFile: there are no users, so nobody can publish')
+  else if (config.aclFile === undefined) logger.warn('no aclFile: every user may publish to any topic outside $')
 
   const reload = async (): Promise<boolean> => {
     const reloadProblems = await access.load()

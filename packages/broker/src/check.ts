@@ -1,7 +1,22 @@
 import { AccessControl } from './auth/access-control.js'
 import type { BrokerConfig } from './config/types.js'
+import { ConfigError } from './errors.js'
+import { readTlsOptions } from './listeners/tls-options.js'
 
-/** Problems in the password and ACL files the configuration names (empty when they are fine). */
-export async function checkAccessFiles (config: BrokerConfig): Promise<string[]> {
-  return await new AccessControl({ passwordFile: config.passwordFile, aclFile: config.aclFile }).load()
+/**
+ * Problems in the files the configuration names — password file, ACL file, TLS certificates —
+ * found without starting anything (`firehose broker --check`). Empty when they are fine.
+ */
+export async function checkConfigFiles (config: BrokerConfig): Promise<string[]> {
+  const problems = await new AccessControl({ passwordFile: config.passwordFile, aclFile: config.aclFile }).load()
+  for (const [index, listener] of config.listeners.entries()) {
+    if (listener.tls === undefined) continue
+    try {
+      await readTlsOptions(listener.tls, `listeners[${index}]`, config.source)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      problems.push(...err.problems)
+    }
+  }
+  return problems
 }

@@ -5,4 +5,4 @@ export type { BrokerConfig, ListenerConfig, Limits, TlsFiles } from './config/ty
 export { ConfigError } from './errors.js'
 export { hashPassword, parsePasswordFile, removePasswordLine, upsertPasswordLine, validateUsername, verifyPassword } from './auth/mosquitto-password.js'
 export { parseAclFile, AclPolicy } from './auth/mosquitto-acl.js'
-export { checkAccessFiles } from './check.js'
+export { checkConfigFiles } from './check.js'

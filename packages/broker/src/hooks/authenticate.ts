@@ -1,5 +1,5 @@
 import type { AuthenticateError, Client } from 'aedes'
-import type { HookContext } from './context.js'
+import { remoteAddress, type HookContext } from './context.js'
 
 type Done = (error: AuthenticateError | null, success: boolean | null) => void
 
@@ -26,7 +26,7 @@ export function createAuthenticate (ctx: HookContext) {
     ctx.access.authenticate(username, password).then(result => {
       if (result !== 'ok') {
         ctx.stats.connectsRefused++
-        ctx.logger.warn({ clientId: client.id, username, reason: result }, 'connect refused: bad user name or password')
+        ctx.logger.warn({ clientId: client.id, username, ip: remoteAddress(client), reason: result }, 'connect refused: bad user name or password')
         return done(refusal(4, 'bad user name or password'), false)
       }
       ctx.sessions.set(client, { username, access: ctx.access.rulesFor({ username, clientId: client.id }) })

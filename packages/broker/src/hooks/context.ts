@@ -1,4 +1,4 @@
-import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { AccessControl, ClientAccess } from '../auth/access-control.js'
 import type { Limits } from '../config/types.js'
@@ -21,5 +21,9 @@ export interface HookContext {
   stats: BrokerStats
   limits: Limits
   logger: Logger
-  broker: () => Aedes
+}
+
+/** The client's address, for logs: the TCP socket's, or the HTTP request's under WebSocket. */
+export function remoteAddress (client: Client): string | undefined {
+  return client.req?.socket.remoteAddress ?? (client.conn as { remoteAddress?: string }).remoteAddress
 }

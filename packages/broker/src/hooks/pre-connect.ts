@@ -1,5 +1,5 @@
 import type { Client, ConnectPacket } from 'aedes'
-import type { HookContext } from './context.js'
+import { remoteAddress, type HookContext } from './context.js'
 
 /**
  * Marks CONNECTs whose client identifier must be refused with CONNACK 2; the refusal
@@ -19,7 +19,7 @@ export function createPreConnect (ctx: HookContext) {
           : undefined
     if (reason !== undefined) {
       ctx.rejectedIds.add(client)
-      ctx.logger.info({ ip: client.conn && (client.conn as { remoteAddress?: string }).remoteAddress, reason }, 'connect refused: identifier rejected')
+      ctx.logger.info({ ip: remoteAddress(client), reason }, 'connect refused: identifier rejected')
     }
     callback(null, true)
   }

@@ -3,19 +3,17 @@ import type { SecureContextOptions } from 'node:tls'
 import type { TlsFiles } from '../config/types.js'
 import { ConfigError } from '../errors.js'
 
-/** Reads the certificate files; the error names the listener key and the file. */
+/** Reads the certificate files; every unreadable one is named by its key. TLS 1.2 and later only. */
 export async function readTlsOptions (files: TlsFiles, key: string, source: string): Promise<SecureContextOptions> {
-  const read = async (path: string, field: string): Promise<Buffer> => {
-    try {
-      return await readFile(path)
-    } catch (err) {
-      throw new ConfigError([`${key}.tls.${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], source)
-    }
-  }
-  const [cert, privateKey, ca] = await Promise.all([
-    read(files.cert, 'cert'),
-    read(files.key, 'key'),
-    files.ca === undefined ? undefined : read(files.ca, 'ca')
-  ])
-  return { cert, key: privateKey, ...(ca === undefined ? {} : { ca }), minVersion: 'TLSv1.2' }
+  const fields = Object.entries(files).filter((e): e is [string, string] => e[1] !== undefined)
+  const results = await Promise.allSettled(fields.map(async ([, path]) => await readFile(path)))
+  const problems: string[] = []
+  const contents: Record<string, Buffer> = {}
+  results.forEach((result, i) => {
+    const [field, path] = fields[i]!
+    if (result.status === 'fulfilled') contents[field] = result.value
+    else problems.push(`${key}.tls.${field}: cannot read ${path}: ${(result.reason as NodeJS.ErrnoException).code ?? (result.reason as Error).message}`)
+  })
+  if (problems.length > 0) throw new ConfigError(problems, source)
+  return { cert: contents.cert, key: contents.key, ...(contents.ca === undefined ? {} : { ca: contents.ca }), minVersion: 'TLSv1.2' }
 }

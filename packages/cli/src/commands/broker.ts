@@ -1,4 +1,4 @@
-import { checkAccessFiles, ConfigError, loadConfig, startBroker } from '@firehose/broker'
+import { checkConfigFiles, ConfigError, loadConfig, startBroker } from '@firehose/broker'
 import { parseArgs } from 'node:util'
 import { brokerHelp } from '../help.js'
 import { createLogger } from '../logger.js'
@@ -37,7 +37,7 @@ export async function brokerCommand (args: string[]): Promise<number> {
   }
   const logger = createLogger(config.log.level)
   if (values.check === true) {
-    const problems = await checkAccessFiles(config)
+    const problems = await checkConfigFiles(config)
     if (problems.length > 0) {
       process.stderr.write(`firehose broker: ${new ConfigError(problems, config.source).message}\n`)
       return 2
