@@ -1,6 +1,6 @@
 import { AccessControl } from './auth/access-control.js'
 import type { BrokerConfig } from './config/types.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '@firehose/config'
 import { readTlsOptions } from './listeners/tls-options.js'
 
 /**

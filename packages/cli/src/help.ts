@@ -7,6 +7,7 @@ Firehose: one MQTT bus for infrastructure events. Bridges publish; anyone may re
 Commands:
   broker [--config FILE]       run the broker (MQTT 1883, MQTT/TLS 8883, WebSocket 80, WebSocket/TLS 8080)
   passwd FILE USER             add a user to a password file, or change its password
+  bridge gerrit --config FILE  run the Gerrit bridge (stream-events over SSH -> gerrit/<project>/<type>)
   help [COMMAND]               show help for a command
 
 Options:
@@ -51,4 +52,23 @@ Options:
                         instead of prompting (for scripts)
   -D, --delete          remove USER from FILE
   -h, --help            show this help
+`
+
+export const BRIDGE_HELP = `Usage: firehose bridge <name> --config FILE
+
+Runs a bridge: reads events from a source and publishes them to the broker at QoS 1, through an
+on-disk outbox, so that nothing is lost when the source, the broker or the bridge restarts.
+
+Bridges:
+  gerrit    Gerrit stream-events over SSH -> <topicBase>/<project>/<event-type>
+            (example config: deploy/gerrit-bridge.example.yaml)
+
+Options:
+  -c, --config FILE    YAML configuration (required)
+  -h, --help           show this help
+
+The bridge publishes its health, retained, on firehose/bridges/<name>:
+  { "state": "connected" | "reconnecting" | "stopped" | "offline", "since", "lastEventAt", "outboxDepth" }
+Signals: SIGTERM and SIGINT stop reading the source, flush the outbox (up to 10 s) and exit.
+Exit codes: 0 stopped cleanly, 1 failure, 2 invalid configuration.
 `

@@ -1,12 +1,14 @@
 import { createRequire } from 'node:module'
+import { bridgeCommand } from './commands/bridge.js'
 import { brokerCommand } from './commands/broker.js'
 import { passwdCommand } from './commands/passwd.js'
-import { brokerHelp, MAIN_HELP, PASSWD_HELP } from './help.js'
+import { BRIDGE_HELP, brokerHelp, MAIN_HELP, PASSWD_HELP } from './help.js'
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   broker: brokerCommand,
+  bridge: bridgeCommand,
   passwd: passwdCommand
 }
 
@@ -23,7 +25,7 @@ export async function main (argv: string[]): Promise<number> {
   }
   if (command === 'help') {
     const topic = rest[0]
-    process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : MAIN_HELP)
+    process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : topic === 'bridge' ? BRIDGE_HELP : MAIN_HELP)
     return 0
   }
   const run = COMMANDS[command]

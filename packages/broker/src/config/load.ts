@@ -1,8 +1,5 @@
-import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { parseDocument } from 'yaml'
-import type { z } from 'zod'
-import { ConfigError } from '../errors.js'
+import { ConfigError, deepFreeze, parseYaml, readConfigText, validate } from '@firehose/config'
 import { portFromEnv, type EnvName } from './env.js'
 import { configSchema, type RawConfig } from './schema.js'
 import type { BrokerConfig, ListenerConfig } from './types.js'
@@ -31,30 +28,16 @@ const DEFAULT_PORTS: Record<Kind, number> = { mqtt: 1883, mqtts: 8883, ws: 80, w
 export async function loadConfig (file: string | undefined, options: LoadOptions = {}): Promise<BrokerConfig> {
   if (file === undefined) return parseConfig(undefined, { source: 'defaults', baseDir: options.cwd ?? process.cwd(), env: options.env })
   const path = resolve(options.cwd ?? process.cwd(), file)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    throw new ConfigError([`cannot read the config file: ${(err as Error).message}`], path)
-  }
-  return parseConfig(text, { source: path, baseDir: dirname(path), env: options.env })
+  return parseConfig(await readConfigText(path), { source: path, baseDir: dirname(path), env: options.env })
 }
 
 export interface ParseOptions { source: string; baseDir: string; env?: NodeJS.ProcessEnv }
 
 export function parseConfig (yamlText: string | undefined, { source, baseDir, env = process.env }: ParseOptions): BrokerConfig {
   const problems: string[] = []
-  let data: unknown = {}
-  if (yamlText !== undefined) {
-    const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true })
-    for (const e of doc.errors) problems.push(`YAML: ${e.message.split('\n')[0]}`)
-    if (problems.length > 0) throw new ConfigError(problems, source)
-    data = doc.toJS() ?? {}
-  }
+  const data = yamlText === undefined ? {} : parseYaml(yamlText, source)
   const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin'])
-  const parsed = configSchema.safeParse(rest)
-  if (!parsed.success) throw new ConfigError(formatZodIssues(parsed.error.issues), source)
-  const config = resolveConfig(parsed.data, switchedOff, baseDir, env, problems)
+  const config = resolveConfig(validate(configSchema, rest, source), switchedOff, baseDir, env, problems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   return deepFreeze({ ...config, source })
 }
@@ -144,24 +127,4 @@ function defaultListener (kind: Kind, tls: { cert: string, key: string }): RawLi
 function kindOf (l: { protocol: string, tls?: unknown }): Kind {
   if (l.protocol === 'mqtt') return l.tls ? 'mqtts' : 'mqtt'
   return l.tls ? 'wss' : 'ws'
-}
-
-/** `listeners[1].tls.cert: expected string, received number` */
-export function formatZodIssues (issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map(issue => {
-    const path = issue.path.reduce<string>((acc, part) =>
-      typeof part === 'number' ? `${acc}[${part}]` : acc === '' ? String(part) : `${acc}.${String(part)}`, '')
-    const message = issue.code === 'unrecognized_keys'
-      ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map(k => `"${k}"`).join(', ')}`
-      : issue.message
-    return `${path === '' ? '(top level)' : path}: ${message}`
-  })
-}
-
-function deepFreeze<T> (value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const v of Object.values(value)) deepFreeze(v)
-  }
-  return value
 }

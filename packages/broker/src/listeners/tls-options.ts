@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
 import type { TlsFiles } from '../config/types.js'
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '@firehose/config'
 
 /** Reads the certificate files; every unreadable one is named by its key. TLS 1.2 and later only. */
 export async function readTlsOptions (files: TlsFiles, key: string, source: string): Promise<SecureContextOptions> {

@@ -1,7 +1,7 @@
 import { checkConfigFiles, ConfigError, loadConfig, startBroker } from '@firehose/broker'
 import { parseArgs } from 'node:util'
 import { brokerHelp } from '../help.js'
-import { createLogger } from '../logger.js'
+import { createLogger } from '@firehose/bridge-kit'
 
 export async function brokerCommand (args: string[]): Promise<number> {
   let values

@@ -7,7 +7,7 @@ export function createLogger (level: string, name = 'firehose'): Logger {
     name,
     level,
     // credentials must never reach a log, whatever a caller passes in
-    redact: { paths: ['password', '*.password', 'config.passwordHash'], censor: '[redacted]' },
+    redact: { paths: ['password', '*.password', 'passphrase', '*.passphrase', 'privateKey', '*.privateKey'], censor: '[redacted]' },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } } : {})
   })
 }

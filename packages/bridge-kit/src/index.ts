@@ -1,0 +1,8 @@
+export { Backoff, sleep } from './backoff.js'
+export { startBridge, runUntilSignalled, type EventSink, type RunningBridge, type Source } from './bridge.js'
+export { commonShape, loadBridgeConfig, readSecret, type CommonConfig, type LoadedConfig } from './config.js'
+export { createLogger } from './logger.js'
+export { createBridgeMetrics, type BridgeMetrics } from './metrics.js'
+export { Outbox, type AcceptResult, type OutboxEntry, type OutboxEvent } from './outbox.js'
+export { MqttPublisher } from './publisher.js'
+export { StatusReporter, type BridgeState } from './status.js'

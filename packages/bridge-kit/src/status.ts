@@ -1,0 +1,45 @@
+import { EventEmitter } from 'node:events'
+
+export type BridgeState = 'connected' | 'reconnecting' | 'stopped'
+
+/**
+ * The bridge's health, published retained on `firehose/bridges/<name>`:
+ * `{ state, since, lastEventAt, outboxDepth, ... }`. The state follows the source
+ * ("reconnecting" while it is down); the MQTT will sets "offline" when the broker loses us.
+ */
+export class StatusReporter extends EventEmitter {
+  private state: BridgeState = 'reconnecting'
+  private since: string
+  private lastEventAt: string | null = null
+  private extra: Record<string, unknown> = {}
+
+  constructor (private readonly now: () => number = Date.now, private readonly depth: () => number = () => 0) {
+    super()
+    this.since = new Date(now()).toISOString()
+  }
+
+  get current (): BridgeState { return this.state }
+
+  setState (state: BridgeState, extra: Record<string, unknown> = {}): void {
+    if (state !== this.state) {
+      this.state = state
+      this.since = new Date(this.now()).toISOString()
+    }
+    this.extra = extra
+    this.emit('change')
+  }
+
+  /** Extra fields that outlive state changes (a gap the source could not fill, say). */
+  annotate (fields: Record<string, unknown>): void {
+    this.extra = { ...this.extra, ...fields }
+    this.emit('change')
+  }
+
+  eventSeen (): void {
+    this.lastEventAt = new Date(this.now()).toISOString()
+  }
+
+  toJSON (): Record<string, unknown> {
+    return { state: this.state, since: this.since, lastEventAt: this.lastEventAt, outboxDepth: this.depth(), ...this.extra }
+  }
+}

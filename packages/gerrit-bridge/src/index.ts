@@ -1,0 +1,7 @@
+export { gerritSchema, type GerritConfig } from './config.js'
+export { dedupeKey } from './dedupe-key.js'
+export { EventsLogClient, formatT1 } from './events-log.js'
+export { checkHostKey, fingerprint, hostName, parseKnownHosts } from './known-hosts.js'
+export { runGerritBridge } from './main.js'
+export { GerritStreamSource } from './stream-source.js'
+export { projectOf, topicFor, type GerritEvent } from './topic.js'
