@@ -10,7 +10,10 @@ ensureDebianPackages([
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
   ['mosquitto_passwd', 'mosquitto'],
-  ['openssl', 'openssl']
+  ['openssl', 'openssl'],
+  ['/usr/sbin/sshd', 'openssh-server'],
+  ['ssh-keygen', 'openssh-client'],
+  ['ssh', 'openssh-client']
 ])
 if (!existsSync(`${root}node_modules/.bin/tap`)) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
 execFileSync(`${root}node_modules/.bin/tsc`, ['-b'], { cwd: root, stdio: 'inherit' })

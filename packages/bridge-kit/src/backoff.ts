@@ -34,3 +34,10 @@ export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true })
   })
 }
+
+/** A timer to race against; cancel it when the race is won, so it holds nothing alive. */
+export function deadline (ms: number): { expired: Promise<'timeout'>, cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), ms) })
+  return { expired, cancel: () => clearTimeout(timer) }
+}

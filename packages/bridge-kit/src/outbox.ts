@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { EventEmitter } from 'node:events'
 import { ClassicLevel } from 'classic-level'
 import type { Logger } from 'pino'
+import { DiskMqttStore, type InflightBackend, type StoredPacket } from './mqtt-store.js'
 
 export interface OutboxEvent {
   topic: string
@@ -27,6 +28,8 @@ export interface OutboxOptions {
 const EVENT = 'e!'
 const SEEN = 'k!'
 const META = 'm!'
+const INFLIGHT = 'q!'
+const inflightKey = (messageId: number): string => INFLIGHT + String(messageId).padStart(5, '0')
 const seqKey = (seq: number): string => EVENT + String(seq).padStart(16, '0')
 const THRESHOLDS = [0.5, 0.8, 1] as const
 
@@ -38,12 +41,16 @@ const THRESHOLDS = [0.5, 0.8, 1] as const
  * cannot publish an event twice. Bounded: when full, `accept` waits — the source stops
  * reading — and the log says so loudly.
  */
-export class Outbox extends EventEmitter {
+export class Outbox extends EventEmitter implements InflightBackend {
   private count = 0
   private nextSeq = 1
   private chain: Promise<unknown> = Promise.resolve()
   private warned = 0
   private readonly now: () => number
+  /** outbox events whose QoS 2 handshake is under way, by packet id */
+  private readonly inflight = new Map<number, number | undefined>()
+  /** mqtt.js's outgoing store, on this outbox's disk */
+  readonly mqttStore = new DiskMqttStore(this)
 
   private constructor (private readonly db: ClassicLevel<string, string>, private readonly options: OutboxOptions) {
     super()
@@ -64,6 +71,7 @@ export class Outbox extends EventEmitter {
       outbox.count++
       outbox.nextSeq = Number(key.slice(EVENT.length)) + 1
     }
+    for (const stored of await outbox.listInflight()) outbox.inflight.set(stored.packet.messageId!, stored.seq)
     await outbox.pruneSeen()
     if (outbox.count > 0) options.logger.info({ outboxDepth: outbox.count }, 'outbox holds events from before the restart: they are sent first, in order')
     return outbox
@@ -112,6 +120,44 @@ export class Outbox extends EventEmitter {
     this.count--
     this.checkFill()
     this.emit('removed')
+  }
+
+  /** The outbox event in a QoS 2 handshake (mqtt.js re-sends it after a reconnect), if any. */
+  inflightSeq (): number | undefined {
+    for (const seq of this.inflight.values()) if (seq !== undefined) return seq
+    return undefined
+  }
+
+  async putInflight (messageId: number, stored: StoredPacket): Promise<void> {
+    await this.db.put(inflightKey(messageId), JSON.stringify(stored), { sync: true })
+    this.inflight.set(messageId, stored.seq)
+  }
+
+  async getInflight (messageId: number): Promise<StoredPacket | undefined> {
+    const value = await this.db.get(inflightKey(messageId))
+    return value === undefined ? undefined : JSON.parse(value) as StoredPacket
+  }
+
+  /** PUBCOMP (or PUBACK): the packet and the event it carried leave the disk in one write. */
+  async completeInflight (messageId: number): Promise<StoredPacket | undefined> {
+    const stored = await this.getInflight(messageId)
+    if (stored === undefined) return undefined
+    const ops: Array<{ type: 'del', key: string }> = [{ type: 'del', key: inflightKey(messageId) }]
+    if (stored.seq !== undefined) ops.push({ type: 'del', key: seqKey(stored.seq) })
+    await this.db.batch(ops, { sync: true })
+    this.inflight.delete(messageId)
+    if (stored.seq !== undefined) {
+      this.count--
+      this.checkFill()
+      this.emit('removed')
+    }
+    return stored
+  }
+
+  async listInflight (): Promise<StoredPacket[]> {
+    const list: StoredPacket[] = []
+    for await (const value of this.db.values({ gte: INFLIGHT, lt: 'q"' })) list.push(JSON.parse(value) as StoredPacket)
+    return list
   }
 
   async getMeta (name: string): Promise<string | undefined> {

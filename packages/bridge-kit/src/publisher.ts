@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { connect, type IClientOptions, type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
-import { Backoff, sleep } from './backoff.js'
+import { Backoff, deadline, sleep } from './backoff.js'
 import type { CommonConfig } from './config.js'
 import type { BridgeMetrics } from './metrics.js'
 import type { Outbox } from './outbox.js'
@@ -9,10 +9,14 @@ import type { StatusReporter } from './status.js'
 
 /**
  * One persistent, authenticated MQTT connection, to the first broker URL that answers
- * (then the next, with capped backoff, when it drops). It drains the outbox in order at
- * QoS 1, one event in flight: an event leaves the outbox only after its PUBACK. Publishing
- * one at a time keeps order across reconnects and limits a broker crash to re-sending at
- * most the one event whose PUBACK was lost.
+ * (then the next, with capped backoff, when it drops). It drains the outbox in order, one
+ * event in flight, so order holds across reconnects.
+ *
+ * Events go at QoS 2 in a persistent session, with mqtt.js's in-flight state on the outbox's
+ * disk: an event leaves the outbox in the same write that records the broker's PUBCOMP. QoS 1
+ * cannot do this — a bridge killed between the broker's PUBACK and deleting the event would
+ * send it again on restart — and "nothing lost, nothing twice" is the point of a bridge.
+ * Subscribers still get each event at the QoS they asked for.
  */
 export class MqttPublisher {
   private client: MqttClient | undefined
@@ -40,13 +44,13 @@ export class MqttPublisher {
 
   /** Waits up to `drainMs` for the outbox to empty, publishes "stopped", disconnects cleanly. */
   async stop (drainMs: number): Promise<void> {
-    const deadline = Date.now() + drainMs
-    while (this.deps.outbox.depth > 0 && this.connected && Date.now() < deadline) await sleep(50)
+    const until = Date.now() + drainMs
+    while (this.deps.outbox.depth > 0 && this.connected && Date.now() < until) await sleep(50)
     this.stopping = true
     const client = this.client
     if (client?.connected === true) {
       this.deps.status.setState('stopped')
-      await client.publishAsync(this.statusTopic, JSON.stringify(this.deps.status), { qos: 1, retain: true }).catch(() => {})
+      await client.publishAsync(this.statusTopic, JSON.stringify(this.deps.status), { qos: 0, retain: true }).catch(() => {})
     }
     this.stopSignal.abort()
     this.deps.outbox.emit('added') // wake the drain loop
@@ -88,7 +92,9 @@ export class MqttPublisher {
     const { mqtt } = this.config
     const options: IClientOptions = {
       clientId: mqtt.clientId ?? `firehose-bridge-${this.config.name}`,
-      clean: true,
+      // the broker keeps our QoS 2 packet ids across reconnects and its own restarts
+      clean: false,
+      outgoingStore: this.deps.outbox.mqttStore,
       keepalive: mqtt.keepalive,
       reconnectPeriod: 0, // reconnection is ours: backoff, jitter, next URL
       connectTimeout: 15000,
@@ -121,35 +127,54 @@ export class MqttPublisher {
 
   /** Publishes outbox events one by one until the connection drops or the bridge stops. */
   private async drain (client: MqttClient): Promise<void> {
-    const closed = new Promise<void>(resolve => client.once('close', () => resolve()))
-    let isClosed = false
-    void closed.then(() => { isClosed = true; this.deps.outbox.emit('added') })
     const { outbox, metrics, logger } = this.deps
+    let isClosed = false
+    const closed = new Promise<'closed'>(resolve => client.once('close', () => {
+      isClosed = true
+      outbox.emit('added') // wake a waiting loop
+      resolve('closed')
+    }))
+    const race = async <T>(...contenders: Array<Promise<T>>): Promise<T | 'timeout'> => {
+      const timer = deadline(this.config.mqtt.publishTimeout * 1000)
+      try {
+        return await Promise.race([...contenders, timer.expired])
+      } finally {
+        timer.cancel()
+      }
+    }
     while (!isClosed && !this.stopping) {
+      // mqtt.js re-sends an event whose handshake a crash or a disconnect interrupted: wait for it
+      if (outbox.inflightSeq() !== undefined) {
+        const outcome = await race<string>(new Promise(resolve => outbox.once('removed', () => resolve('done'))), closed)
+        if (outcome === 'timeout') return this.abandon(client, 'no PUBCOMP in time for the re-sent event')
+        continue
+      }
       const entry = await outbox.head()
       if (entry === undefined) {
         await new Promise(resolve => outbox.once('added', resolve))
         continue
       }
-      const acked = client.publishAsync(entry.topic, entry.payload, { qos: 1, retain: entry.retain === true })
-      const timeout = sleep(this.config.mqtt.publishTimeout * 1000).then(() => 'timeout' as const)
-      const outcome = await Promise.race([acked.then(() => 'acked' as const, (err: Error) => err), closed.then(() => 'closed' as const), timeout])
+      outbox.mqttStore.nextSeq = entry.seq
+      const acked = client.publishAsync(entry.topic, entry.payload, { qos: 2, retain: entry.retain === true })
+      const outcome = await race<'acked' | 'closed' | Error>(acked.then(() => 'acked' as const, (err: Error) => err), closed)
       if (outcome === 'acked') {
-        await outbox.remove(entry.seq)
         metrics.published.inc()
         metrics.latency.observe((Date.now() - entry.acceptedAt) / 1000)
         continue
       }
-      if (outcome === 'timeout') {
-        logger.warn({ topic: entry.topic }, 'no PUBACK in time: reconnecting')
-        client.end(true)
-      } else if (outcome instanceof Error) {
+      if (outcome === 'timeout') return this.abandon(client, 'no PUBCOMP in time')
+      if (outcome instanceof Error) {
         metrics.failed.inc({ reason: 'publish' })
-        logger.warn({ err: outcome.message, topic: entry.topic }, 'publish failed: reconnecting')
-        client.end(true)
+        return this.abandon(client, `publish failed: ${outcome.message}`)
       }
       return
     }
+  }
+
+  /** Drops the connection; the event stays on disk and is re-sent after reconnecting. */
+  private abandon (client: MqttClient, reason: string): void {
+    this.deps.logger.warn({ reason }, 'reconnecting to the broker')
+    client.end(true)
   }
 
   /** The status is a state, not an event: the latest is published when connected, bursts coalesced. */
@@ -161,7 +186,8 @@ export class MqttPublisher {
       const client = this.client
       if (!this.statusDirty || client?.connected !== true || this.stopping) return
       this.statusDirty = false
-      client.publish(this.statusTopic, JSON.stringify(this.deps.status), { qos: 1, retain: true }, err => {
+      // QoS 0: QoS 1 and 2 packets go through the outbox's store, which is for events
+      client.publish(this.statusTopic, JSON.stringify(this.deps.status), { qos: 0, retain: true }, err => {
         if (err) this.statusDirty = true
       })
     }, 200)

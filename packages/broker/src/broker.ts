@@ -110,9 +110,11 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
 
   const close = async (): Promise<void> => {
     sys.stop()
-    await Promise.all(listeners.map(l => l.close().catch(() => {})))
+    // stop accepting first; a server's close completes only once its connections are gone
+    const closing = Promise.all(listeners.map(l => l.close().catch(() => {})))
     await new Promise<void>(resolve => broker.close(() => resolve()))
     guard.destroyAll()
+    await closing
     await admin?.close()
     await persistence?.destroy().catch((err: unknown) => logger.warn({ err }, 'closing persistence'))
   }

@@ -24,7 +24,9 @@ export const gerritSchema = z.strictObject({
     password: z.string().optional(),
     passwordFile: z.string().min(1).optional(),
     /** seconds before the last event to ask from: clocks and second granularity */
-    overlap: z.number().min(0).default(60)
+    overlap: z.number().min(0).default(60),
+    /** seconds to let the new stream settle before asking, so nothing falls between the two */
+    settle: z.number().min(0).default(2)
   }).optional()
 })
 

@@ -56,6 +56,7 @@ export class GerritStreamSource implements Source {
     this.lastEventCreatedOn = stored === undefined ? undefined : Number(stored)
     let streamEndedAt: Date | undefined = this.lastEventCreatedOn === undefined ? undefined : new Date()
     while (!this.stopping) {
+      let failure: string | undefined
       try {
         const channel = await this.open()
         backoff.reset()
@@ -67,13 +68,13 @@ export class GerritStreamSource implements Source {
       } catch (err) {
         if (this.stopping) break
         streamEndedAt ??= new Date()
-        sink.logger.error({ host: gerrit.host, port: gerrit.port, err: (err as Error).message }, 'cannot stream Gerrit events')
-        sink.sourceState('reconnecting', { source: `${gerrit.host}:${gerrit.port}`, error: (err as Error).message })
+        failure = (err as Error).message
+        sink.logger.error({ host: gerrit.host, port: gerrit.port, err: failure }, 'cannot stream Gerrit events')
       } finally {
         this.conn?.end()
       }
       if (this.stopping) break
-      sink.sourceState('reconnecting', { source: `${gerrit.host}:${gerrit.port}` })
+      sink.sourceState('reconnecting', { source: `${gerrit.host}:${gerrit.port}`, ...(failure === undefined ? {} : { error: failure }) })
       await sleep(backoff.next(), this.stopSignal.signal)
     }
   }
@@ -143,9 +144,14 @@ export class GerritStreamSource implements Source {
 
   private async fillGap (sink: EventSink, streamEndedAt: Date): Promise<void> {
     const from = this.lastEventCreatedOn === undefined ? streamEndedAt : new Date(this.lastEventCreatedOn * 1000)
-    const to = new Date()
     const client = this.options.eventsLog
     let unavailable = 'no eventsLog in the config'
+    if (client !== undefined) {
+      // The exec reply can come before the remote command listens for events: ask only once
+      // the stream surely runs (live lines are held meanwhile), so no event falls between.
+      await sleep((this.options.gerrit.eventsLog?.settle ?? 2) * 1000, this.stopSignal.signal)
+    }
+    const to = new Date()
     if (client !== undefined) {
       try {
         const overlap = (this.options.gerrit.eventsLog?.overlap ?? 60) * 1000
