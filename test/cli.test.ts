@@ -71,6 +71,22 @@ t.test('a missing certificate or a broken ACL file names the key', async t => {
   t.match(check.stderr, /aclFile .*acl line 2: /)
 })
 
+t.test('a bridge with an invalid config names the key and exits 2', async t => {
+  const file = join(dir, 'bridge.yaml')
+  await writeFile(file, 'mqtt:\n  urls: [http://x]\noutbox: { dir: o }\ngerrit:\n  host: h\n  port: 0\n  username: u\n  privateKey: k\n  knownHosts: kh\n  surprise: 1\n')
+  const r = await firehose(['bridge', 'gerrit', '--config', file])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /mqtt\.urls\[0\]: expected mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\//)
+  t.match(r.stderr, /gerrit\.port: /)
+  t.match(r.stderr, /gerrit: unknown key "surprise"/)
+  await writeFile(file, `mqtt:\n  urls: [mqtt://127.0.0.1:1]\noutbox: { dir: o }\ngerrit:\n  host: h\n  username: u\n  privateKey: missing.key\n  knownHosts: kh\n`)
+  const missing = await firehose(['bridge', 'gerrit', '--config', file])
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /gerrit\.privateKey: cannot read .*missing\.key: ENOENT/)
+  t.equal((await firehose(['bridge', 'gerrit'])).code, 2, '--config is required')
+  t.equal((await firehose(['bridge', 'nonsense', '--config', file])).code, 2)
+})
+
 t.test('a port in use: a clear error and exit 1', async t => {
   const port = await freePort()
   const blocker = createServer().listen(port, '127.0.0.1')

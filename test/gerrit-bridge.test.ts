@@ -25,6 +25,7 @@ const eventsLog = await EventsLogStub.start({ logFile, port: await freePort(), u
 const knownHosts = join(dir, 'known_hosts')
 await writeFile(knownHosts, sshd.knownHostsLine + '\n')
 const metricsPort = await freePort()
+const deadBrokerPort = await freePort() // nothing listens: the bridge must fail over to the next URL
 t.teardown(async () => {
   await bridge.signal('SIGKILL')
   await sshd.stop()
@@ -34,7 +35,13 @@ t.teardown(async () => {
 
 const config = (overrides: Record<string, unknown> = {}) => ({
   name: 'gerrit',
-  mqtt: { urls: [`mqtt://127.0.0.1:${broker.ports.mqtt}`], username: 'gerrit', password: USERS.gerrit, keepalive: 5 },
+  mqtt: {
+    urls: [`mqtt://127.0.0.1:${deadBrokerPort}`, `mqtts://localhost:${broker.ports.mqtts}`],
+    ca: broker.certs.ca,
+    username: 'gerrit',
+    password: USERS.gerrit,
+    keepalive: 5
+  },
   outbox: { dir: join(dir, 'outbox') },
   backoff: { initial: 0.2, max: 1 },
   metrics: { host: '127.0.0.1', port: metricsPort },
@@ -121,6 +128,8 @@ t.test('every recorded event arrives on its topic, byte-identical; a malformed l
   await bridge.start()
   await streamIsLive()
   await waitFor('status "connected"', () => latestState() === 'connected')
+  t.ok(bridge.logs.some(l => l.msg === 'cannot connect to the broker' && String(l.url).endsWith(`:${deadBrokerPort}`)), 'the first broker URL is down...')
+  t.ok(bridge.logs.some(l => l.msg === 'connected to the broker' && l.url === `mqtts://localhost:${broker.ports.mqtts}`), '...so it failed over to the next, over TLS with the CA')
   const topics = [
     'project1/patchset-created', 'snix/patchset-created', 'depot/comment-added', 'snix/wip-state-changed',
     'qt/qtbase/reviewer-deleted', 'qt/qtbase/change-merged', 'qtqa/tqtc-coin-ci/reviewer-added', 'qt/qtbase/change-restored',

@@ -25,8 +25,12 @@ t.test('every $SYS/broker topic a Mosquitto consumer reads arrives, with sensibl
   }
   const latest = (suffix: string): string | undefined =>
     sys.lines.filter(l => l.startsWith(`$SYS/broker/${suffix} `)).pop()?.slice(`$SYS/broker/${suffix} `.length)
-  await waitFor('every required topic, with load figures above zero', () =>
-    REQUIRED.every(s => latest(s) !== undefined) && Number(latest('load/publish/dropped/1min')) > 0 && Number(latest('load/messages/received/1min')) > 0 && Number(latest('messages/received')) >= 10, 15000)
+  const ready = (): boolean => REQUIRED.every(s => latest(s) !== undefined) &&
+    Number(latest('load/publish/dropped/1min')) > 0 && Number(latest('load/messages/received/1min')) > 0 &&
+    Number(latest('messages/received')) >= 10 && Number(latest('subscriptions/count')) >= 1 && Number(latest('clients/connected')) >= 1
+  await waitFor('every required topic, with load figures above zero', ready, 15000).catch((err: Error) => {
+    throw new Error(`${err.message}; latest: ${JSON.stringify(Object.fromEntries(REQUIRED.map(s => [s, latest(s)])))}`)
+  })
   t.match(latest('version'), /^firehose version \d+\.\d+\.\d+$/)
   t.match(latest('uptime'), /^\d+ seconds$/)
   t.ok(Number(latest('clients/connected')) >= 1, 'at least this subscriber is connected')

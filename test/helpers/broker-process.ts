@@ -1,14 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { hashPassword } from '@firehose/broker'
 import { stringify } from 'yaml'
 import { makeCerts } from './certs.js'
 import { freePort } from './ports.js'
-import { FIREHOSE_BIN } from './repo.js'
-import { waitFor } from './wait.js'
+import { FirehoseProcess } from './firehose-process.js'
 
 export interface Ports { mqtt: number, mqtts: number, ws: number, wss: number, admin: number }
 
@@ -22,25 +19,20 @@ export interface BrokerOptions {
   env?: NodeJS.ProcessEnv
 }
 
-export type LogLine = Record<string, unknown> & { msg?: string, level?: number }
-
 /**
  * The real broker, as operators run it: `firehose broker --config FILE` in a child process,
  * on free loopback ports, with its own certificates, data directory and user files.
  */
-export class BrokerProcess {
-  child: ChildProcess | undefined
-  readonly logs: LogLine[] = []
-  readonly stderr: string[] = []
-  exitCode: number | null = null
-
+export class BrokerProcess extends FirehoseProcess {
   private constructor (
     readonly dir: string,
     readonly ports: Ports,
     readonly certs: { ca: string, cert: string, key: string },
     readonly configFile: string,
     private readonly env: NodeJS.ProcessEnv
-  ) {}
+  ) {
+    super()
+  }
 
   static async start (options: BrokerOptions = {}): Promise<BrokerProcess> {
     const dir = await mkdtemp(join(tmpdir(), 'firehose-test-'))
@@ -79,40 +71,7 @@ export class BrokerProcess {
 
   /** Starts the process (again) and waits until it has said it is listening. */
   async launch (): Promise<void> {
-    const since = this.logs.length
-    this.exitCode = null
-    const child = spawn(process.execPath, [FIREHOSE_BIN, 'broker', '--config', this.configFile], {
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    this.child = child
-    createInterface({ input: child.stdout! }).on('line', line => {
-      try {
-        this.logs.push(JSON.parse(line) as LogLine)
-      } catch {
-        this.logs.push({ msg: line })
-      }
-    })
-    createInterface({ input: child.stderr! }).on('line', line => this.stderr.push(line))
-    child.on('exit', code => { this.exitCode = code ?? -1 })
-    await waitFor('the broker to start', () => {
-      if (this.exitCode !== null) throw new Error(`broker exited with ${this.exitCode}: ${this.stderr.join('\n')} ${JSON.stringify(this.logs.slice(since))}`)
-      return this.logs.slice(since).some(l => l.msg === 'firehose broker started')
-    }, 20000)
-  }
-
-  async waitForLog (what: string, predicate: (line: LogLine) => boolean, ms = 10000): Promise<LogLine> {
-    return await waitFor(what, () => this.logs.find(predicate), ms)
-  }
-
-  /** Sends a signal and, for SIGTERM, SIGINT and SIGKILL, waits for the exit. */
-  async signal (signal: NodeJS.Signals): Promise<void> {
-    const child = this.child
-    if (child === undefined || this.exitCode !== null) return
-    child.kill(signal)
-    if (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGKILL') {
-      await waitFor(`the broker to exit on ${signal}`, () => this.exitCode !== null, 20000)
-    }
+    await this.spawnUntil(['broker', '--config', this.configFile], 'firehose broker started', this.env)
   }
 
   async restart (): Promise<void> {

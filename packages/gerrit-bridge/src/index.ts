@@ -1,3 +1,4 @@
+export { streamEventsCommand } from './command.js'
 export { gerritSchema, type GerritConfig } from './config.js'
 export { dedupeKey } from './dedupe-key.js'
 export { EventsLogClient, formatT1 } from './events-log.js'

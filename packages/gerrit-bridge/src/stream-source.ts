@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { Client, type ClientChannel } from 'ssh2'
 import { Backoff, sleep, type EventSink, type Source } from '@firehose/bridge-kit'
+import { streamEventsCommand } from './command.js'
 import { dedupeKey } from './dedupe-key.js'
 import type { EventsLogClient } from './events-log.js'
 import { checkHostKey, parseKnownHosts } from './known-hosts.js'
@@ -46,7 +47,7 @@ export class GerritStreamSource implements Source {
   }
 
   private get command (): string {
-    return ['gerrit stream-events', ...this.options.gerrit.eventTypes.map(t => `-s ${t}`)].join(' ')
+    return streamEventsCommand(this.options.gerrit.eventTypes)
   }
 
   private async run (sink: EventSink): Promise<void> {
