@@ -160,6 +160,24 @@ t.test('sshd killed mid-stream and restarted: the gap is filled from events-log,
   events.lines.length = 0
 })
 
+t.test('a server that hangs (frozen, connection still open) is noticed by SSH keepalive', async t => {
+  const before = bridge.count('cannot stream Gerrit events') + bridge.count('Gerrit stream ended: reconnecting')
+  sshd.freeze()
+  try {
+    await waitFor('status "reconnecting"', () => latestState() === 'reconnecting', 20000)
+    t.ok(bridge.count('cannot stream Gerrit events') + bridge.count('Gerrit stream ended: reconnecting') > before, 'the dead link was declared')
+    t.ok(bridge.logs.some(l => /keepalive/i.test(String(l.err ?? ''))), 'by keepalive')
+  } finally {
+    sshd.thaw()
+  }
+  await waitFor('status "connected"', () => latestState() === 'connected', 30000)
+  const batch = Array.from({ length: 5 }, syntheticEvent)
+  await waitFor('the gap fill after reconnecting', () => bridge.logs.filter(l => l.msg === 'gap filled from the events-log plugin').length >= 2, 20000)
+  await append(batch.map(e => e.line))
+  await expectExactly(batch.map(e => `${e.topic} ${e.line}`), 'after the hang', t)
+  events.lines.length = 0
+})
+
 t.test('broker stopped mid-stream and restarted: the outbox holds events until it is back', async t => {
   const batch = Array.from({ length: 30 }, syntheticEvent)
   await append(batch.slice(0, 10).map(e => e.line))

@@ -103,6 +103,24 @@ export class Sshd {
     await this.launch()
   }
 
+  /** SIGSTOP to sshd and its sessions: connections stay open but nothing answers (a hung server). */
+  freeze (): void {
+    for (const pid of this.tree()) {
+      try { process.kill(pid, 'SIGSTOP') } catch {}
+    }
+  }
+
+  thaw (): void {
+    for (const pid of this.tree()) {
+      try { process.kill(pid, 'SIGCONT') } catch {}
+    }
+  }
+
+  private tree (): number[] {
+    const pid = this.child?.pid
+    return pid === undefined ? [] : [pid, ...descendants(pid)]
+  }
+
   /**
    * sshd's session processes call setsid(), so they leave its process group: they are found
    * by walking the process tree instead.

@@ -56,8 +56,9 @@ Options:
 
 export const BRIDGE_HELP = `Usage: firehose bridge <name> --config FILE
 
-Runs a bridge: reads events from a source and publishes them to the broker at QoS 1, through an
-on-disk outbox, so that nothing is lost when the source, the broker or the bridge restarts.
+Runs a bridge: reads events from a source and publishes them to the broker through an on-disk
+outbox, at QoS 2, so that nothing is lost or sent twice when the source, the broker or the
+bridge restarts.
 
 Bridges:
   gerrit    Gerrit stream-events over SSH -> <topicBase>/<project>/<event-type>

@@ -106,6 +106,8 @@ export class GerritStreamSource implements Source {
         readyTimeout: 20000
       })
     })
+    // after the handshake: a keepalive timeout or a reset ends the stream; never an uncaught error
+    conn.on('error', err => this.sink?.logger.warn({ host: gerrit.host, err: err.message }, 'SSH connection lost'))
     return await new Promise<ClientChannel>((resolve, reject) => {
       conn.exec(this.command, (err, channel) => err ? reject(err) : resolve(channel))
     })
