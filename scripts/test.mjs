@@ -13,7 +13,8 @@ ensureDebianPackages([
   ['openssl', 'openssl'],
   ['/usr/sbin/sshd', 'openssh-server'],
   ['ssh-keygen', 'openssh-client'],
-  ['ssh', 'openssh-client']
+  ['ssh', 'openssh-client'],
+  ['ansible-playbook', 'ansible-core']
 ])
 if (!existsSync(`${root}node_modules/.bin/tap`)) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
 execFileSync(`${root}node_modules/.bin/tsc`, ['-b'], { cwd: root, stdio: 'inherit' })

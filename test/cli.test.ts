@@ -84,6 +84,13 @@ t.test('a bridge with an invalid config names the key and exits 2', async t => {
   t.equal(missing.code, 2)
   t.match(missing.stderr, /gerrit\.privateKey: cannot read .*missing\.key: ENOENT/)
   t.equal((await firehose(['bridge', 'gerrit'])).code, 2, '--config is required')
+  const pluginPath = await firehose(['bridge', 'ansible', 'plugin-path'])
+  t.equal(pluginPath.code, 0)
+  t.ok((await stat(join(pluginPath.stdout.trim(), 'firehose.py'))).isFile(), 'plugin-path names the directory holding the callback plugin')
+  await writeFile(file, `mqtt:\n  urls: [mqtt://127.0.0.1:1]\noutbox: { dir: o }\nansible:\n  token: short\n`)
+  const shortToken = await firehose(['bridge', 'ansible', '--config', file])
+  t.equal(shortToken.code, 2)
+  t.match(shortToken.stderr, /ansible\.token: at least 16 characters/)
   t.equal((await firehose(['bridge', 'nonsense', '--config', file])).code, 2)
 })
 

@@ -8,6 +8,7 @@ Commands:
   broker [--config FILE]       run the broker (MQTT 1883, MQTT/TLS 8883, WebSocket 80, WebSocket/TLS 8080)
   passwd FILE USER             add a user to a password file, or change its password
   bridge gerrit --config FILE  run the Gerrit bridge (stream-events over SSH -> gerrit/<project>/<type>)
+  bridge ansible --config FILE run the Ansible receiver (callback plugin events -> ansible/playbook/...)
   help [COMMAND]               show help for a command
 
 Options:
@@ -55,6 +56,7 @@ Options:
 `
 
 export const BRIDGE_HELP = `Usage: firehose bridge <name> --config FILE
+       firehose bridge ansible plugin-path
 
 Runs a bridge: reads events from a source and publishes them to the broker through an on-disk
 outbox, at QoS 2, so that nothing is lost or sent twice when the source, the broker or the
@@ -63,6 +65,9 @@ bridge restarts.
 Bridges:
   gerrit    Gerrit stream-events over SSH -> <topicBase>/<project>/<event-type>
             (example config: deploy/gerrit-bridge.example.yaml)
+  ansible   receives the Firehose callback plugin's events over HTTP(S)
+            -> <topicBase>/playbook/<uuid>/... (example config: deploy/ansible-bridge.example.yaml);
+            \`firehose bridge ansible plugin-path\` prints the directory for ANSIBLE_CALLBACK_PLUGINS
 
 Options:
   -c, --config FILE    YAML configuration (required)

@@ -1,10 +1,12 @@
 import { ConfigError } from '@firehose/config'
+import { PLUGIN_PATH, runAnsibleBridge } from '@firehose/ansible-bridge'
 import { runGerritBridge } from '@firehose/gerrit-bridge'
 import { parseArgs } from 'node:util'
 import { BRIDGE_HELP } from '../help.js'
 
 const BRIDGES: Record<string, (configFile: string) => Promise<number>> = {
-  gerrit: runGerritBridge
+  gerrit: runGerritBridge,
+  ansible: runAnsibleBridge
 }
 
 /** `firehose bridge <name> --config FILE` */
@@ -13,6 +15,10 @@ export async function bridgeCommand (args: string[]): Promise<number> {
   if (name === undefined || name === '-h' || name === '--help') {
     process.stdout.write(BRIDGE_HELP)
     return name === undefined ? 2 : 0
+  }
+  if (name === 'ansible' && rest[0] === 'plugin-path') {
+    process.stdout.write(PLUGIN_PATH + '\n')
+    return 0
   }
   const run = BRIDGES[name]
   if (run === undefined) {
