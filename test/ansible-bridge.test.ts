@@ -142,6 +142,29 @@ t.test('the receiver killed mid-run loses nothing it acknowledged; everything ar
   t.same(shape(thisRun).filter(s => !s.startsWith('task/')), ['action/start', 'stats/localhost', 'action/finish/OK'])
 })
 
+t.test('over HTTPS, verified with the CA the plugin is given', async t => {
+  const httpsPort = await freePort()
+  const secure = await BridgeProcess.write('ansible', join(dir, 'ansible-https.yaml'), {
+    name: 'ansible',
+    mqtt: { urls: [`mqtt://127.0.0.1:${broker.ports.mqtt}`], username: 'ansible', password: 'ansible-secret', clientId: 'firehose-bridge-ansible-https' },
+    outbox: { dir: join(dir, 'outbox-https') },
+    ansible: { listen: { host: '127.0.0.1', port: httpsPort }, token: TOKEN, tls: { cert: broker.certs.cert, key: broker.certs.key } }
+  })
+  await secure.start()
+  t.teardown(() => secure.signal('SIGTERM'))
+  const r = await new Promise<number | null>(resolve => {
+    const child = spawn('ansible-playbook', ['-i', join(FIXTURES, 'inventory.ini'), join(FIXTURES, 'skipped.yml')], {
+      env: { ...process.env, ANSIBLE_CALLBACK_PLUGINS: PLUGIN, ANSIBLE_CALLBACKS_ENABLED: 'firehose', FIREHOSE_URL: `https://localhost:${httpsPort}/events`, FIREHOSE_TOKEN: TOKEN, FIREHOSE_CAFILE: broker.certs.ca, FIREHOSE_SPOOL: join(dir, 'spool-https.jsonl'), ANSIBLE_LOCAL_TEMP: join(dir, 'ansible-tmp') },
+      stdio: 'ignore'
+    })
+    child.on('close', code => resolve(code))
+  })
+  t.equal(r, 0)
+  await waitFor('events over HTTPS', () => secure.logs.some(l => l.msg === 'receiving Ansible events' && l.tls === true) &&
+    messages().filter(m => m.payload.playbook_name === 'some tasks do not run').length >= 10, 20000)
+  t.pass('the second run of skipped.yml arrived through the HTTPS receiver')
+})
+
 t.test('bad requests get a 4xx and publish nothing', async t => {
   const url = `http://127.0.0.1:${port}/events`
   const count = sub.lines.length
