@@ -10,6 +10,8 @@ export interface EventSink {
   /** Durably accepts an event; resolves once it is on disk, waiting while the outbox is full. */
   accept: (event: OutboxEvent, dedupeKey?: string) => Promise<AcceptResult>
   hasSeen: (dedupeKey: string) => Promise<boolean>
+  /** Resolves once every event accepted so far has been acknowledged by the broker. */
+  flushed: () => Promise<void>
   /** Input that cannot be used: logged and counted, never fatal. */
   reject: (reason: string, detail?: Record<string, unknown>) => void
   /** The source's connection state, shown on the status topic. */
@@ -54,6 +56,7 @@ export async function startBridge (config: CommonConfig, source: Source, logger:
       return result
     },
     hasSeen: async key => await outbox.hasSeen(key),
+    flushed: async () => await outbox.flushed(),
     reject: (reason, detail) => {
       metrics.failed.inc({ reason })
       logger.warn({ reason, ...detail }, 'input rejected: %s', reason)

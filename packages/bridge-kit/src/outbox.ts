@@ -114,6 +114,17 @@ export class Outbox extends EventEmitter implements InflightBackend {
     return undefined
   }
 
+  /** Resolves once every event accepted so far has left the outbox (the broker acknowledged it). */
+  async flushed (): Promise<void> {
+    await this.chain
+    const through = this.nextSeq - 1
+    for (;;) {
+      const head = await this.head()
+      if (head === undefined || head.seq > through) return
+      await new Promise(resolve => this.once('removed', resolve))
+    }
+  }
+
   /** After the broker's PUBACK. */
   async remove (seq: number): Promise<void> {
     await this.db.del(seqKey(seq))

@@ -8,6 +8,7 @@ Commands:
   broker [--config FILE]       run the broker (MQTT 1883, MQTT/TLS 8883, WebSocket 80, WebSocket/TLS 8080)
   passwd FILE USER             add a user to a password file, or change its password
   bridge gerrit --config FILE  run the Gerrit bridge (stream-events over SSH -> gerrit/<project>/<type>)
+  bridge launchpad --config FILE  run the Launchpad bridge (bug mail over IMAP -> launchpad/<project>/...)
   bridge ansible --config FILE run the Ansible receiver (callback plugin events -> ansible/playbook/...)
   help [COMMAND]               show help for a command
 
@@ -65,6 +66,8 @@ bridge restarts.
 Bridges:
   gerrit    Gerrit stream-events over SSH -> <topicBase>/<project>/<event-type>
             (example config: deploy/gerrit-bridge.example.yaml)
+  launchpad Launchpad bug mail over IMAP -> <topicBase>/<project>/<event-type>/<bug-number>
+            (example config: deploy/launchpad-bridge.example.yaml)
   ansible   receives the Firehose callback plugin's events over HTTP(S)
             -> <topicBase>/playbook/<uuid>/... (example config: deploy/ansible-bridge.example.yaml);
             \`firehose bridge ansible plugin-path\` prints the directory for ANSIBLE_CALLBACK_PLUGINS

@@ -1,11 +1,13 @@
 import { ConfigError } from '@firehose/config'
 import { PLUGIN_PATH, runAnsibleBridge } from '@firehose/ansible-bridge'
 import { runGerritBridge } from '@firehose/gerrit-bridge'
+import { runLaunchpadBridge } from '@firehose/launchpad-bridge'
 import { parseArgs } from 'node:util'
 import { BRIDGE_HELP } from '../help.js'
 
 const BRIDGES: Record<string, (configFile: string) => Promise<number>> = {
   gerrit: runGerritBridge,
+  launchpad: runLaunchpadBridge,
   ansible: runAnsibleBridge
 }
 

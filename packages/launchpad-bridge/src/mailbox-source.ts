@@ -1,0 +1,151 @@
+import { ImapFlow } from 'imapflow'
+import { Backoff, sleep, type EventSink, type Source } from '@firehose/bridge-kit'
+import type { ImapConfig } from './config.js'
+import { parseMail } from './parse-mail.js'
+
+export interface MailboxSourceOptions {
+  imap: ImapConfig
+  password: string
+  ca?: Buffer
+  backoff: { initialMs: number, maxMs: number }
+}
+
+/**
+ * Launchpad bug mail from an IMAP folder. It IDLEs, re-checks every `recheckInterval`
+ * seconds in case a notification was missed, and reconnects with backoff (IMAP servers drop
+ * idle connections routinely). A mail is marked processed — \Seen, moved or deleted — only
+ * once the broker has acknowledged every message it produced; a crash before that re-reads
+ * it, and the outbox's dedupe keys (its Message-ID) keep it from being published twice.
+ */
+export class MailboxSource implements Source {
+  private client: ImapFlow | undefined
+  private stopping = false
+  private readonly stopSignal = new AbortController()
+  private loop: Promise<void> | undefined
+  /** other people's mail in the folder: left untouched, and not fetched again and again */
+  private readonly ignored = new Set<string>()
+
+  constructor (private readonly options: MailboxSourceOptions) {}
+
+  start (sink: EventSink): void {
+    this.loop = this.run(sink)
+  }
+
+  async stop (): Promise<void> {
+    this.stopping = true
+    this.stopSignal.abort()
+    await this.client?.logout().catch(() => {})
+    await this.loop
+  }
+
+  private async run (sink: EventSink): Promise<void> {
+    const { imap } = this.options
+    const backoff = new Backoff(this.options.backoff.initialMs, this.options.backoff.maxMs)
+    const source = `${imap.host}:${imap.port ?? (imap.security === 'tls' ? 993 : 143)}/${imap.folder}`
+    while (!this.stopping) {
+      let failure: string | undefined
+      try {
+        const client = await this.connect(sink)
+        backoff.reset()
+        sink.sourceState('connected', { source })
+        sink.logger.info({ source }, 'watching the mailbox')
+        await this.watch(client, sink)
+      } catch (err) {
+        failure = (err as Error).message
+        if (!this.stopping) sink.logger.warn({ source, err: failure }, 'mailbox connection lost')
+      }
+      if (this.stopping) break
+      sink.sourceState('reconnecting', { source, ...(failure === undefined ? {} : { error: failure }) })
+      await sleep(backoff.next(), this.stopSignal.signal)
+    }
+  }
+
+  private async connect (sink: EventSink): Promise<ImapFlow> {
+    const { imap } = this.options
+    const client = new ImapFlow({
+      host: imap.host,
+      port: imap.port ?? (imap.security === 'tls' ? 993 : 143),
+      secure: imap.security === 'tls',
+      doSTARTTLS: imap.security === 'starttls',
+      auth: { user: imap.username, pass: this.options.password },
+      ...(this.options.ca === undefined ? {} : { tls: { ca: this.options.ca } }),
+      logger: false,
+      maxIdleTime: 5 * 60 * 1000 // re-issue IDLE before servers and middleboxes time it out
+    })
+    client.on('error', err => sink.logger.warn({ err: (err as Error).message }, 'IMAP error'))
+    this.client = client
+    await client.connect()
+    return client
+  }
+
+  /** Processes what is there, then on every new-mail notification and every recheck, until the connection closes. */
+  private async watch (client: ImapFlow, sink: EventSink): Promise<void> {
+    const { imap } = this.options
+    const mailbox = await client.mailboxOpen(imap.folder)
+    const validity = String(mailbox.uidValidity)
+    let wake: (() => void) | undefined
+    let closed = false
+    const notify = (): void => { wake?.(); wake = undefined }
+    client.on('exists', notify)
+    client.on('close', () => { closed = true; notify() })
+    const timer = setInterval(notify, imap.recheckInterval * 1000)
+    try {
+      while (!closed && !this.stopping) {
+        await this.processAll(client, sink, validity)
+        if (closed || this.stopping) break
+        await new Promise<void>(resolve => { wake = resolve })
+      }
+    } finally {
+      clearInterval(timer)
+    }
+    if (!this.stopping) throw new Error('the IMAP connection closed')
+  }
+
+  private async processAll (client: ImapFlow, sink: EventSink, validity: string): Promise<void> {
+    const { imap } = this.options
+    const criteria = imap.processed.action === 'seen' ? { seen: false } : { all: true }
+    const uids = (await client.search(criteria, { uid: true })) || []
+    for (const uid of uids) {
+      if (this.stopping) return
+      const id = `${validity}:${uid}`
+      if (this.ignored.has(id)) continue
+      const message = await client.fetchOne(String(uid), { source: true }, { uid: true })
+      if (message === false || message.source === undefined) continue
+      const verdict = await parseMail(message.source, imap.topicBase)
+      if (verdict.kind === 'other') {
+        this.ignored.add(id)
+        sink.logger.debug({ uid }, 'not Launchpad mail: left untouched')
+        continue
+      }
+      if (verdict.kind === 'failed') {
+        sink.reject('unparseable-mail', { uid, messageId: verdict.messageId, why: verdict.reason, folder: imap.failedFolder })
+        await this.ensureFolder(client, imap.failedFolder)
+        await client.messageMove(String(uid), imap.failedFolder, { uid: true })
+        continue
+      }
+      let published = 0
+      for (const m of verdict.messages) {
+        if (await sink.accept({ topic: m.topic, payload: Buffer.from(JSON.stringify(m.payload)) }, m.key) === 'queued') published++
+      }
+      // only once the broker has every message of this mail is the mail marked processed
+      await sink.flushed()
+      await this.markProcessed(client, uid)
+      sink.logger.info({ uid, messageId: verdict.messageId, topics: verdict.messages.map(m => m.topic), published }, 'bug mail published')
+    }
+  }
+
+  private async markProcessed (client: ImapFlow, uid: number): Promise<void> {
+    const { processed } = this.options.imap
+    if (processed.action === 'seen') await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true })
+    else if (processed.action === 'delete') await client.messageDelete(String(uid), { uid: true })
+    else {
+      await this.ensureFolder(client, processed.folder)
+      await client.messageMove(String(uid), processed.folder, { uid: true })
+    }
+  }
+
+  private async ensureFolder (client: ImapFlow, folder: string): Promise<void> {
+    const existing = await client.list()
+    if (!existing.some(m => m.path === folder)) await client.mailboxCreate(folder)
+  }
+}

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { userInfo } from 'node:os'
+import { join } from 'node:path'
+import { waitFor } from './wait.js'
+
+export interface DovecotOptions { dir: string, port: number, user: string, password: string }
+
+/**
+ * Debian's Dovecot IMAP server on a loopback port, with a throwaway config, one user and a
+ * Maildir under `dir`: where Launchpad's bug mail lands in a real deployment.
+ */
+export class Dovecot {
+  private child: ChildProcess | undefined
+  readonly logs: string[] = []
+
+  private constructor (private readonly options: DovecotOptions, private readonly config: string) {}
+
+  get port (): number { return this.options.port }
+
+  static async start (options: DovecotOptions): Promise<Dovecot> {
+    if (!existsSync('/usr/sbin/dovecot')) throw new Error('/usr/sbin/dovecot is missing: install the Debian package dovecot-imapd (npm test does this when run as root)')
+    const { dir } = options
+    for (const sub of ['run', 'state', 'home']) mkdirSync(join(dir, sub), { recursive: true })
+    chmodSync(dir, 0o755)
+    const me = userInfo()
+    await writeFile(join(dir, 'users'), `${options.user}:{PLAIN}${options.password}\n`)
+    const config = join(dir, 'dovecot.conf')
+    await writeFile(config, [
+      'protocols = imap',
+      'listen = 127.0.0.1',
+      `base_dir = ${join(dir, 'run')}`,
+      `state_dir = ${join(dir, 'state')}`,
+      'log_path = /dev/stderr',
+      'ssl = no',
+      'disable_plaintext_auth = no',
+      'auth_mechanisms = plain login',
+      `first_valid_uid = ${me.uid}`,
+      `first_valid_gid = ${me.gid}`,
+      'mail_location = maildir:~/Maildir',
+      `passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u ${join(dir, 'users')}\n}`,
+      `userdb {\n  driver = static\n  args = uid=${me.uid} gid=${me.gid} home=${join(dir, 'home')}/%u\n}`,
+      `service imap-login {\n  inet_listener imap {\n    port = ${options.port}\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}`,
+      'service anvil {\n  chroot =\n}',
+      'service imap-login {\n  chroot =\n}',
+      'service stats {\n  unix_listener stats-reader {\n    mode = 0666\n  }\n  unix_listener stats-writer {\n    mode = 0666\n  }\n}',
+      ''
+    ].join('\n'))
+    const dovecot = new Dovecot(options, config)
+    await dovecot.restart()
+    return dovecot
+  }
+
+  /** Starts Dovecot (again) and waits until it accepts connections. */
+  async restart (): Promise<void> {
+    const child = spawn('/usr/sbin/dovecot', ['-F', '-c', this.config], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+    this.child = child
+    child.stderr!.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(l => l !== '')))
+    await waitFor(`dovecot on port ${this.options.port} (${this.logs.slice(-5).join(' | ')})`, async () => {
+      if (child.exitCode !== null) throw new Error(`dovecot exited: ${this.logs.join('\n')}`)
+      return await new Promise<boolean>(resolve => {
+        const s = connect(this.options.port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+        s.on('error', () => resolve(false))
+      })
+    })
+  }
+
+  /** SIGKILL to Dovecot and all its processes (they share its process group): a crashed server. */
+  async kill (): Promise<void> {
+    await this.signalGroup('SIGKILL')
+  }
+
+  async stop (): Promise<void> {
+    await this.signalGroup('SIGTERM')
+  }
+
+  private async signalGroup (signal: NodeJS.Signals): Promise<void> {
+    const child = this.child
+    if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+    try { process.kill(-child.pid, signal) } catch {}
+    await waitFor('dovecot to exit', () => child.exitCode !== null || child.signalCode !== null, 10000)
+    // its children (imap, imap-login) die with the group; give the port a moment
+    await waitFor('dovecot\'s port to close', async () => await new Promise<boolean>(resolve => {
+      const s = connect(this.options.port, '127.0.0.1', () => { s.destroy(); resolve(false) })
+      s.on('error', () => resolve(true))
+    }), 10000)
+  }
+}
