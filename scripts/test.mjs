@@ -14,7 +14,8 @@ ensureDebianPackages([
   ['/usr/sbin/sshd', 'openssh-server'],
   ['ssh-keygen', 'openssh-client'],
   ['ssh', 'openssh-client'],
-  ['ansible-playbook', 'ansible-core']
+  ['ansible-playbook', 'ansible-core'],
+  ['/usr/sbin/dovecot', 'dovecot-imapd']
 ])
 if (!existsSync(`${root}node_modules/.bin/tap`)) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
 execFileSync(`${root}node_modules/.bin/tsc`, ['-b'], { cwd: root, stdio: 'inherit' })

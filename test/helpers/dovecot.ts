@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { userInfo } from 'node:os'
+import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { waitFor } from './wait.js'
 
-export interface DovecotOptions { dir: string, port: number, user: string, password: string }
+export interface DovecotOptions { port: number, user: string, password: string }
 
 /**
  * Debian's Dovecot IMAP server on a loopback port, with a throwaway config, one user and a
@@ -16,16 +16,20 @@ export class Dovecot {
   private child: ChildProcess | undefined
   readonly logs: string[] = []
 
-  private constructor (private readonly options: DovecotOptions, private readonly config: string) {}
+  private constructor (private readonly options: DovecotOptions, private readonly config: string, readonly dir: string) {}
 
   get port (): number { return this.options.port }
 
   static async start (options: DovecotOptions): Promise<Dovecot> {
     if (!existsSync('/usr/sbin/dovecot')) throw new Error('/usr/sbin/dovecot is missing: install the Debian package dovecot-imapd (npm test does this when run as root)')
-    const { dir } = options
-    for (const sub of ['run', 'state', 'home']) mkdirSync(join(dir, sub), { recursive: true })
+    // a directory of its own that Dovecot's unprivileged processes can enter (mkdtemp makes 0700)
+    const dir = await mkdtemp(join(tmpdir(), 'firehose-dovecot-'))
     chmodSync(dir, 0o755)
+    for (const sub of ['run', 'state', 'home']) mkdirSync(join(dir, sub), { recursive: true })
     const me = userInfo()
+    // Dovecot refuses to store mail as root: when the tests run as root, the mail belongs to nobody
+    const mail = me.uid === 0 ? { uid: 65534, gid: 65534 } : { uid: me.uid, gid: me.gid }
+    chownSync(join(dir, 'home'), mail.uid, mail.gid)
     await writeFile(join(dir, 'users'), `${options.user}:{PLAIN}${options.password}\n`)
     const config = join(dir, 'dovecot.conf')
     await writeFile(config, [
@@ -37,18 +41,20 @@ export class Dovecot {
       'ssl = no',
       'disable_plaintext_auth = no',
       'auth_mechanisms = plain login',
-      `first_valid_uid = ${me.uid}`,
-      `first_valid_gid = ${me.gid}`,
+      `first_valid_uid = ${mail.uid}`,
+      `first_valid_gid = ${mail.gid}`,
       'mail_location = maildir:~/Maildir',
       `passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u ${join(dir, 'users')}\n}`,
-      `userdb {\n  driver = static\n  args = uid=${me.uid} gid=${me.gid} home=${join(dir, 'home')}/%u\n}`,
+      `userdb {\n  driver = static\n  args = uid=${mail.uid} gid=${mail.gid} home=${join(dir, 'home')}/%u\n}`,
       `service imap-login {\n  inet_listener imap {\n    port = ${options.port}\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}`,
+      // unprivileged, the whole server runs as the current user (Dovecot's own users do not exist for it)
+      ...(me.uid === 0 ? [] : [`default_internal_user = ${me.username}`, `default_login_user = ${me.username}`, `service auth {\n  user = ${me.username}\n}`]),
       'service anvil {\n  chroot =\n}',
       'service imap-login {\n  chroot =\n}',
       'service stats {\n  unix_listener stats-reader {\n    mode = 0666\n  }\n  unix_listener stats-writer {\n    mode = 0666\n  }\n}',
       ''
     ].join('\n'))
-    const dovecot = new Dovecot(options, config)
+    const dovecot = new Dovecot(options, config, dir)
     await dovecot.restart()
     return dovecot
   }
@@ -74,6 +80,12 @@ export class Dovecot {
 
   async stop (): Promise<void> {
     await this.signalGroup('SIGTERM')
+  }
+
+  /** Stops Dovecot and removes its directory. */
+  async destroy (): Promise<void> {
+    await this.stop()
+    await rm(this.dir, { recursive: true, force: true })
   }
 
   private async signalGroup (signal: NodeJS.Signals): Promise<void> {
