@@ -93,6 +93,7 @@ t.test('bug mail arrives decoded with every task; other mail is untouched; an un
   t.ok(bridge.logs.some(l => l.msg === 'input rejected: unparseable-mail'), 'logged and counted')
   await new Promise(resolve => setTimeout(resolve, 2500)) // a recheck passes: nothing is fetched twice
   t.equal(messages().length, 4)
+  t.equal(bridge.logs.filter(l => l.msg === 'not Launchpad mail: left untouched').length, 1, 'the other mail was fetched once, not at every recheck')
 })
 
 t.test('Dovecot killed and restarted mid-run: every mail once', async t => {

@@ -6,7 +6,13 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { waitFor } from './wait.js'
 
-export interface DovecotOptions { port: number, user: string, password: string }
+export interface DovecotOptions {
+  port: number
+  user: string
+  password: string
+  /** TLS: STARTTLS on `port`, and implicit TLS on `tlsPort` */
+  tls?: { cert: string, key: string, tlsPort: number }
+}
 
 /**
  * Debian's Dovecot IMAP server on a loopback port, with a throwaway config, one user and a
@@ -19,6 +25,7 @@ export class Dovecot {
   private constructor (private readonly options: DovecotOptions, private readonly config: string, readonly dir: string) {}
 
   get port (): number { return this.options.port }
+  get tlsPort (): number | undefined { return this.options.tls?.tlsPort }
 
   static async start (options: DovecotOptions): Promise<Dovecot> {
     if (!existsSync('/usr/sbin/dovecot')) throw new Error('/usr/sbin/dovecot is missing: install the Debian package dovecot-imapd (npm test does this when run as root)')
@@ -38,7 +45,7 @@ export class Dovecot {
       `base_dir = ${join(dir, 'run')}`,
       `state_dir = ${join(dir, 'state')}`,
       'log_path = /dev/stderr',
-      'ssl = no',
+      ...(options.tls === undefined ? ['ssl = no'] : ['ssl = yes', `ssl_cert = <${options.tls.cert}`, `ssl_key = <${options.tls.key}`]),
       'disable_plaintext_auth = no',
       'auth_mechanisms = plain login',
       `first_valid_uid = ${mail.uid}`,
@@ -46,7 +53,7 @@ export class Dovecot {
       'mail_location = maildir:~/Maildir',
       `passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u ${join(dir, 'users')}\n}`,
       `userdb {\n  driver = static\n  args = uid=${mail.uid} gid=${mail.gid} home=${join(dir, 'home')}/%u\n}`,
-      `service imap-login {\n  inet_listener imap {\n    port = ${options.port}\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}`,
+      `service imap-login {\n  inet_listener imap {\n    port = ${options.port}\n  }\n  inet_listener imaps {\n    port = ${options.tls?.tlsPort ?? 0}\n  }\n}`,
       // unprivileged, the whole server runs as the current user (Dovecot's own users do not exist for it)
       ...(me.uid === 0 ? [] : [`default_internal_user = ${me.username}`, `default_login_user = ${me.username}`, `service auth {\n  user = ${me.username}\n}`]),
       'service anvil {\n  chroot =\n}',

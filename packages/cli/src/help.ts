@@ -5,16 +5,16 @@ export const MAIN_HELP = `Usage: firehose <command> [options]
 Firehose: one MQTT bus for infrastructure events. Bridges publish; anyone may read.
 
 Commands:
-  broker [--config FILE]       run the broker (MQTT 1883, MQTT/TLS 8883, WebSocket 80, WebSocket/TLS 8080)
-  passwd FILE USER             add a user to a password file, or change its password
-  bridge gerrit --config FILE  run the Gerrit bridge (stream-events over SSH -> gerrit/<project>/<type>)
+  broker [--config FILE]          run the broker (MQTT 1883, MQTT/TLS 8883, WebSocket 80, WebSocket/TLS 8080)
+  passwd FILE USER                add a user to a password file, or change its password
+  bridge gerrit --config FILE     run the Gerrit bridge (stream-events over SSH -> gerrit/<project>/<type>)
   bridge launchpad --config FILE  run the Launchpad bridge (bug mail over IMAP -> launchpad/<project>/...)
-  bridge ansible --config FILE run the Ansible receiver (callback plugin events -> ansible/playbook/...)
-  help [COMMAND]               show help for a command
+  bridge ansible --config FILE    run the Ansible receiver (callback plugin events -> ansible/playbook/...)
+  help [COMMAND]                  show help for a command
 
 Options:
-  -h, --help                   show help
-  -v, --version                show the version
+  -h, --help                      show help
+  -v, --version                   show the version
 
 Exit codes: 0 ok, 1 failure, 2 bad configuration or usage.
 `

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import libmime from 'libmime'
 import { simpleParser, type ParsedMail } from 'mailparser'
 
 /** One bug task from an `X-Launchpad-Bug` header: `product=nova; status=Triaged; ...`. */
@@ -24,7 +25,8 @@ function isLaunchpad (mail: ParsedMail): boolean {
 function headerText (mail: ParsedMail, name: string): string | undefined {
   const value = mail.headers.get(name)
   if (value === undefined || value === null) return undefined
-  if (typeof value === 'string') return value
+  // mailparser decodes the headers it knows; X-Launchpad-* arrive still RFC 2047 encoded
+  if (typeof value === 'string') return libmime.decodeWords(value)
   if (Array.isArray(value)) return value.map(String).join(' ')
   if (typeof value === 'object' && 'text' in value) return String((value as { text: string }).text)
   return String(value)
@@ -34,7 +36,7 @@ function headerText (mail: ParsedMail, name: string): string | undefined {
 function headerValues (mail: ParsedMail, name: string): string[] {
   return mail.headerLines
     .filter(h => h.key === name)
-    .map(h => h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim())
+    .map(h => libmime.decodeWords(h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim()))
 }
 
 /** `product=nova; status=Triaged; importance=Medium; assignee=None;` */

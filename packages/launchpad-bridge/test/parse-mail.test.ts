@@ -32,6 +32,19 @@ t.test('a direct mail with two task headers, folded, quoted-printable', async t 
   t.match(payload, { 'bug-information-type': 'Public', 'message-for': 'lpmqtt' }, 'the other X-Launchpad-* headers')
 })
 
+t.test('base64 in ISO-8859-1, RFC 2047 reporter, modifier and subject', async t => {
+  const v = await parseMail(mail('synthetic-encoded-base64-latin1.eml'), 'launchpad')
+  if (v.kind !== 'launchpad') throw new Error(v.kind)
+  const payload = v.messages[0]!.payload
+  t.equal(v.messages[0]!.topic, 'launchpad/nova/bug/2023456')
+  t.match(String(payload.body), /^Le planificateur choisit un hôte désactivé\. Reproduit sur «master»\./, 'base64 and charset decoded')
+  t.equal(payload['bug-reporter'], 'José García (jgarcia)')
+  t.equal(payload['bug-modifier'], 'Zoë Ångström (zoe)')
+  t.equal(payload.subject, '[Bug 2023456] Re: hôte désactivé')
+  t.same(payload.tags, ['scheduler', 'i18n'])
+  t.match(payload, { status: 'Confirmed', importance: 'High', assignee: 'jgarcia', 'bug-number': '2023456' })
+})
+
 t.test('tasks naming several projects: one message per project', async t => {
   const v = await parseMail(mail('synthetic-two-projects.eml'), 'launchpad')
   if (v.kind !== 'launchpad') throw new Error(v.kind)
