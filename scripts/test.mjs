@@ -15,7 +15,8 @@ ensureDebianPackages([
   ['ssh-keygen', 'openssh-client'],
   ['ssh', 'openssh-client'],
   ['ansible-playbook', 'ansible-core'],
-  ['/usr/sbin/dovecot', 'dovecot-imapd']
+  ['/usr/sbin/dovecot', 'dovecot-imapd'],
+  ['/usr/bin/redis-server', 'redis-server']
 ])
 if (!existsSync(`${root}node_modules/.bin/tap`)) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
 execFileSync(`${root}node_modules/.bin/tsc`, ['-b'], { cwd: root, stdio: 'inherit' })

@@ -18,6 +18,7 @@ import type { Listener } from './listeners/listener.js'
 import { startTcpListener, type ListenerDeps } from './listeners/tcp.js'
 import { startWebSocketListener } from './listeners/websocket.js'
 import { createMetrics } from './metrics.js'
+import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
 import { openLevelPersistence, type AedesPersistence } from './persistence.js'
 import { BrokerStats } from './stats.js'
 import { SysTopics } from './sys-topics.js'
@@ -51,7 +52,11 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   if (problems.length > 0) throw new ConfigError(problems, config.source)
 
   let persistence: AedesPersistence | undefined
-  if (config.persistence !== false) {
+  let cluster: ClusterBackends | undefined
+  if (config.cluster !== false) {
+    cluster = await connectCluster(config.cluster, logger, config.source)
+    persistence = cluster.persistence
+  } else if (config.persistence !== false) {
     try {
       persistence = await openLevelPersistence(config.persistence.dir)
     } catch (err) {
@@ -73,6 +78,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   }
   const broker = await Aedes.createBroker({
     ...(persistence === undefined ? {} : { persistence }),
+    ...(cluster === undefined || config.cluster === false
+      ? {}
+      : { id: cluster.id, mq: cluster.mq as never, heartbeatInterval: config.cluster.heartbeatInterval * 1000 }),
     preConnect: createPreConnect(ctx),
     authenticate: createAuthenticate(ctx),
     authorizePublish: createAuthorizePublish(ctx),
@@ -98,6 +106,19 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     if (!client.clean) persistentOffline.add(client.id)
   })
 
+  // Messages published while Redis was away reached the nodes' message channel late or not at
+  // all, but they are in each persistent session's queue in Redis: such sessions are asked to
+  // reconnect, which replays the queue. Clean sessions have no queue to replay.
+  cluster?.onRecovered(() => {
+    let count = 0
+    for (const client of connectedClients(broker)) {
+      if (client.clean) continue
+      count++
+      client.close()
+    }
+    logger.warn({ persistentSessions: count }, 'Redis is back: persistent sessions reconnect to replay what was queued meanwhile')
+  })
+
   const guard = new ConnectionGuard(config.limits, stats, logger)
   const listenerDeps: ListenerDeps = { broker, guard, limits: config.limits, stats, logger, source: config.source }
   const listeners: Listener[] = []
@@ -117,6 +138,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     await closing
     await admin?.close()
     await persistence?.destroy().catch((err: unknown) => logger.warn({ err }, 'closing persistence'))
+    await cluster?.close().catch((err: unknown) => logger.warn({ err }, 'closing the Redis connections'))
   }
 
   try {

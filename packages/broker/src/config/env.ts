@@ -8,6 +8,8 @@ export const ENV_VARS = {
   FIREHOSE_TLS_CERT: 'server certificate for the default TLS listeners (default certs/dev/server.crt)',
   FIREHOSE_TLS_KEY: 'server key for the default TLS listeners (default certs/dev/server.key)',
   FIREHOSE_DATA_DIR: 'persistence directory when the config names none (default ./data)',
+  FIREHOSE_REDIS_URL: 'makes the broker a cluster node on this Redis (redis://host:port), as cluster.redis does',
+  FIREHOSE_NODE: 'this cluster node\'s name (default: the host name), as cluster.node does',
   FIREHOSE_LOG_LEVEL: 'log level: fatal, error, warn, info, debug, trace or silent'
 } as const
 

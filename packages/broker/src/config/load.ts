@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { ConfigError, deepFreeze, parseYaml, readConfigText, validate } from '@firehose/config'
 import { portFromEnv, type EnvName } from './env.js'
@@ -89,15 +90,37 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
     else problems.push(`FIREHOSE_LOG_LEVEL: "${envLevel}" is not one of ${levels.join(', ')}`)
   }
 
+  const cluster = resolveCluster(raw.cluster, env, abs, problems)
+  if (cluster !== false && raw.persistence !== undefined) problems.push('persistence: a cluster node keeps its state in Redis; remove persistence (or cluster)')
+
   return {
     listeners,
     ...(raw.passwordFile ? { passwordFile: abs(raw.passwordFile) } : {}),
     ...(raw.aclFile ? { aclFile: abs(raw.aclFile) } : {}),
-    persistence: off.has('persistence') ? false : { dir: abs(raw.persistence?.dir ?? env.FIREHOSE_DATA_DIR ?? 'data') },
+    persistence: off.has('persistence') || cluster !== false ? false : { dir: abs(raw.persistence?.dir ?? env.FIREHOSE_DATA_DIR ?? 'data') },
+    cluster,
     sysInterval: raw.sysInterval,
     limits: raw.limits,
     admin,
     log: { level }
+  }
+}
+
+/** The cluster section, with FIREHOSE_REDIS_URL and FIREHOSE_NODE applied over it. */
+function resolveCluster (raw: RawConfig['cluster'], env: NodeJS.ProcessEnv, abs: (p: string) => string, problems: string[]): BrokerConfig['cluster'] {
+  const url = env.FIREHOSE_REDIS_URL !== undefined && env.FIREHOSE_REDIS_URL !== '' ? env.FIREHOSE_REDIS_URL : raw?.redis
+  if (url === undefined) {
+    if (env.FIREHOSE_NODE !== undefined && env.FIREHOSE_NODE !== '') problems.push('FIREHOSE_NODE: names a cluster node, but there is no cluster (set cluster.redis or FIREHOSE_REDIS_URL)')
+    return false
+  }
+  if (!/^rediss?:\/\/\S+$/.test(url)) problems.push('FIREHOSE_REDIS_URL: expected a redis:// or rediss:// URL')
+  const node = env.FIREHOSE_NODE !== undefined && env.FIREHOSE_NODE !== '' ? env.FIREHOSE_NODE : raw?.node ?? hostname()
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(node)) problems.push(`FIREHOSE_NODE: "${node}" is not a node name (letters, digits, ".", "_" and "-", at most 64)`)
+  return {
+    redis: url,
+    ...(raw?.passwordFile === undefined ? {} : { passwordFile: abs(raw.passwordFile) }),
+    node,
+    heartbeatInterval: raw?.heartbeatInterval ?? 5
   }
 }
 

@@ -33,6 +33,17 @@ const limitsSchema = z.strictObject({
   maxClientIdLength: z.number().int().min(23).max(65535).default(256)
 }).prefault({})
 
+const clusterSchema = z.strictObject({
+  /** redis://[:password@]host:port/db or rediss:// for TLS */
+  redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected a redis:// or rediss:// URL'),
+  /** the Redis password, if not in the URL */
+  passwordFile: z.string().min(1).optional(),
+  /** this node's name, in logs and in its broker id (default: the host name) */
+  node: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+  /** seconds between a node's heartbeats; a node silent for 3 of them is dead and its clients' wills are published */
+  heartbeatInterval: z.number().positive().max(600).default(5)
+})
+
 export const configSchema = z.strictObject({
   listeners: z.array(listenerSchema).optional(),
   passwordFile: z.string().min(1).optional(),
@@ -40,6 +51,8 @@ export const configSchema = z.strictObject({
   // `persistence: false` and `admin: false` are taken out before validation (see load.ts), so
   // that a mistake inside the object is reported by key rather than as a failed union
   persistence: z.strictObject({ dir: z.string().min(1) }).optional(),
+  /** one node of a cluster sharing subscriptions, retained messages and sessions through Redis */
+  cluster: clusterSchema.optional(),
   sysInterval: z.number().int().min(0).default(10),
   limits: limitsSchema,
   admin: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9883) }).optional(),

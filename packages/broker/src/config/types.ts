@@ -26,12 +26,24 @@ export interface Limits {
   maxClientIdLength: number
 }
 
+export interface ClusterConfig {
+  /** redis:// or rediss:// URL; may hold a password: never log it */
+  redis: string
+  /** absolute path */
+  passwordFile?: string
+  node: string
+  /** seconds */
+  heartbeatInterval: number
+}
+
 export interface BrokerConfig {
   listeners: readonly ListenerConfig[]
   passwordFile?: string
   aclFile?: string
-  /** false: in memory only (state is lost on restart) */
+  /** false: in memory only (state is lost on restart); unused by a cluster node (its state is in Redis) */
   persistence: { dir: string } | false
+  /** false: a single node */
+  cluster: ClusterConfig | false
   /** seconds between $SYS/broker updates; 0 disables them */
   sysInterval: number
   limits: Limits

@@ -30,6 +30,7 @@ export function createAuthenticate (ctx: HookContext) {
         return done(refusal(4, 'bad user name or password'), false)
       }
       ctx.sessions.set(client, { username, access: ctx.access.rulesFor({ username, clientId: client.id }) })
+      markWillOwner(client, username)
       ctx.logger.info({ clientId: client.id, username }, 'user authenticated')
       done(null, true)
     }, (err: unknown) => {
@@ -38,3 +39,16 @@ export function createAuthenticate (ctx: HookContext) {
     })
   }
 }
+
+/**
+ * The will is stored with the session (in Redis, for a cluster), and may be published by
+ * another node when this one dies, or by the next run of this broker: with the owner's user
+ * name on it, that publisher can apply the owner's ACL. The field is not part of the
+ * message that goes out (Aedes builds a new packet from the will's MQTT fields).
+ */
+function markWillOwner (client: Client, username: string): void {
+  const will = (client as Client & { _will?: Record<string, unknown> | null })._will
+  if (will !== undefined && will !== null) will[WILL_OWNER] = username
+}
+
+export const WILL_OWNER = 'firehoseOwner'

@@ -10,7 +10,7 @@ interface WebSocketConn { socket?: { bufferedAmount: number } }
 /**
  * Runs once per message per subscriber: the fan-out hot path, so it allocates nothing.
  * - Aedes' internal `$SYS/<broker id>/...` traffic (client ids coming and going) is not
- *   for subscribers; only our Mosquitto-compatible `$SYS/broker/...` is.
+ *   for subscribers; only our Mosquitto-compatible `$SYS/broker/...` is, and only this node's.
  * - A client whose unsent bytes pass limits.maxQueuedBytes is stalled (a frozen browser
  *   tab, a suspended laptop): it is disconnected and counted, so it holds no memory and
  *   slows no one.
@@ -22,6 +22,8 @@ export function createAuthorizeForward (ctx: HookContext) {
     const topic = packet.topic
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic.startsWith(SYS_PREFIX) && !topic.startsWith(SYS_BROKER_PREFIX)) return null
+      // in a cluster, another node's $SYS/broker/... is its own business (retained ones come with no brokerId)
+      if (topic.startsWith(SYS_BROKER_PREFIX) && packet.brokerId != null && packet.brokerId !== (client as unknown as { broker: { id: string } }).broker.id) return null
       // Aedes sends retained $ messages to a `#` subscription too; [MQTT-4.7.2-1] says no
       if (!Object.keys((client as unknown as { subscriptions: object }).subscriptions).some(f => topicMatches(f, topic))) return null
     }

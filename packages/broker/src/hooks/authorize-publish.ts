@@ -1,5 +1,6 @@
 import type { Client, PublishPacket } from 'aedes'
-import type { HookContext } from './context.js'
+import { WILL_OWNER } from './authenticate.js'
+import type { HookContext, Session } from './context.js'
 
 /**
  * A publish the ACL denies is acknowledged as usual and then dropped, and the client
@@ -10,8 +11,9 @@ import type { HookContext } from './context.js'
  */
 export function createAuthorizePublish (ctx: HookContext) {
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
-    // A will left by a previous run of the broker has no client: its user is unknown, so it is not trusted.
-    const session = client === null ? undefined : ctx.sessions.get(client)
+    // A will whose client is gone — its node died, or a previous run of this broker — has no
+    // client here: it is judged by the ACL of the user who connected with it.
+    const session = client === null ? orphanWillSession(ctx, packet) : ctx.sessions.get(client)
     // a will is published by the broker on the client's behalf: not a message received
     if (client !== null && (client as Client & { will?: unknown }).will !== packet) ctx.stats.messagesReceived++
     const allowed = session !== undefined && !packet.topic.startsWith('$') && session.access.canPublish(packet.topic)
@@ -22,4 +24,10 @@ export function createAuthorizePublish (ctx: HookContext) {
     }
     callback(null)
   }
+}
+
+function orphanWillSession (ctx: HookContext, packet: PublishPacket): Session | undefined {
+  const { [WILL_OWNER]: owner, clientId } = packet as PublishPacket & { [WILL_OWNER]?: unknown, clientId?: unknown }
+  if (typeof owner !== 'string' || typeof clientId !== 'string' || !ctx.access.hasUser(owner)) return undefined
+  return { username: owner, access: ctx.access.rulesFor({ username: owner, clientId }) }
 }

@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { randomBytes } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from 'pino'
+import { ConfigError } from '@firehose/config'
+import type { ClusterConfig } from '../config/types.js'
+import type { AedesPersistence } from '../persistence.js'
+import { keepSysRetainedLocal } from './local-sys-retained.js'
+
+const require = createRequire(import.meta.url)
+
+export interface ClusterBackends {
+  /** this node's broker id: its name and a per-run suffix, so a restarted node's old wills are seen as a dead node's */
+  id: string
+  /** mqemitter-redis: messages between the nodes */
+  mq: unknown
+  /** aedes-persistence-redis: subscriptions, retained messages, sessions, queued messages, wills */
+  persistence: AedesPersistence
+  /** called once every connection is back after a Redis outage (and its subscriptions restored) */
+  onRecovered: (listener: () => void) => void
+  close: () => Promise<void>
+}
+
+/**
+ * Connects one cluster node to Redis. Three connections: mqemitter-redis's publisher and
+ * subscriber, and the persistence's. While Redis is away ioredis keeps reconnecting and holds
+ * commands until it is back (maxRetriesPerRequest: null), so a Redis restart delays
+ * acknowledgements rather than losing messages; the node itself keeps running.
+ */
+export async function connectCluster (cluster: ClusterConfig, logger: Logger, source: string): Promise<ClusterBackends> {
+  const password = cluster.passwordFile === undefined
+    ? undefined
+    : (await readFile(cluster.passwordFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new ConfigError([`cluster.passwordFile: cannot read ${cluster.passwordFile}: ${err.code ?? err.message}`], source)
+      })).trim()
+  const options: RedisOptions = {
+    maxRetriesPerRequest: null,
+    retryStrategy: attempt => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
+    lazyConnect: true,
+    ...(password === undefined ? {} : { password })
+  }
+  const where = redactedUrl(cluster.redis)
+  const down = new Set<string>()
+  let outage = false
+  const recovered: Array<() => void> = []
+  const connections = ['mq-publish', 'mq-subscribe', 'persistence'].map(role => {
+    const redis = new Redis(cluster.redis, { ...options, connectionName: `firehose-${cluster.node}-${role}` })
+    // ioredis emits 'error' on every failed reconnection: one line per outage, not one per attempt
+    redis.on('error', (err: Error) => {
+      if (!down.has(role)) logger.error({ redis: where, role, err: err.message }, 'Redis connection lost: holding messages until it is back')
+      down.add(role)
+      outage = true
+    })
+    redis.on('ready', () => {
+      if (!down.delete(role)) return
+      logger.info({ redis: where, role }, 'Redis connection back')
+      if (down.size > 0 || !outage) return
+      outage = false
+      // ioredis re-subscribes the message channel once it is ready: leave it a moment
+      setTimeout(() => { if (down.size === 0) recovered.forEach(listener => listener()) }, 500).unref()
+    })
+    return redis
+  })
+  const [pubConn, subConn, db] = connections as [Redis, Redis, Redis]
+  try {
+    await Promise.all(connections.map(async c => await c.connect()))
+  } catch (err) {
+    connections.forEach(c => c.disconnect())
+    throw new ConfigError([`cluster.redis: cannot connect to ${where}: ${(err as Error).message}`], source)
+  }
+
+  const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => { close: (cb: () => void) => void, state: NodeJS.EventEmitter }
+  const mq = MQEmitterRedis({ pubConn, subConn })
+  mq.state.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis message channel error'))
+  const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js') as new (opts: object) => AedesPersistence
+  const persistence = keepSysRetainedLocal(new AsyncRedisPersistence({ conn: db }))
+  const id = `${cluster.node}-${randomBytes(4).toString('hex')}`
+  logger.info({ redis: where, node: cluster.node, brokerId: id }, 'cluster node connected to Redis')
+
+  return {
+    id,
+    mq,
+    persistence,
+    onRecovered: listener => { recovered.push(listener) },
+    close: async () => {
+      await new Promise<void>(resolve => mq.close(resolve))
+      connections.forEach(c => c.disconnect())
+    }
+  }
+}
+
+/** The URL without its password, for logs and messages. */
+export function redactedUrl (url: string): string {
+  return url.replace(/^(rediss?:\/\/)([^@/]*@)/, (_m, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? auth.slice(0, auth.indexOf(':')) + ':***@' : '***@'}`)
+}
