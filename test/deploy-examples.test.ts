@@ -4,6 +4,7 @@ import { parse } from 'yaml'
 import { z } from 'zod'
 import t from 'tap'
 import { ansibleSchema } from '@firehose/ansible-bridge'
+import { parseConfig } from '@firehose/broker'
 import { commonShape } from '@firehose/bridge-kit'
 import { formatZodIssues } from '@firehose/config'
 import { gerritSchema } from '@firehose/gerrit-bridge'
@@ -22,5 +23,15 @@ for (const [file, section, schema] of examples) {
     const data: unknown = parse(await readFile(join(REPO, 'deploy', file), 'utf8'))
     const result = z.strictObject({ ...commonShape, [section]: schema }).safeParse(data)
     t.same(result.success ? [] : formatZodIssues(result.error.issues), [], 'valid')
+  })
+}
+
+for (const file of ['firehose.example.yaml', 'cluster/firehose.yaml']) {
+  t.test(file, async t => {
+    const path = join(REPO, 'deploy', file)
+    const config = parseConfig(await readFile(path, 'utf8'), { source: path, baseDir: join(REPO, 'deploy'), env: {} })
+    t.ok(config.listeners.length === 4, 'four listeners')
+    if (file.startsWith('cluster/')) t.match(config.cluster, { redis: 'redis://redis:6379', heartbeatInterval: 5 }, 'a cluster node')
+    else t.equal(config.cluster, false, 'a single node by default')
   })
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ImapFlow } from 'imapflow'
+import type { ImapFlow } from 'imapflow'
 import t from 'tap'
 import { BridgeProcess } from './helpers/bridge-process.js'
 import { BrokerProcess } from './helpers/broker-process.js'
@@ -33,13 +33,7 @@ t.teardown(async () => {
 })
 
 async function mailbox<T> (work: (client: ImapFlow) => Promise<T>): Promise<T> {
-  const client = new ImapFlow({ host: '127.0.0.1', port: dovecot.port, secure: false, doSTARTTLS: true, tls: { ca }, auth: { user: 'lpmqtt', pass: 'mail-secret' }, logger: false })
-  await client.connect()
-  try {
-    return await work(client)
-  } finally {
-    await client.logout().catch(() => {})
-  }
+  return await dovecot.session(work, ca)
 }
 let counter = 0
 async function deliver (name: string, folder: string): Promise<string> {

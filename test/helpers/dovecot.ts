@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
+import { ImapFlow } from 'imapflow'
 import { waitFor } from './wait.js'
 
 export interface DovecotOptions {
@@ -78,6 +79,28 @@ export class Dovecot {
         s.on('error', () => resolve(false))
       })
     })
+  }
+
+  /**
+   * Runs `work` in an IMAP session as the test's user — the mail system delivering, or the
+   * test looking at flags — over STARTTLS when `ca` is given.
+   */
+  async session<T> (work: (client: ImapFlow) => Promise<T>, ca?: Buffer): Promise<T> {
+    const client = new ImapFlow({
+      host: '127.0.0.1',
+      port: this.options.port,
+      secure: false,
+      doSTARTTLS: ca !== undefined,
+      ...(ca === undefined ? {} : { tls: { ca } }),
+      auth: { user: this.options.user, pass: this.options.password },
+      logger: false
+    })
+    await client.connect()
+    try {
+      return await work(client)
+    } finally {
+      await client.logout().catch(() => {})
+    }
   }
 
   /** SIGKILL to Dovecot and all its processes (they share its process group): a crashed server. */

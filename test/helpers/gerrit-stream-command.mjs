@@ -21,9 +21,17 @@ let partial = ''
 const fd = openSync(logFile, 'r')
 process.stdout.on('error', () => process.exit(0)) // the client went away
 for (const signal of ['SIGHUP', 'SIGTERM', 'SIGPIPE']) process.on(signal, () => process.exit(0))
+// when sshd's session process is killed this one is re-parented: do not outlive it
+const parent = process.ppid
 
 function poll () {
-  const size = statSync(logFile).size
+  let size
+  try {
+    size = statSync(logFile).size
+  } catch {
+    process.exit(0) // the test is over and its directory gone
+  }
+  if (process.ppid !== parent) process.exit(0)
   if (size > offset) {
     const buffer = Buffer.alloc(size - offset)
     const n = readSync(fd, buffer, 0, buffer.length, offset)

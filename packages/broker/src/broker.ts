@@ -14,6 +14,7 @@ import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
 import type { HookContext, Session } from './hooks/context.js'
 import { dropDeniedPublishes } from './hooks/drop-denied-publishes.js'
 import { createPreConnect } from './hooks/pre-connect.js'
+import { recordQos2AfterPublish } from './hooks/record-qos2-after-publish.js'
 import type { Listener } from './listeners/listener.js'
 import { startTcpListener, type ListenerDeps } from './listeners/tcp.js'
 import { startWebSocketListener } from './listeners/websocket.js'
@@ -76,7 +77,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     limits: config.limits,
     logger
   }
+  const qos2 = persistence === undefined ? undefined : recordQos2AfterPublish(persistence)
   const broker = await Aedes.createBroker({
+    ...(qos2 === undefined ? {} : { published: qos2.published }),
     ...(persistence === undefined ? {} : { persistence }),
     ...(cluster === undefined || config.cluster === false
       ? {}
@@ -103,6 +106,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     persistentOffline.delete(client.id)
   })
   broker.on('clientDisconnect', client => {
+    qos2?.forget(client)
     if (!client.clean) persistentOffline.add(client.id)
   })
 

@@ -59,3 +59,27 @@ t.test('duplicate ports, bad YAML, duplicate keys', async t => {
   t.match(problemsOf(() => parse('sysInterval: 1\nsysInterval: 2\n')), [/^YAML: .*[Uu]nique|^YAML: .*duplicate|^YAML: /])
   t.match(problemsOf(() => parse('limits:\n  maxTopicLevels: 500\n')), [/^limits\.maxTopicLevels: /])
 })
+
+t.test('cluster: off by default, from the file or the environment, validated', async t => {
+  t.equal(parse(undefined).cluster, false)
+  const fromFile = parse('cluster:\n  redis: redis://10.0.0.5:6379/0\n  node: fh-1\n  passwordFile: redis-password\n')
+  t.same(fromFile.cluster, { redis: 'redis://10.0.0.5:6379/0', node: 'fh-1', passwordFile: '/etc/firehose/redis-password', heartbeatInterval: 5 })
+  t.equal(fromFile.persistence, false, 'no LevelDB store on a cluster node')
+  const fromEnv = parse(undefined, { FIREHOSE_REDIS_URL: 'rediss://redis.example.org:6380', FIREHOSE_NODE: 'fh-2' })
+  t.match(fromEnv.cluster, { redis: 'rediss://redis.example.org:6380', node: 'fh-2' })
+  const problems = (yaml: string | undefined, env: NodeJS.ProcessEnv = {}): string => {
+    try {
+      parse(yaml, env)
+    } catch (err) {
+      if (err instanceof ConfigError) return err.message
+      throw err
+    }
+    return ''
+  }
+  t.match(problems('cluster:\n  redis: http://x\n'), /cluster\.redis: expected a redis:\/\/ or rediss:\/\/ URL/)
+  t.match(problems('cluster:\n  redis: redis://x\n  node: "a b"\n'), /cluster\.node: /)
+  t.match(problems('cluster:\n  redis: redis://x\n  heartbeatInterval: 0\n'), /cluster\.heartbeatInterval: /)
+  t.match(problems('cluster:\n  redis: redis://x\npersistence:\n  dir: /var/lib/firehose\n'), /persistence: a cluster node keeps its state in Redis/)
+  t.match(problems(undefined, { FIREHOSE_NODE: 'fh-1' }), /FIREHOSE_NODE: names a cluster node, but there is no cluster/)
+  t.match(problems(undefined, { FIREHOSE_REDIS_URL: 'localhost:6379' }), /FIREHOSE_REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/)
+})

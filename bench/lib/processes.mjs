@@ -1,0 +1,69 @@
+// Starts the brokers a benchmark compares, on free loopback ports, and stops them.
+import { spawn } from 'node:child_process'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const FIREHOSE_BIN = join(ROOT, 'packages/cli/bin/firehose.js')
+
+export async function freePort () {
+  return await new Promise(resolve => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForLine (child, stream, predicate, what) {
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 20000)
+    createInterface({ input: stream }).on('line', line => { if (predicate(line)) { clearTimeout(timer); resolve() } })
+    child.on('exit', code => { clearTimeout(timer); reject(new Error(`${what}: exited with ${code}`)) })
+  })
+}
+
+/** `firehose broker` with one plain MQTT listener; `extra` is merged into its config. */
+export async function startFirehose ({ users, extra = {} }) {
+  const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-'))
+  const port = await freePort()
+  const passwd = join(dir, 'passwd')
+  const { hashPassword } = await import(join(ROOT, 'packages/broker/dist/index.js'))
+  await writeFile(passwd, (await Promise.all(Object.entries(users).map(async ([u, p]) => `${u}:${await hashPassword(p)}\n`))).join(''))
+  const config = {
+    listeners: [{ port, host: '127.0.0.1', protocol: 'mqtt' }],
+    passwordFile: passwd,
+    persistence: false,
+    admin: false,
+    sysInterval: 0,
+    log: { level: 'warn' },
+    limits: { maxConnections: 100000, maxConnectionsPerIp: 100000 },
+    ...extra
+  }
+  if (extra.persistence === undefined && 'cluster' in extra) delete config.persistence
+  const file = join(dir, 'firehose.json')
+  await writeFile(file, JSON.stringify(config)) // JSON is YAML
+  const child = spawn(process.execPath, [FIREHOSE_BIN, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIREHOSE_LOG_LEVEL: 'info' } })
+  await waitForLine(child, child.stdout, l => l.includes('firehose broker started'), 'firehose broker')
+  child.stdout.resume()
+  return { port, pid: child.pid, stop: () => stop(child) }
+}
+
+export async function startRedis () {
+  const port = await freePort()
+  const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-redis-'))
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await waitForLine(child, child.stdout, l => l.includes('Ready to accept connections'), 'redis-server')
+  child.stdout.resume()
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => stop(child) }
+}
+
+async function stop (child) {
+  if (child.exitCode !== null) return
+  child.kill('SIGTERM')
+  await new Promise(resolve => child.once('exit', resolve))
+}

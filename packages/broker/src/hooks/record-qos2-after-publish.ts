@@ -1,0 +1,34 @@
+import type { Client, PublishPacket } from 'aedes'
+import type { AedesPersistence } from '../persistence.js'
+
+type Published = (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
+
+/**
+ * Aedes stores an incoming QoS 2 PUBLISH, then publishes it, then sends PUBREC; a
+ * retransmitted PUBLISH whose id is stored is answered with PUBREC and not published again.
+ * A broker that dies between the store and the end of the publish (in a cluster: another node
+ * gets the retransmission) has the id stored but the message never published: it is lost,
+ * though the publisher did everything right. Here the id is recorded only once the message is
+ * published (queued for persistent sessions and handed to every node), so a retransmission
+ * after a crash is published; what remains is a duplicate if the broker dies in the one write
+ * between publishing and recording, instead of a loss.
+ */
+export function recordQos2AfterPublish (persistence: AedesPersistence): { published: Published, forget: (client: Client) => void } {
+  const store = (persistence.incomingStorePacket as (client: Client, packet: PublishPacket) => Promise<void>).bind(persistence)
+  /** per client, the QoS 2 packets received and not yet published */
+  const pending = new WeakMap<Client, Map<number, PublishPacket>>()
+  persistence.incomingStorePacket = async (client: Client, packet: PublishPacket): Promise<void> => {
+    let mine = pending.get(client)
+    if (mine === undefined) pending.set(client, mine = new Map())
+    mine.set(packet.messageId!, packet)
+  }
+  return {
+    published (packet, client, done) {
+      const mine = client === null ? undefined : pending.get(client)
+      if (mine === undefined || packet.qos !== 2 || mine.get(packet.messageId!) !== packet) return done(null)
+      mine.delete(packet.messageId!)
+      store(client!, packet).then(() => done(null), done)
+    },
+    forget (client) { pending.delete(client) }
+  }
+}
