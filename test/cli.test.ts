@@ -104,6 +104,15 @@ t.test('a bridge with an invalid config names the key and exits 2', async t => {
   t.equal((await firehose(['bridge', 'nonsense', '--config', file])).code, 2)
 })
 
+t.test('a cluster node whose Redis cannot be reached: exit 1 (systemd retries), password not logged', async t => {
+  const file = join(dir, 'cluster.yaml')
+  await writeFile(file, `listeners: [{ port: 0, host: 127.0.0.1, protocol: mqtt }]\nadmin: false\ncluster: { redis: "redis://user:sekrit@127.0.0.1:${await freePort()}/0" }\n`)
+  const r = await firehose(['broker', '--config', file])
+  t.equal(r.code, 1)
+  t.match(r.stdout, /cluster\.redis: cannot connect to redis:\/\/user:\*\*\*@127\.0\.0\.1/)
+  t.notMatch(r.stdout + r.stderr, /sekrit/, 'the password is not logged')
+})
+
 t.test('a port in use: a clear error and exit 1', async t => {
   const port = await freePort()
   const blocker = createServer().listen(port, '127.0.0.1')

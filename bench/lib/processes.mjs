@@ -34,8 +34,9 @@ export async function startFirehose ({ users, extra = {} }) {
   const passwd = join(dir, 'passwd')
   const { hashPassword } = await import(join(ROOT, 'packages/broker/dist/index.js'))
   await writeFile(passwd, (await Promise.all(Object.entries(users).map(async ([u, p]) => `${u}:${await hashPassword(p)}\n`))).join(''))
+  const wsPort = await freePort()
   const config = {
-    listeners: [{ port, host: '127.0.0.1', protocol: 'mqtt' }],
+    listeners: [{ port, host: '127.0.0.1', protocol: 'mqtt' }, { port: wsPort, host: '127.0.0.1', protocol: 'websockets' }],
     passwordFile: passwd,
     persistence: false,
     admin: false,
@@ -50,7 +51,7 @@ export async function startFirehose ({ users, extra = {} }) {
   const child = spawn(process.execPath, [FIREHOSE_BIN, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIREHOSE_LOG_LEVEL: 'info' } })
   await waitForLine(child, child.stdout, l => l.includes('firehose broker started'), 'firehose broker')
   child.stdout.resume()
-  return { port, pid: child.pid, stop: () => stop(child) }
+  return { port, wsPort, pid: child.pid, stop: () => stop(child) }
 }
 
 export async function startRedis () {
@@ -66,4 +67,30 @@ async function stop (child) {
   if (child.exitCode !== null) return
   child.kill('SIGTERM')
   await new Promise(resolve => child.once('exit', resolve))
+}
+
+/** Debian's Mosquitto with an MQTT and a WebSocket listener, anonymous access, no persistence. */
+export async function startMosquitto () {
+  const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-mosquitto-'))
+  const port = await freePort()
+  const wsPort = await freePort()
+  const file = join(dir, 'mosquitto.conf')
+  await writeFile(file, [
+    'per_listener_settings false', 'allow_anonymous true', 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning', 'log_type notice',
+    `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', 'max_connections -1', ''
+  ].join('\n'))
+  const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await waitForLine(child, child.stdout, l => l.includes(`Opening websockets listen socket on port ${wsPort}`) || l.includes('running'), 'mosquitto')
+  child.stdout.resume()
+  child.stderr.resume()
+  // the notice comes as the listener opens; give it a moment to accept
+  await new Promise(resolve => setTimeout(resolve, 300))
+  return { port, wsPort, pid: child.pid, stop: () => stop(child) }
+}
+
+/** Resident memory of a process, in bytes (Linux). */
+export async function rssBytes (pid) {
+  const { readFile } = await import('node:fs/promises')
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
 }

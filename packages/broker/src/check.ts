@@ -1,11 +1,12 @@
+import { access, constants } from 'node:fs/promises'
 import { AccessControl } from './auth/access-control.js'
 import type { BrokerConfig } from './config/types.js'
 import { ConfigError } from '@firehose/config'
 import { readTlsOptions } from './listeners/tls-options.js'
 
 /**
- * Problems in the files the configuration names — password file, ACL file, TLS certificates —
- * found without starting anything (`firehose broker --check`). Empty when they are fine.
+ * Problems in the files the configuration names — password file, ACL file, TLS certificates,
+ * the Redis password file — found without starting anything (Redis itself is not contacted) (`firehose broker --check`). Empty when they are fine.
  */
 export async function checkConfigFiles (config: BrokerConfig): Promise<string[]> {
   const problems = await new AccessControl({ passwordFile: config.passwordFile, aclFile: config.aclFile }).load()
@@ -17,6 +18,12 @@ export async function checkConfigFiles (config: BrokerConfig): Promise<string[]>
       if (!(err instanceof ConfigError)) throw err
       problems.push(...err.problems)
     }
+  }
+  const redisPassword = config.cluster === false ? undefined : config.cluster.passwordFile
+  if (redisPassword !== undefined) {
+    await access(redisPassword, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+      problems.push(`cluster.passwordFile: cannot read ${redisPassword}: ${err.code ?? err.message}`)
+    })
   }
   return problems
 }

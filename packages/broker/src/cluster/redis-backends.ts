@@ -67,7 +67,8 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
     await Promise.all(connections.map(async c => await c.connect()))
   } catch (err) {
     connections.forEach(c => c.disconnect())
-    throw new ConfigError([`cluster.redis: cannot connect to ${where}: ${(err as Error).message}`], source)
+    // not a configuration error (exit 2 stops systemd restarting it): Redis may be starting too
+    throw new Error(`cluster.redis: cannot connect to ${where}: ${(err as Error).message}`)
   }
 
   const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => { close: (cb: () => void) => void, state: NodeJS.EventEmitter }

@@ -1,0 +1,143 @@
+// Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
+// alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
+//   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000]
+import { cpus } from 'node:os'
+import { parseArgs } from 'node:util'
+import mqtt from 'mqtt'
+import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
+import { openWebSocketSubscribers } from './lib/lean-websocket.mjs'
+import { rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
+
+const { values } = parseArgs({
+  options: {
+    subscribers: { type: 'string', default: '500' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    idle: { type: 'string', default: '10000' }
+  }
+})
+const SUBSCRIBERS = Number(values.subscribers)
+const SECONDS = Number(values.seconds)
+const ROUNDS = Number(values.rounds)
+const IDLE = Number(values.idle)
+const USERS = { bench: 'bench-password' }
+const PAYLOAD = Buffer.alloc(1024, 'x')
+let generatorSaturated = false
+
+/** Deliveries per second to `SUBSCRIBERS` on `bench/#`; `stall` adds one subscriber that stops reading. */
+async function fanOut (broker, transport, label, { stall = false } = {}) {
+  const open = transport === 'ws' ? openWebSocketSubscribers : openSubscribers
+  const port = transport === 'ws' ? broker.wsPort : broker.port
+  const subs = await open({ port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
+  let stalled
+  let stalledClosed = false
+  if (stall) {
+    stalled = (await openSubscribers({ port: broker.port, count: 1, filter: 'bench/#', idPrefix: `${label}-stalled` })).sockets[0]
+    stalled.socket.pause() // a frozen browser tab: connected, reading nothing
+    stalled.socket.on('close', () => { stalledClosed = true })
+  }
+  const publisher = await openPublisher({ port: broker.port, clientId: `${label}-pub`, username: 'bench', password: USERS.bench })
+  const packet = publisher.publishPacket('bench/fanout', PAYLOAD)
+  await flood(publisher, packet, 1, subs)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const before = subs.bytes()
+  const cpu = process.cpuUsage()
+  const started = Date.now()
+  await flood(publisher, packet, SECONDS, subs)
+  const elapsed = (Date.now() - started) / 1000
+  const perSecond = (subs.bytes() - before) / packet.length / elapsed
+  if (cpuSeconds(cpu) / elapsed > 0.9) generatorSaturated = true
+  publisher.close()
+  subs.close()
+  stalled?.socket.destroy()
+  return { perSecond, stalledClosed }
+}
+
+/** p50/p99 publish-to-delivery at `rate` messages/s, with `SUBSCRIBERS` lean readers also subscribed. */
+async function latency (broker, rate, label) {
+  const subs = await openSubscribers({ port: broker.port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
+  const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, clientId: `${label}-probe` })
+  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `${label}-lpub` })
+  const samples = []
+  probe.on('message', (_t, payload) => samples.push(Number(process.hrtime.bigint() - payload.readBigInt64BE(0)) / 1e6))
+  await probe.subscribeAsync('bench/#', { qos: 0 })
+  const total = Math.round(rate * SECONDS)
+  const started = process.hrtime.bigint()
+  for (let i = 0; i < total; i++) {
+    const due = started + BigInt(Math.round((i * 1e9) / rate))
+    while (process.hrtime.bigint() < due) await new Promise(resolve => setImmediate(resolve))
+    const payload = Buffer.alloc(1024)
+    payload.writeBigInt64BE(process.hrtime.bigint(), 0)
+    pub.publish('bench/latency', payload, { qos: 0 })
+  }
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  await probe.endAsync()
+  await pub.endAsync()
+  subs.close()
+  samples.sort((a, b) => a - b)
+  const at = q => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN
+  return { p50: at(0.5), p99: at(0.99), received: samples.length, sent: total }
+}
+
+/** Resident memory per idle subscriber, over `IDLE` TCP connections each subscribed to one topic. */
+async function idleMemory (broker, label) {
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  const before = await rssBytes(broker.pid)
+  const subs = await openSubscribers({ port: broker.port, count: IDLE, filter: 'bench/idle', idPrefix: label })
+  await new Promise(resolve => setTimeout(resolve, 2000))
+  const after = await rssBytes(broker.pid)
+  subs.close()
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  return (after - before) / IDLE
+}
+
+const median = xs => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
+const fmt = n => Number.isNaN(n) ? 'n/a' : n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2)
+const row = (name, f, m, unit = '', better = 'higher') => {
+  const ratio = f / m
+  console.log(`| ${name} | ${fmt(f)}${unit} | ${fmt(m)}${unit} | ${ratio.toFixed(2)} (${better} is better) |`)
+}
+
+const firehose = await startFirehose({ users: USERS })
+const mosquitto = await startMosquitto()
+const { execFileSync } = await import('node:child_process')
+const mosquittoVersion = execFileSync('mosquitto', ['-h']).toString().split('\n')[0]
+console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per run, ${ROUNDS} rounds A B A B; ` +
+  `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
+try {
+  const figures = { tcp: { f: [], m: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }
+  const stalledDropped = { f: false, m: false }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [key, broker] of [['f', firehose], ['m', mosquitto]]) {
+      figures.tcp[key].push((await fanOut(broker, 'tcp', `${key}-tcp-${round}`)).perSecond)
+      figures.ws[key].push((await fanOut(broker, 'ws', `${key}-ws-${round}`)).perSecond)
+      const stalled = await fanOut(broker, 'tcp', `${key}-stall-${round}`, { stall: true })
+      figures.stall[key].push(stalled.perSecond)
+      stalledDropped[key] ||= stalled.stalledClosed
+    }
+    console.log(`  round ${round + 1}: TCP ${fmt(figures.tcp.f.at(-1))} vs ${fmt(figures.tcp.m.at(-1))}, WebSocket ${fmt(figures.ws.f.at(-1))} vs ${fmt(figures.ws.m.at(-1))}, with a stalled subscriber ${fmt(figures.stall.f.at(-1))} vs ${fmt(figures.stall.m.at(-1))} deliveries/s`)
+  }
+  const slower = Math.min(median(figures.tcp.f), median(figures.tcp.m)) / SUBSCRIBERS
+  const rate = Math.max(10, Math.round(slower / 2))
+  const lf = await latency(firehose, rate, 'f-lat')
+  const lm = await latency(mosquitto, rate, 'm-lat')
+  const mf = await idleMemory(firehose, 'f-idle')
+  const mm = await idleMemory(mosquitto, 'm-idle')
+
+  console.log('\n| figure | Firehose | Mosquitto | ratio Firehose/Mosquitto |')
+  console.log('|---|---|---|---|')
+  row('TCP fan-out, deliveries/s (median)', median(figures.tcp.f), median(figures.tcp.m))
+  row('WebSocket fan-out, deliveries/s (median)', median(figures.ws.f), median(figures.ws.m))
+  row(`latency p50 at ${rate} msg/s`, lf.p50, lm.p50, ' ms', 'lower')
+  row(`latency p99 at ${rate} msg/s`, lf.p99, lm.p99, ' ms', 'lower')
+  row(`memory per idle TCP subscriber (${IDLE})`, mf / 1024, mm / 1024, ' KiB', 'lower')
+  row('TCP fan-out with one stalled subscriber (median)', median(figures.stall.f), median(figures.stall.m))
+  console.log(`\nwith a stalled subscriber the others keep ${(100 * median(figures.stall.f) / median(figures.tcp.f)).toFixed(0)}% (Firehose) and ` +
+    `${(100 * median(figures.stall.m) / median(figures.tcp.m)).toFixed(0)}% (Mosquitto) of their throughput; ` +
+    `stalled subscriber disconnected: Firehose ${stalledDropped.f ? 'yes' : 'no'}, Mosquitto ${stalledDropped.m ? 'yes' : 'no'}`)
+  console.log(`latency received: Firehose ${lf.received}/${lf.sent}, Mosquitto ${lm.received}/${lm.sent}`)
+  if (generatorSaturated) console.log('the load generator SATURATED a core in at least one fan-out run: those figures are its limit, not the broker\'s')
+} finally {
+  await firehose.stop()
+  await mosquitto.stop()
+}
