@@ -10,6 +10,9 @@ import { keepSysRetainedLocal } from './local-sys-retained.js'
 
 const require = createRequire(import.meta.url)
 
+/** Written by scripts/patch-dependencies.mjs (npm postinstall): see there for the bug it fixes. */
+const PERSISTENCE_PATCH_MARKER = '/* firehose: atomic QoS 2 queue update */'
+
 export interface ClusterBackends {
   /** this node's broker id: its name and a per-run suffix, so a restarted node's old wills are seen as a dead node's */
   id: string
@@ -29,6 +32,11 @@ export interface ClusterBackends {
  * acknowledgements rather than losing messages; the node itself keeps running.
  */
 export async function connectCluster (cluster: ClusterConfig, logger: Logger, source: string): Promise<ClusterBackends> {
+  const persistenceFile = require.resolve('aedes-persistence-redis/asyncPersistence.js')
+  if (!(await readFile(persistenceFile, 'utf8')).includes(PERSISTENCE_PATCH_MARKER)) {
+    // without it a node that dies can drop a QoS 2 message from a subscriber's queue
+    throw new Error(`${persistenceFile} lacks Firehose's fix (scripts/patch-dependencies.mjs, run by npm install and npm ci): run npm ci`)
+  }
   const password = cluster.passwordFile === undefined
     ? undefined
     : (await readFile(cluster.passwordFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
