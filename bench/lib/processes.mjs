@@ -10,13 +10,21 @@ import { createInterface } from 'node:readline'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const FIREHOSE_BIN = join(ROOT, 'packages/cli/bin/firehose.js')
 
+const given = new Set()
+
+/** A free loopback port, not handed out before by this process (the kernel may offer one again). */
 export async function freePort () {
-  return await new Promise(resolve => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
+  for (;;) {
+    const port = await new Promise(resolve => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address()
+        server.close(() => resolve(port))
+      })
     })
-  })
+    if (given.has(port)) continue
+    given.add(port)
+    return port
+  }
 }
 
 async function waitForLine (child, stream, predicate, what) {
