@@ -100,8 +100,9 @@ const row = (name, f, m, unit = '', better = 'higher') => {
 
 const firehose = await startFirehose({ users: USERS })
 const mosquitto = await startMosquitto()
-const { execFileSync } = await import('node:child_process')
-const mosquittoVersion = execFileSync('mosquitto', ['-h']).toString().split('\n')[0]
+const { spawnSync } = await import('node:child_process')
+// `mosquitto -h` prints its version and exits non-zero
+const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per run, ${ROUNDS} rounds A B A B; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
 try {

@@ -27,6 +27,21 @@ export async function freePort () {
   }
 }
 
+async function waitForPort (port, child) {
+  const { connect } = await import('node:net')
+  const deadline = Date.now() + 20000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} before listening on ${port}`)
+    const open = await new Promise(resolve => {
+      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+      s.on('error', () => resolve(false))
+    })
+    if (open) return
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${port}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
 async function waitForLine (child, stream, predicate, what) {
   return await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 20000)
@@ -84,15 +99,13 @@ export async function startMosquitto () {
   const wsPort = await freePort()
   const file = join(dir, 'mosquitto.conf')
   await writeFile(file, [
-    'per_listener_settings false', 'allow_anonymous true', 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning', 'log_type notice',
+    'per_listener_settings false', 'allow_anonymous true', 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning',
     `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', 'max_connections -1', ''
   ].join('\n'))
   const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-  await waitForLine(child, child.stdout, l => l.includes(`Opening websockets listen socket on port ${wsPort}`) || l.includes('running'), 'mosquitto')
   child.stdout.resume()
   child.stderr.resume()
-  // the notice comes as the listener opens; give it a moment to accept
-  await new Promise(resolve => setTimeout(resolve, 300))
+  for (const p of [port, wsPort]) await waitForPort(p, child)
   return { port, wsPort, pid: child.pid, stop: () => stop(child) }
 }
 
