@@ -5,8 +5,8 @@
 // cores, so the figures are indicative of the overhead, not of what separate hosts would do.
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
+import { fmt, measureLatency, median } from './lib/latency.mjs'
 import { startFirehose, startRedis } from './lib/processes.mjs'
 
 const { values } = parseArgs({
@@ -46,35 +46,7 @@ async function fanOut (ports, label) {
   return { perSecond: delivered / elapsed, generatorCpu }
 }
 
-/** p50 and p99 publish-to-delivery latency in ms at `RATE` messages per second. */
-async function latency (publishPort, subscribePort) {
-  const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${subscribePort}`, { reconnectPeriod: 0 })
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${publishPort}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench })
-  const samples = []
-  sub.on('message', (_topic, payload) => {
-    const sent = payload.readBigInt64BE(0)
-    samples.push(Number(process.hrtime.bigint() - sent) / 1e6)
-  })
-  await sub.subscribeAsync('latency/#', { qos: 0 })
-  const total = RATE * SECONDS
-  const started = process.hrtime.bigint()
-  for (let i = 0; i < total; i++) {
-    const due = started + BigInt(Math.round((i * 1e9) / RATE))
-    while (process.hrtime.bigint() < due) await new Promise(resolve => setImmediate(resolve))
-    const payload = Buffer.alloc(1024)
-    payload.writeBigInt64BE(process.hrtime.bigint(), 0)
-    pub.publish('latency/probe', payload, { qos: 0 })
-  }
-  await new Promise(resolve => setTimeout(resolve, 1000))
-  await sub.endAsync()
-  await pub.endAsync()
-  samples.sort((a, b) => a - b)
-  const at = q => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]
-  return { p50: at(0.5), p99: at(0.99), received: samples.length, sent: total }
-}
-
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const fmt = n => n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2)
+const latency = async (publishPort, subscribePort) => await measureLatency({ publishPort, subscribePort, rate: RATE, seconds: SECONDS, username: 'bench', password: USERS.bench, label: `lat-${publishPort}-${subscribePort}` })
 
 console.log(`Firehose cluster benchmark: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per run, ${ROUNDS} rounds; ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
 const redis = await startRedis()

@@ -3,8 +3,8 @@
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000]
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
+import { fmt, measureLatency, median } from './lib/latency.mjs'
 import { openWebSocketSubscribers } from './lib/lean-websocket.mjs'
 import { rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
 
@@ -56,27 +56,11 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
 /** p50/p99 publish-to-delivery at `rate` messages/s, with `SUBSCRIBERS` lean readers also subscribed. */
 async function latency (broker, rate, label) {
   const subs = await openSubscribers({ port: broker.port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
-  const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, clientId: `${label}-probe` })
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `${label}-lpub` })
-  const samples = []
-  probe.on('message', (_t, payload) => samples.push(Number(process.hrtime.bigint() - payload.readBigInt64BE(0)) / 1e6))
-  await probe.subscribeAsync('bench/#', { qos: 0 })
-  const total = Math.round(rate * SECONDS)
-  const started = process.hrtime.bigint()
-  for (let i = 0; i < total; i++) {
-    const due = started + BigInt(Math.round((i * 1e9) / rate))
-    while (process.hrtime.bigint() < due) await new Promise(resolve => setImmediate(resolve))
-    const payload = Buffer.alloc(1024)
-    payload.writeBigInt64BE(process.hrtime.bigint(), 0)
-    pub.publish('bench/latency', payload, { qos: 0 })
+  try {
+    return await measureLatency({ publishPort: broker.port, subscribePort: broker.port, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label })
+  } finally {
+    subs.close()
   }
-  await new Promise(resolve => setTimeout(resolve, 1000))
-  await probe.endAsync()
-  await pub.endAsync()
-  subs.close()
-  samples.sort((a, b) => a - b)
-  const at = q => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN
-  return { p50: at(0.5), p99: at(0.99), received: samples.length, sent: total }
 }
 
 /** Resident memory per idle subscriber, over `IDLE` TCP connections each subscribed to one topic. */
@@ -91,8 +75,6 @@ async function idleMemory (broker, label) {
   return (after - before) / IDLE
 }
 
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
-const fmt = n => Number.isNaN(n) ? 'n/a' : n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2)
 const row = (name, f, m, unit = '', better = 'higher') => {
   const ratio = f / m
   console.log(`| ${name} | ${fmt(f)}${unit} | ${fmt(m)}${unit} | ${ratio.toFixed(2)} (${better} is better) |`)
