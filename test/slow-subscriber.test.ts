@@ -1,4 +1,6 @@
+import mqttPacket from 'mqtt-packet'
 import t from 'tap'
+import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { connect } from './helpers/mqtt.js'
 import { ACL, USERS } from './helpers/policy.js'
@@ -36,4 +38,55 @@ t.test('a stalled subscriber is disconnected past limits.maxQueuedBytes and coun
   t.ok(await broker.metric('firehose_deliveries_dropped_total') >= 1)
   t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-tab'), 'and logged by client id')
   stalled.destroy()
+})
+
+t.test('small messages: a stalled subscriber does not hold up delivery to the others', async t => {
+  // 1 KiB messages: the stalled client's socket stops draining long before limits.maxQueuedBytes
+  const stalled = await RawClient.open(broker.ports.mqtt)
+  stalled.send(connectPacket({ clientId: 'frozen-tab-small' }))
+  await waitFor('CONNACK', () => stalled.packets.length > 0)
+  stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'gerrit/#', qos: 0 }] })
+  await waitFor('SUBACK', () => stalled.packets.length > 1)
+  stalled.socket.pause()
+
+  const reader = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`)
+  t.teardown(() => reader.endAsync())
+  let received = 0
+  reader.on('message', () => { received++ })
+  await reader.subscribeAsync('gerrit/#')
+  const writer = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
+  t.teardown(() => writer.endAsync())
+  const payload = Buffer.alloc(1024, 'x')
+  const total = 5000 // about 5 MiB: several times the 1 MiB bound
+  for (let i = 0; i < total; i++) await writer.publishAsync('gerrit/small', payload, { qos: 1 })
+  await waitFor(`the reader to get every message (has ${received})`, () => received === total, 30000).catch(() => {})
+  t.equal(received, total, 'the reading subscriber got everything')
+  t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-tab-small'), 'the stalled one was disconnected')
+  stalled.destroy()
+})
+
+t.test('small messages over WebSocket: a stalled browser tab does not hold up the others', async t => {
+  const stalled = new WebSocket(`ws://127.0.0.1:${broker.ports.ws}/mqtt`, 'mqtt')
+  const frames: Buffer[] = []
+  stalled.on('message', (data: Buffer) => frames.push(data))
+  await new Promise((resolve, reject) => { stalled.once('open', resolve); stalled.once('error', reject) })
+  stalled.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'frozen-ws-tab', keepalive: 0 }))
+  stalled.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'gerrit/#', qos: 0 }] }))
+  await waitFor('CONNACK and SUBACK', () => Buffer.concat(frames).length >= 9)
+  ;(stalled as unknown as { _socket: import('node:net').Socket })._socket.pause() // a frozen tab
+
+  const reader = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`)
+  t.teardown(() => reader.endAsync())
+  let received = 0
+  reader.on('message', () => { received++ })
+  await reader.subscribeAsync('gerrit/#')
+  const writer = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
+  t.teardown(() => writer.endAsync())
+  const payload = Buffer.alloc(1024, 'x')
+  const total = 5000
+  for (let i = 0; i < total; i++) await writer.publishAsync('gerrit/small-ws', payload, { qos: 1 })
+  await waitFor(`the reader to get every message (has ${received})`, () => received === total, 30000).catch(() => {})
+  t.equal(received, total, 'the reading subscriber got everything')
+  t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-ws-tab'), 'the stalled one was disconnected')
+  stalled.terminate()
 })

@@ -35,12 +35,12 @@ export async function startTcpListener (config: ListenerConfig, key: string, dep
 
   let server
   if (config.tls === undefined) {
-    server = createNetServer(socket => {
+    server = createNetServer({ highWaterMark: writeBufferBytes(limits) }, socket => {
       if (guard.admit(socket, config.name)) handOver(socket, socket)
     })
   } else {
     const tls = config.tls
-    server = createTlsServer({ ...await readTlsOptions(tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000 })
+    server = createTlsServer({ ...await readTlsOptions(tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000, highWaterMark: writeBufferBytes(limits) })
     // the raw socket, before the handshake: limits are enforced before TLS costs anything
     server.on('connection', (socket: Socket) => { guard.admit(socket, config.name) })
     server.on('secureConnection', (socket: TLSSocket) => { handOver(socket, (socket as TLSSocket & { _parent?: Socket })._parent ?? socket) })
@@ -60,4 +60,15 @@ export async function startTcpListener (config: ListenerConfig, key: string, dep
     },
     close: () => closeServer(server)
   }
+}
+
+/**
+ * How much a connection's stream buffers before write() says "wait for drain". Aedes waits
+ * for drain holding one of its delivery slots, so with the default 16 KiB a subscriber that
+ * stops reading held every slot after ~100 small messages and stalled delivery to everyone,
+ * long before the stalled-subscriber guard (authorizeForward, limits.maxQueuedBytes) could act.
+ * Buffering up to that limit lets the guard disconnect it first.
+ */
+export function writeBufferBytes (limits: Limits): number {
+  return limits.maxQueuedBytes
 }

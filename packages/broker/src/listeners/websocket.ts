@@ -5,7 +5,7 @@ import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
 import { guardPacketSize } from '../packet-size-guard.js'
 import { closeServer, listen, type Listener } from './listener.js'
-import type { ListenerDeps } from './tcp.js'
+import { writeBufferBytes, type ListenerDeps } from './tcp.js'
 import { readTlsOptions } from './tls-options.js'
 
 /** MQTT subprotocols offered by browsers' clients: MQTT 3.1.1 (`mqtt`) and 3.1 (`mqttv3.1`). */
@@ -47,7 +47,7 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
   })
   wss.on('connection', (ws, req) => {
     guard.handedOver(rawSocket(req.socket))
-    const stream = createWebSocketStream(ws)
+    const stream = createWebSocketStream(ws, { writableHighWaterMark: writeBufferBytes(limits) })
     // authorize-forward reads ws.bufferedAmount to spot stalled subscribers
     Object.defineProperty(stream, 'socket', { value: ws })
     stream.on('error', err => logger.debug({ ip: req.socket.remoteAddress, err: err.message }, 'websocket stream error'))
