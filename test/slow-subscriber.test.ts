@@ -1,5 +1,5 @@
 import mqttPacket from 'mqtt-packet'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { connect } from './helpers/mqtt.js'
@@ -12,56 +12,53 @@ import { waitFor } from './helpers/wait.js'
 const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { limits: { maxQueuedBytes: 1048576 } } })
 t.teardown(() => broker.stop())
 
-t.test('a stalled subscriber is disconnected past limits.maxQueuedBytes and counted; a reading one gets everything', async t => {
+/** A raw TCP subscriber on gerrit/# that stops reading once subscribed: the kernel buffers fill, then the broker's queue. */
+async function stalledTcpSubscriber (clientId: string): Promise<RawClient> {
   const stalled = await RawClient.open(broker.ports.mqtt)
-  stalled.send(connectPacket({ clientId: 'frozen-tab' }))
+  stalled.send(connectPacket({ clientId }))
   await waitFor('CONNACK', () => stalled.packets.length > 0)
   stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'gerrit/#', qos: 0 }] })
   await waitFor('SUBACK', () => stalled.packets.length > 1)
-  stalled.socket.pause() // reads nothing from here on: the kernel buffers fill, then the broker's queue
+  stalled.socket.pause()
+  return stalled
+}
 
+/** A reading subscriber on gerrit/#, then `total` publishes of `size` bytes to `topic`; how many the reader got. */
+async function publishBesideStalled (t: Test, topic: string, size: number, total: number): Promise<number> {
   const reader = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`)
   t.teardown(() => reader.endAsync())
   let received = 0
   reader.on('message', () => { received++ })
   await reader.subscribeAsync('gerrit/#')
-
   const writer = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
   t.teardown(() => writer.endAsync())
-  const payload = Buffer.alloc(64 * 1024, 'x')
-  const total = 600 // about 38 MiB: far beyond the socket buffers and the 1 MiB bound
-  for (let i = 0; i < total; i++) await writer.publishAsync('gerrit/load', payload, { qos: 1 })
+  const payload = Buffer.alloc(size, 'x')
+  for (let i = 0; i < total; i++) await writer.publishAsync(topic, payload, { qos: 1 })
+  await waitFor('the reader to get every message', () => received === total, 30000).catch(() => {})
+  return received
+}
 
-  await waitFor('the reader to get every message', () => received === total, 30000)
+const disconnectedAsStalled = (clientId: string): boolean =>
+  broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === clientId)
+
+t.test('a stalled subscriber is disconnected past limits.maxQueuedBytes and counted; a reading one gets everything', async t => {
+  const stalled = await stalledTcpSubscriber('frozen-tab')
+  const total = 600 // 64 KiB each, about 38 MiB: far beyond the socket buffers and the 1 MiB bound
+  const received = await publishBesideStalled(t, 'gerrit/load', 64 * 1024, total)
   t.equal(received, total, 'the reading subscriber lost nothing')
   t.equal(await broker.metric('firehose_slow_clients_disconnected_total'), 1, 'the stalled one was disconnected and counted')
   t.ok(await broker.metric('firehose_deliveries_dropped_total') >= 1)
-  t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-tab'), 'and logged by client id')
+  t.ok(disconnectedAsStalled('frozen-tab'), 'and logged by client id')
   stalled.destroy()
 })
 
 t.test('small messages: a stalled subscriber does not hold up delivery to the others', async t => {
   // 1 KiB messages: the stalled client's socket stops draining long before limits.maxQueuedBytes
-  const stalled = await RawClient.open(broker.ports.mqtt)
-  stalled.send(connectPacket({ clientId: 'frozen-tab-small' }))
-  await waitFor('CONNACK', () => stalled.packets.length > 0)
-  stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'gerrit/#', qos: 0 }] })
-  await waitFor('SUBACK', () => stalled.packets.length > 1)
-  stalled.socket.pause()
-
-  const reader = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`)
-  t.teardown(() => reader.endAsync())
-  let received = 0
-  reader.on('message', () => { received++ })
-  await reader.subscribeAsync('gerrit/#')
-  const writer = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
-  t.teardown(() => writer.endAsync())
-  const payload = Buffer.alloc(1024, 'x')
+  const stalled = await stalledTcpSubscriber('frozen-tab-small')
   const total = 5000 // about 5 MiB: several times the 1 MiB bound
-  for (let i = 0; i < total; i++) await writer.publishAsync('gerrit/small', payload, { qos: 1 })
-  await waitFor(`the reader to get every message (has ${received})`, () => received === total, 30000).catch(() => {})
+  const received = await publishBesideStalled(t, 'gerrit/small', 1024, total)
   t.equal(received, total, 'the reading subscriber got everything')
-  t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-tab-small'), 'the stalled one was disconnected')
+  t.ok(disconnectedAsStalled('frozen-tab-small'), 'the stalled one was disconnected')
   stalled.destroy()
 })
 
@@ -75,18 +72,9 @@ t.test('small messages over WebSocket: a stalled browser tab does not hold up th
   await waitFor('CONNACK and SUBACK', () => Buffer.concat(frames).length >= 9)
   ;(stalled as unknown as { _socket: import('node:net').Socket })._socket.pause() // a frozen tab
 
-  const reader = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`)
-  t.teardown(() => reader.endAsync())
-  let received = 0
-  reader.on('message', () => { received++ })
-  await reader.subscribeAsync('gerrit/#')
-  const writer = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
-  t.teardown(() => writer.endAsync())
-  const payload = Buffer.alloc(1024, 'x')
   const total = 5000
-  for (let i = 0; i < total; i++) await writer.publishAsync('gerrit/small-ws', payload, { qos: 1 })
-  await waitFor(`the reader to get every message (has ${received})`, () => received === total, 30000).catch(() => {})
+  const received = await publishBesideStalled(t, 'gerrit/small-ws', 1024, total)
   t.equal(received, total, 'the reading subscriber got everything')
-  t.ok(broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === 'frozen-ws-tab'), 'the stalled one was disconnected')
+  t.ok(disconnectedAsStalled('frozen-ws-tab'), 'the stalled one was disconnected')
   stalled.terminate()
 })

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { ImapFlow } from 'imapflow'
+import { portIsOpen } from './ports.js'
 import { waitFor } from './wait.js'
 
 export interface DovecotOptions {
@@ -74,10 +74,7 @@ export class Dovecot {
     child.stderr!.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(l => l !== '')))
     await waitFor(`dovecot on port ${this.options.port} (${this.logs.slice(-5).join(' | ')})`, async () => {
       if (child.exitCode !== null) throw new Error(`dovecot exited: ${this.logs.join('\n')}`)
-      return await new Promise<boolean>(resolve => {
-        const s = connect(this.options.port, '127.0.0.1', () => { s.destroy(); resolve(true) })
-        s.on('error', () => resolve(false))
-      })
+      return await portIsOpen(this.options.port)
     })
   }
 
@@ -124,9 +121,6 @@ export class Dovecot {
     try { process.kill(-child.pid, signal) } catch {}
     await waitFor('dovecot to exit', () => child.exitCode !== null || child.signalCode !== null, 10000)
     // its children (imap, imap-login) die with the group; give the port a moment
-    await waitFor('dovecot\'s port to close', async () => await new Promise<boolean>(resolve => {
-      const s = connect(this.options.port, '127.0.0.1', () => { s.destroy(); resolve(false) })
-      s.on('error', () => resolve(true))
-    }), 10000)
+    await waitFor('dovecot\'s port to close', async () => !(await portIsOpen(this.options.port)), 10000)
   }
 }

@@ -1,10 +1,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { portIsOpen } from './ports.js'
 import { waitFor } from './wait.js'
 
 const STREAM_COMMAND = fileURLToPath(new URL('./gerrit-stream-command.mjs', import.meta.url))
@@ -82,10 +82,7 @@ export class Sshd {
     child.stderr!.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(l => l !== '')))
     await waitFor(`sshd on port ${this.options.port} (${this.logs.join(' | ')})`, async () => {
       if (child.exitCode !== null) throw new Error(`sshd exited: ${this.logs.join('\n')}`)
-      return await new Promise<boolean>(resolve => {
-        const s = connect(this.options.port, '127.0.0.1', () => { s.destroy(); resolve(true) })
-        s.on('error', () => resolve(false))
-      })
+      return await portIsOpen(this.options.port)
     })
   }
 

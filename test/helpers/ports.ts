@@ -1,4 +1,4 @@
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 
 /** Ports this test process has handed out: the kernel may offer a just-closed port again. */
 const given = new Set<number>()
@@ -18,4 +18,12 @@ export async function freePort (): Promise<number> {
     given.add(port)
     return port
   }
+}
+
+/** Whether something accepts TCP connections on a loopback port. */
+export async function portIsOpen (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+    s.on('error', () => resolve(false))
+  })
 }

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { portIsOpen } from './ports.js'
 import { waitFor } from './wait.js'
 
 /**
@@ -46,10 +46,7 @@ export class RedisServer {
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
     child.kill('SIGKILL')
     await waitFor('redis-server to exit', () => child.exitCode !== null || child.signalCode !== null)
-    await waitFor('the Redis port to close', async () => await new Promise<boolean>(resolve => {
-      const s = connect(this.port, '127.0.0.1', () => { s.destroy(); resolve(false) })
-      s.on('error', () => resolve(true))
-    }))
+    await waitFor('the Redis port to close', async () => !(await portIsOpen(this.port)))
   }
 
   async destroy (): Promise<void> {
