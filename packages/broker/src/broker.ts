@@ -77,9 +77,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     limits: config.limits,
     logger
   }
-  const qos2 = persistence === undefined ? undefined : recordQos2AfterPublish(persistence)
+  const published = persistence === undefined ? undefined : recordQos2AfterPublish(persistence)
   const broker = await Aedes.createBroker({
-    ...(qos2 === undefined ? {} : { published: qos2.published }),
+    ...(published === undefined ? {} : { published }),
     ...(persistence === undefined ? {} : { persistence }),
     ...(cluster === undefined || config.cluster === false
       ? {}
@@ -106,7 +106,6 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     persistentOffline.delete(client.id)
   })
   broker.on('clientDisconnect', client => {
-    qos2?.forget(client)
     if (!client.clean) persistentOffline.add(client.id)
   })
 

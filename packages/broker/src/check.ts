@@ -6,7 +6,8 @@ import { readTlsOptions } from './listeners/tls-options.js'
 
 /**
  * Problems in the files the configuration names — password file, ACL file, TLS certificates,
- * the Redis password file — found without starting anything (Redis itself is not contacted) (`firehose broker --check`). Empty when they are fine.
+ * the Redis password file — found without starting anything or contacting Redis
+ * (`firehose broker --check`). Empty when they are fine.
  */
 export async function checkConfigFiles (config: BrokerConfig): Promise<string[]> {
   const problems = await new AccessControl({ passwordFile: config.passwordFile, aclFile: config.aclFile }).load()

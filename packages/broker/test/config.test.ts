@@ -82,4 +82,5 @@ t.test('cluster: off by default, from the file or the environment, validated', a
   t.match(problems('cluster:\n  redis: redis://x\npersistence:\n  dir: /var/lib/firehose\n'), /persistence: a cluster node keeps its state in Redis/)
   t.match(problems(undefined, { FIREHOSE_NODE: 'fh-1' }), /FIREHOSE_NODE: names a cluster node, but there is no cluster/)
   t.match(problems(undefined, { FIREHOSE_REDIS_URL: 'localhost:6379' }), /FIREHOSE_REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/)
+  t.match(problems(undefined, { FIREHOSE_REDIS_URL: 'redis://x', FIREHOSE_NODE: 'a/b' }), /FIREHOSE_NODE: "a\/b" is not a node name/)
 })

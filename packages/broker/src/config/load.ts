@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { ConfigError, deepFreeze, parseYaml, readConfigText, validate } from '@firehose/config'
 import { portFromEnv, type EnvName } from './env.js'
-import { configSchema, type RawConfig } from './schema.js'
+import { configSchema, DEFAULT_HEARTBEAT_INTERVAL, NODE_NAME, NODE_NAME_MAX, REDIS_URL, type RawConfig } from './schema.js'
 import type { BrokerConfig, ListenerConfig } from './types.js'
 
 export interface LoadOptions {
@@ -106,23 +106,30 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
   }
 }
 
-/** The cluster section, with FIREHOSE_REDIS_URL and FIREHOSE_NODE applied over it. */
+/** The cluster section, with FIREHOSE_REDIS_URL and FIREHOSE_NODE applied over it (the file's values are already validated). */
 function resolveCluster (raw: RawConfig['cluster'], env: NodeJS.ProcessEnv, abs: (p: string) => string, problems: string[]): BrokerConfig['cluster'] {
-  const url = env.FIREHOSE_REDIS_URL !== undefined && env.FIREHOSE_REDIS_URL !== '' ? env.FIREHOSE_REDIS_URL : raw?.redis
+  const envUrl = nonEmpty(env.FIREHOSE_REDIS_URL)
+  const envNode = nonEmpty(env.FIREHOSE_NODE)
+  const url = envUrl ?? raw?.redis
   if (url === undefined) {
-    if (env.FIREHOSE_NODE !== undefined && env.FIREHOSE_NODE !== '') problems.push('FIREHOSE_NODE: names a cluster node, but there is no cluster (set cluster.redis or FIREHOSE_REDIS_URL)')
+    if (envNode !== undefined) problems.push('FIREHOSE_NODE: names a cluster node, but there is no cluster (set cluster.redis or FIREHOSE_REDIS_URL)')
     return false
   }
-  if (!/^rediss?:\/\/\S+$/.test(url)) problems.push('FIREHOSE_REDIS_URL: expected a redis:// or rediss:// URL')
-  const node = env.FIREHOSE_NODE !== undefined && env.FIREHOSE_NODE !== '' ? env.FIREHOSE_NODE : raw?.node ?? hostname()
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(node)) problems.push(`FIREHOSE_NODE: "${node}" is not a node name (letters, digits, ".", "_" and "-", at most 64)`)
+  if (envUrl !== undefined && !REDIS_URL.test(envUrl)) problems.push('FIREHOSE_REDIS_URL: expected a redis:// or rediss:// URL')
+  const node = envNode ?? raw?.node ?? hostname()
+  if (!NODE_NAME.test(node) || node.length > NODE_NAME_MAX) {
+    const what = `is not a node name (letters, digits, ".", "_" and "-", at most ${NODE_NAME_MAX})`
+    problems.push(envNode !== undefined ? `FIREHOSE_NODE: "${node}" ${what}` : `cluster.node: the host name "${node}" ${what}; set cluster.node or FIREHOSE_NODE`)
+  }
   return {
     redis: url,
     ...(raw?.passwordFile === undefined ? {} : { passwordFile: abs(raw.passwordFile) }),
     node,
-    heartbeatInterval: raw?.heartbeatInterval ?? 5
+    heartbeatInterval: raw?.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL
   }
 }
+
+const nonEmpty = (value: string | undefined): string | undefined => value === '' ? undefined : value
 
 /** Keys whose value `false` switches a feature off; taken out before schema validation. */
 function takeFalse (data: unknown, keys: string[]): { switchedOff: Set<string>, rest: unknown } {

@@ -33,15 +33,21 @@ const limitsSchema = z.strictObject({
   maxClientIdLength: z.number().int().min(23).max(65535).default(256)
 }).prefault({})
 
+/** Also applied to FIREHOSE_REDIS_URL and FIREHOSE_NODE (load.ts). */
+export const REDIS_URL = /^rediss?:\/\/\S+$/
+export const NODE_NAME = /^[A-Za-z0-9._-]+$/
+export const NODE_NAME_MAX = 64
+export const DEFAULT_HEARTBEAT_INTERVAL = 5
+
 const clusterSchema = z.strictObject({
   /** redis://[:password@]host:port/db or rediss:// for TLS */
-  redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected a redis:// or rediss:// URL'),
+  redis: z.string().regex(REDIS_URL, 'expected a redis:// or rediss:// URL'),
   /** the Redis password, if not in the URL */
   passwordFile: z.string().min(1).optional(),
   /** this node's name, in logs and in its broker id (default: the host name) */
-  node: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+  node: z.string().min(1).max(NODE_NAME_MAX).regex(NODE_NAME, 'letters, digits, ".", "_" and "-" only').optional(),
   /** seconds between a node's heartbeats; a node silent for 3 of them is dead and its clients' wills are published */
-  heartbeatInterval: z.number().positive().max(600).default(5)
+  heartbeatInterval: z.number().positive().max(600).default(DEFAULT_HEARTBEAT_INTERVAL)
 })
 
 export const configSchema = z.strictObject({

@@ -1,5 +1,5 @@
 import type { AuthenticateError, Client } from 'aedes'
-import { remoteAddress, type HookContext } from './context.js'
+import { remoteAddress, WILL_OWNER, type HookContext } from './context.js'
 
 type Done = (error: AuthenticateError | null, success: boolean | null) => void
 
@@ -50,5 +50,3 @@ function markWillOwner (client: Client, username: string): void {
   const will = (client as Client & { _will?: Record<string, unknown> | null })._will
   if (will !== undefined && will !== null) will[WILL_OWNER] = username
 }
-
-export const WILL_OWNER = 'firehoseOwner'

@@ -1,6 +1,5 @@
 import type { Client, PublishPacket } from 'aedes'
-import { WILL_OWNER } from './authenticate.js'
-import type { HookContext, Session } from './context.js'
+import { WILL_OWNER, type HookContext, type Session } from './context.js'
 
 /**
  * A publish the ACL denies is acknowledged as usual and then dropped, and the client

@@ -10,6 +10,12 @@ export interface Session {
   access: ClientAccess
 }
 
+/**
+ * Field added to a will at CONNECT (authenticate) naming the user who connected with it, so
+ * whoever publishes it later — another node, the next run — can apply that user's ACL.
+ */
+export const WILL_OWNER = 'firehoseOwner'
+
 /** Shared by every hook: passed in, never a module-level singleton. */
 export interface HookContext {
   access: AccessControl

@@ -13,22 +13,19 @@ type Published = (packet: PublishPacket, client: Client | null, done: (err?: Err
  * after a crash is published; what remains is a duplicate if the broker dies in the one write
  * between publishing and recording, instead of a loss.
  */
-export function recordQos2AfterPublish (persistence: AedesPersistence): { published: Published, forget: (client: Client) => void } {
+export function recordQos2AfterPublish (persistence: AedesPersistence): Published {
   const store = (persistence.incomingStorePacket as (client: Client, packet: PublishPacket) => Promise<void>).bind(persistence)
-  /** per client, the QoS 2 packets received and not yet published */
+  /** per client, the QoS 2 packets received and not yet published (gone with the client object) */
   const pending = new WeakMap<Client, Map<number, PublishPacket>>()
   persistence.incomingStorePacket = async (client: Client, packet: PublishPacket): Promise<void> => {
     let mine = pending.get(client)
     if (mine === undefined) pending.set(client, mine = new Map())
     mine.set(packet.messageId!, packet)
   }
-  return {
-    published (packet, client, done) {
-      const mine = client === null ? undefined : pending.get(client)
-      if (mine === undefined || packet.qos !== 2 || mine.get(packet.messageId!) !== packet) return done(null)
-      mine.delete(packet.messageId!)
-      store(client!, packet).then(() => done(null), done)
-    },
-    forget (client) { pending.delete(client) }
+  return function published (packet, client, done) {
+    const mine = client === null ? undefined : pending.get(client)
+    if (mine === undefined || packet.qos !== 2 || mine.get(packet.messageId!) !== packet) return done(null)
+    mine.delete(packet.messageId!)
+    store(client!, packet).then(() => done(null), done)
   }
 }
