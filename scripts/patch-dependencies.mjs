@@ -1,13 +1,14 @@
 // Run by `npm install` / `npm ci` (postinstall): small fixes to dependencies, each checked
 // against the exact text it replaces, idempotent, and failing the install loudly if the
-// dependency has changed under it. The broker refuses to run a cluster node without them.
+// dependency has changed under it. The broker refuses to run a cluster node without them
+// (packages/broker/src/cluster/redis-backends.ts checks the marker).
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(fileURLToPath(new URL('../packages/broker/package.json', import.meta.url)))
 
-export const PATCHES = [
+const PATCHES = [
   {
     // aedes-persistence-redis 12: moving a QoS 2 message from "PUBLISH sent" to "PUBREL sent"
     // in a subscriber's queue was LREM then RPUSH, two commands: a node dying between them
@@ -46,21 +47,14 @@ export const PATCHES = [
   }
 ]
 
-/** The patches not applied to the installed files (empty when all are). */
-export function missingPatches () {
-  return PATCHES.filter(p => !readFileSync(require.resolve(p.module), 'utf8').includes(p.marker)).map(p => p.module)
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const patch of PATCHES) {
-    const file = require.resolve(patch.module)
-    const text = readFileSync(file, 'utf8')
-    if (text.includes(patch.marker)) continue
-    if (!text.includes(patch.from)) {
-      console.error(`patch-dependencies: ${patch.module} is not the version this patch was written for (${file}); check the fix upstream and update scripts/patch-dependencies.mjs`)
-      process.exit(1)
-    }
-    writeFileSync(file, text.replace(patch.from, patch.to))
-    console.log(`patch-dependencies: patched ${patch.module}`)
+for (const patch of PATCHES) {
+  const file = require.resolve(patch.module)
+  const text = readFileSync(file, 'utf8')
+  if (text.includes(patch.marker)) continue
+  if (!text.includes(patch.from)) {
+    console.error(`patch-dependencies: ${patch.module} is not the version this patch was written for (${file}); check the fix upstream and update scripts/patch-dependencies.mjs`)
+    process.exit(1)
   }
+  writeFileSync(file, text.replace(patch.from, patch.to))
+  console.log(`patch-dependencies: patched ${patch.module}`)
 }
