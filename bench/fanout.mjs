@@ -1,11 +1,12 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000]
+//                    [--only tcp,ws,stall,latency,idle] [--verbose]
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureLatency, median } from './lib/latency.mjs'
-import { openWebSocketSubscribers } from './lib/lean-websocket.mjs'
+import { openNativeSubscribers, processCpuSeconds } from './lib/native.mjs'
 import { rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
@@ -13,22 +14,25 @@ const { values } = parseArgs({
     subscribers: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '2' },
-    idle: { type: 'string', default: '10000' }
+    idle: { type: 'string', default: '10000' },
+    only: { type: 'string', default: 'tcp,ws,stall,latency,idle' },
+    verbose: { type: 'boolean', default: false }
   }
 })
 const SUBSCRIBERS = Number(values.subscribers)
 const SECONDS = Number(values.seconds)
 const ROUNDS = Number(values.rounds)
 const IDLE = Number(values.idle)
+const ONLY = new Set(values.only.split(','))
+const VERBOSE = values.verbose
 const USERS = { bench: 'bench-password' }
 const PAYLOAD = Buffer.alloc(1024, 'x')
 let generatorSaturated = false
 
 /** Deliveries per second to `SUBSCRIBERS` on `bench/#`; `stall` adds one subscriber that stops reading. */
 async function fanOut (broker, transport, label, { stall = false } = {}) {
-  const open = transport === 'ws' ? openWebSocketSubscribers : openSubscribers
   const port = transport === 'ws' ? broker.wsPort : broker.port
-  const subs = await open({ port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
+  const subs = await openNativeSubscribers({ port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label, transport })
   let stalled
   let stalledClosed = false
   if (stall) {
@@ -42,24 +46,29 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   await new Promise(resolve => setTimeout(resolve, 300))
   const before = subs.bytes()
   const cpu = process.cpuUsage()
+  const subsCpu = await processCpuSeconds(subs.pid)
+  const brokerCpu = await processCpuSeconds(broker.pid)
   const started = Date.now()
   await flood(publisher, packet, SECONDS, subs)
   const elapsed = (Date.now() - started) / 1000
   const perSecond = (subs.bytes() - before) / packet.length / elapsed
-  if (cpuSeconds(cpu) / elapsed > 0.9) generatorSaturated = true
+  const generator = Math.max(cpuSeconds(cpu), await processCpuSeconds(subs.pid) - subsCpu) / elapsed
+  const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / elapsed
+  if (generator > 0.9) generatorSaturated = true
+  if (VERBOSE) console.log(`    ${label}: ${fmt(perSecond)} deliveries/s, broker ${(100 * brokerLoad).toFixed(0)}% CPU, generator ${(100 * generator).toFixed(0)}%`)
   publisher.close()
-  subs.close()
+  await subs.close()
   stalled?.socket.destroy()
   return { perSecond, stalledClosed }
 }
 
 /** p50/p99 publish-to-delivery at `rate` messages/s, with `SUBSCRIBERS` lean readers also subscribed. */
 async function latency (broker, rate, label) {
-  const subs = await openSubscribers({ port: broker.port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
+  const subs = await openNativeSubscribers({ port: broker.port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
   try {
     return await measureLatency({ publishPort: broker.port, subscribePort: broker.port, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label })
   } finally {
-    subs.close()
+    await subs.close()
   }
 }
 
@@ -92,33 +101,40 @@ try {
   const stalledDropped = { f: false, m: false }
   for (let round = 0; round < ROUNDS; round++) {
     for (const [key, broker] of [['f', firehose], ['m', mosquitto]]) {
-      figures.tcp[key].push((await fanOut(broker, 'tcp', `${key}-tcp-${round}`)).perSecond)
-      figures.ws[key].push((await fanOut(broker, 'ws', `${key}-ws-${round}`)).perSecond)
-      const stalled = await fanOut(broker, 'tcp', `${key}-stall-${round}`, { stall: true })
-      figures.stall[key].push(stalled.perSecond)
-      stalledDropped[key] ||= stalled.stalledClosed
+      if (ONLY.has('tcp')) figures.tcp[key].push((await fanOut(broker, 'tcp', `${key}-tcp-${round}`)).perSecond)
+      if (ONLY.has('ws')) figures.ws[key].push((await fanOut(broker, 'ws', `${key}-ws-${round}`)).perSecond)
+      if (ONLY.has('stall')) {
+        const stalled = await fanOut(broker, 'tcp', `${key}-stall-${round}`, { stall: true })
+        figures.stall[key].push(stalled.perSecond)
+        stalledDropped[key] ||= stalled.stalledClosed
+      }
     }
-    console.log(`  round ${round + 1}: TCP ${fmt(figures.tcp.f.at(-1))} vs ${fmt(figures.tcp.m.at(-1))}, WebSocket ${fmt(figures.ws.f.at(-1))} vs ${fmt(figures.ws.m.at(-1))}, with a stalled subscriber ${fmt(figures.stall.f.at(-1))} vs ${fmt(figures.stall.m.at(-1))} deliveries/s`)
+    console.log(`  round ${round + 1}: TCP ${fmt(figures.tcp.f.at(-1) ?? NaN)} vs ${fmt(figures.tcp.m.at(-1) ?? NaN)}, ` +
+      `WebSocket ${fmt(figures.ws.f.at(-1) ?? NaN)} vs ${fmt(figures.ws.m.at(-1) ?? NaN)}, ` +
+      `with a stalled subscriber ${fmt(figures.stall.f.at(-1) ?? NaN)} vs ${fmt(figures.stall.m.at(-1) ?? NaN)} deliveries/s`)
   }
-  const slower = Math.min(median(figures.tcp.f), median(figures.tcp.m)) / SUBSCRIBERS
-  const rate = Math.max(10, Math.round(slower / 2))
-  const lf = await latency(firehose, rate, 'f-lat')
-  const lm = await latency(mosquitto, rate, 'm-lat')
-  const mf = await idleMemory(firehose, 'f-idle')
-  const mm = await idleMemory(mosquitto, 'm-idle')
+  const none = { p50: NaN, p99: NaN, received: 0, sent: 0 }
+  const capacity = ONLY.has('tcp') ? Math.min(median(figures.tcp.f), median(figures.tcp.m)) : 100000
+  const rate = Math.max(10, Math.round(capacity / SUBSCRIBERS / 2))
+  const lf = ONLY.has('latency') ? await latency(firehose, rate, 'f-lat') : none
+  const lm = ONLY.has('latency') ? await latency(mosquitto, rate, 'm-lat') : none
+  const mf = ONLY.has('idle') ? await idleMemory(firehose, 'f-idle') : NaN
+  const mm = ONLY.has('idle') ? await idleMemory(mosquitto, 'm-idle') : NaN
 
   console.log('\n| figure | Firehose | Mosquitto | ratio Firehose/Mosquitto |')
   console.log('|---|---|---|---|')
-  row('TCP fan-out, deliveries/s (median)', median(figures.tcp.f), median(figures.tcp.m))
-  row('WebSocket fan-out, deliveries/s (median)', median(figures.ws.f), median(figures.ws.m))
-  row(`latency p50 at ${rate} msg/s`, lf.p50, lm.p50, ' ms', 'lower')
-  row(`latency p99 at ${rate} msg/s`, lf.p99, lm.p99, ' ms', 'lower')
+  row(`TCP fan-out, ${SUBSCRIBERS} subscribers, deliveries/s (median)`, median(figures.tcp.f), median(figures.tcp.m))
+  row(`WebSocket fan-out, ${SUBSCRIBERS} subscribers, deliveries/s (median)`, median(figures.ws.f), median(figures.ws.m))
+  row(`latency p50 at ${rate} msg/s × ${SUBSCRIBERS} subscribers`, lf.p50, lm.p50, ' ms', 'lower')
+  row(`latency p99 at ${rate} msg/s × ${SUBSCRIBERS} subscribers`, lf.p99, lm.p99, ' ms', 'lower')
   row(`memory per idle TCP subscriber (${IDLE})`, mf / 1024, mm / 1024, ' KiB', 'lower')
   row('TCP fan-out with one stalled subscriber (median)', median(figures.stall.f), median(figures.stall.m))
-  console.log(`\nwith a stalled subscriber the others keep ${(100 * median(figures.stall.f) / median(figures.tcp.f)).toFixed(0)}% (Firehose) and ` +
-    `${(100 * median(figures.stall.m) / median(figures.tcp.m)).toFixed(0)}% (Mosquitto) of their throughput; ` +
-    `stalled subscriber disconnected: Firehose ${stalledDropped.f ? 'yes' : 'no'}, Mosquitto ${stalledDropped.m ? 'yes' : 'no'}`)
-  console.log(`latency received: Firehose ${lf.received}/${lf.sent}, Mosquitto ${lm.received}/${lm.sent}`)
+  if (ONLY.has('stall') && ONLY.has('tcp')) {
+    console.log(`\nwith a stalled subscriber the others keep ${(100 * median(figures.stall.f) / median(figures.tcp.f)).toFixed(0)}% (Firehose) and ` +
+      `${(100 * median(figures.stall.m) / median(figures.tcp.m)).toFixed(0)}% (Mosquitto) of their throughput; ` +
+      `stalled subscriber disconnected: Firehose ${stalledDropped.f ? 'yes' : 'no'}, Mosquitto ${stalledDropped.m ? 'yes' : 'no'}`)
+  }
+  if (ONLY.has('latency')) console.log(`latency received: Firehose ${lf.received}/${lf.sent}, Mosquitto ${lm.received}/${lm.sent}`)
   if (generatorSaturated) console.log('the load generator SATURATED a core in at least one fan-out run: those figures are its limit, not the broker\'s')
 } finally {
   await firehose.stop()

@@ -26,5 +26,5 @@ export async function measureLatency ({ publishPort, subscribePort, rate, second
   return { p50: at(0.5), p99: at(0.99), received: samples.length, sent: total }
 }
 
-export const median = xs => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
+export const median = xs => xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
 export const fmt = n => Number.isNaN(n) ? 'n/a' : n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2)

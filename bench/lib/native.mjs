@@ -1,0 +1,56 @@
+// Runs bench/lib/subscribers.c (built here with the system's C compiler, into bench/.build):
+// many subscribers in one lean process, so the generator is not what limits a fan-out figure.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+const SOURCE = fileURLToPath(new URL('subscribers.c', import.meta.url))
+const BUILD = fileURLToPath(new URL('../.build/', import.meta.url))
+const BINARY = `${BUILD}subscribers`
+
+function build () {
+  const fresh = (() => { try { return statSync(BINARY).mtimeMs >= statSync(SOURCE).mtimeMs } catch { return false } })()
+  if (fresh) return
+  mkdirSync(BUILD, { recursive: true })
+  const cc = spawnSync('cc', ['-O2', '-Wall', '-o', BINARY, SOURCE], { stdio: 'inherit' })
+  if (cc.error || cc.status !== 0) throw new Error('could not build bench/lib/subscribers.c: install a C compiler (apt-get install gcc)')
+}
+
+/**
+ * `count` subscribers on `filter` over `transport` ('tcp' or 'ws'), resolved once all have their
+ * SUBACK. `bytes()` is the delivered bytes so far (reported by the process every 2 ms).
+ */
+export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp' }) {
+  build()
+  const child = spawn(BINARY, [host, String(port), String(count), filter, idPrefix, transport], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let total = 0
+  let exited = false
+  child.on('exit', () => { exited = true })
+  await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout })
+    lines.on('line', line => {
+      if (line === 'ready') resolve()
+      else total = Number(line)
+    })
+    child.on('exit', code => reject(new Error(`subscribers exited with ${code} before all were subscribed`)))
+  })
+  return {
+    count,
+    pid: child.pid,
+    bytes: () => total,
+    close: async () => {
+      if (exited) return
+      child.stdin.end()
+      await new Promise(resolve => child.once('exit', resolve))
+    }
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far (Linux). */
+export async function processCpuSeconds (pid) {
+  const { readFile } = await import('node:fs/promises')
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+}

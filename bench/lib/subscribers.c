@@ -1,0 +1,219 @@
+/*
+ * A lean fan-out load generator: many MQTT subscribers in one process on epoll, counting the
+ * bytes of deliveries rather than parsing them (every PUBLISH of a run has the same size), so
+ * the generator costs far less than the broker it measures. Built by bench/lib/native.mjs.
+ *
+ *   subscribers HOST PORT COUNT FILTER ID_PREFIX tcp|ws
+ *
+ * Prints "ready" once every subscriber has its SUBACK, then the running total of delivered
+ * bytes (MQTT bytes after the handshake; for WebSocket the frames' payload bytes) as a line
+ * every 2 ms while it changes. Exits when its standard input closes.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { HANDSHAKE = 9 }; /* CONNACK (4) + SUBACK (5) */
+
+struct sub {
+  int fd;
+  int upgraded;          /* WebSocket: the HTTP 101 has been read */
+  char head[1024];       /* WebSocket: the HTTP response so far */
+  size_t head_len;
+  unsigned char hdr[10]; /* WebSocket: frame header bytes so far */
+  size_t hdr_len;
+  uint64_t remaining;    /* WebSocket: payload bytes of the current frame still to come */
+  unsigned char hs[HANDSHAKE];
+  size_t hs_len;         /* handshake bytes seen; counting starts after them */
+};
+
+static int ws;
+static uint64_t total;
+
+static void die (const char *what) { perror(what); exit(1); }
+
+static size_t remaining_length (unsigned char *out, size_t n) {
+  size_t i = 0;
+  do { unsigned char b = n % 128; n /= 128; if (n) b |= 0x80; out[i++] = b; } while (n);
+  return i;
+}
+
+/* CONNECT (3.1.1, clean, keepalive 0) + SUBSCRIBE (id 1, QoS 0) */
+static size_t mqtt_handshake (unsigned char *out, const char *client_id, const char *filter) {
+  size_t id = strlen(client_id), f = strlen(filter), o = 0;
+  unsigned char body[600];
+  size_t b = 0;
+  memcpy(body, "\x00\x04MQTT\x04\x02\x00\x00", 10); b = 10;
+  body[b++] = id >> 8; body[b++] = id & 0xff; memcpy(body + b, client_id, id); b += id;
+  out[o++] = 0x10; o += remaining_length(out + o, b); memcpy(out + o, body, b); o += b;
+  b = 0;
+  body[b++] = 0; body[b++] = 1; body[b++] = f >> 8; body[b++] = f & 0xff; memcpy(body + b, filter, f); b += f; body[b++] = 0;
+  out[o++] = 0x82; o += remaining_length(out + o, b); memcpy(out + o, body, b); o += b;
+  return o;
+}
+
+static void write_all (int fd, const void *data, size_t n) {
+  const char *p = data;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EAGAIN || errno == EINTR) continue; die("write"); }
+    p += w; n -= (size_t)w;
+  }
+}
+
+/* handshake bytes are checked, later bytes counted */
+static void payload (struct sub *s, const unsigned char *p, size_t n) {
+  while (n > 0 && s->hs_len < HANDSHAKE) { s->hs[s->hs_len++] = *p++; n--; }
+  if (s->hs_len == HANDSHAKE && (s->hs[0] != 0x20 || s->hs[4] != 0x90)) {
+    fprintf(stderr, "unexpected handshake\n");
+    exit(1);
+  }
+  total += n;
+}
+
+static void frames (struct sub *s, const unsigned char *p, size_t n) {
+  while (n > 0) {
+    if (s->remaining > 0) {
+      size_t take = n < s->remaining ? n : (size_t)s->remaining;
+      payload(s, p, take);
+      s->remaining -= take; p += take; n -= take;
+      continue;
+    }
+    s->hdr[s->hdr_len++] = *p++; n--;
+    if (s->hdr_len < 2) continue;
+    unsigned len7 = s->hdr[1] & 0x7f;
+    size_t need = len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
+    if (s->hdr_len < need) continue;
+    if (len7 == 126) s->remaining = ((uint64_t)s->hdr[2] << 8) | s->hdr[3];
+    else if (len7 == 127) { s->remaining = 0; for (int i = 2; i < 10; i++) s->remaining = (s->remaining << 8) | s->hdr[i]; }
+    else s->remaining = len7;
+    s->hdr_len = 0;
+  }
+}
+
+static void send_mqtt_handshake (struct sub *s, const char *prefix, int index, const char *filter) {
+  char id[256];
+  unsigned char pkt[1024], frame[1100];
+  snprintf(id, sizeof id, "%s-%d", prefix, index);
+  size_t n = mqtt_handshake(pkt, id, filter);
+  if (!ws) { write_all(s->fd, pkt, n); return; }
+  /* a client frame must be masked; a zero mask leaves the bytes as they are */
+  size_t o = 0;
+  frame[o++] = 0x82;
+  if (n < 126) frame[o++] = 0x80 | n; else { frame[o++] = 0x80 | 126; frame[o++] = n >> 8; frame[o++] = n & 0xff; }
+  memset(frame + o, 0, 4); o += 4;
+  memcpy(frame + o, pkt, n); o += n;
+  write_all(s->fd, frame, o);
+}
+
+static double now (void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main (int argc, char **argv) {
+  if (argc != 7) { fprintf(stderr, "usage: subscribers HOST PORT COUNT FILTER ID_PREFIX tcp|ws\n"); return 2; }
+  const char *host = argv[1], *filter = argv[4], *prefix = argv[5];
+  int port = atoi(argv[2]), count = atoi(argv[3]);
+  ws = strcmp(argv[6], "ws") == 0;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  struct sub *subs = calloc((size_t)count, sizeof *subs);
+  int ep = epoll_create1(0);
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
+  inet_pton(AF_INET, host, &addr.sin_addr);
+  struct epoll_event events[256];
+  unsigned char buf[65536];
+  int ready = 0;
+
+  /* connect in batches of 100, each batch handshaken before the next (listen backlogs) */
+  for (int start = 0; start < count; start += 100) {
+    int end = start + 100 < count ? start + 100 : count;
+    for (int i = start; i < end; i++) {
+      struct sub *s = &subs[i];
+      s->fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (s->fd < 0) die("socket");
+      if (connect(s->fd, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect");
+      int one = 1;
+      setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (ws) {
+        char req[512];
+        int n = snprintf(req, sizeof req, "GET /mqtt HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n", host, port);
+        write_all(s->fd, req, (size_t)n);
+      } else {
+        send_mqtt_handshake(s, prefix, i, filter);
+      }
+      fcntl(s->fd, F_SETFL, O_NONBLOCK);
+      struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) die("epoll_ctl");
+    }
+    while (ready < end) {
+      int n = epoll_wait(ep, events, 256, 10000);
+      if (n == 0) { fprintf(stderr, "handshake timed out (%d of %d ready)\n", ready, count); return 1; }
+      for (int e = 0; e < n; e++) {
+        struct sub *s = events[e].data.ptr;
+        ssize_t r = read(s->fd, buf, sizeof buf);
+        if (r <= 0) { if (r < 0 && errno == EAGAIN) continue; fprintf(stderr, "connection closed during handshake\n"); return 1; }
+        size_t off = 0, was = s->hs_len;
+        if (ws && !s->upgraded) {
+          size_t take = (size_t)r < sizeof s->head - s->head_len ? (size_t)r : sizeof s->head - s->head_len - 1;
+          memcpy(s->head + s->head_len, buf, take);
+          s->head_len += take;
+          s->head[s->head_len] = 0;
+          char *end_of_head = strstr(s->head, "\r\n\r\n");
+          if (!end_of_head) continue;
+          if (strncmp(s->head, "HTTP/1.1 101", 12) != 0) { fprintf(stderr, "upgrade refused: %.60s\n", s->head); return 1; }
+          s->upgraded = 1;
+          off = (size_t)(end_of_head + 4 - s->head) - (s->head_len - take);
+          send_mqtt_handshake(s, prefix, (int)(s - subs), filter);
+        }
+        if (ws) frames(s, buf + off, (size_t)r - off); else payload(s, buf + off, (size_t)r - off);
+        if (was < HANDSHAKE && s->hs_len == HANDSHAKE) ready++;
+      }
+    }
+  }
+  total = 0; /* deliveries that raced the last handshakes are not counted */
+  printf("ready\n");
+
+  struct epoll_event in = { .events = EPOLLIN, .data.ptr = NULL };
+  fcntl(0, F_SETFL, O_NONBLOCK);
+  epoll_ctl(ep, EPOLL_CTL_ADD, 0, &in);
+  uint64_t reported = 0;
+  double last = now();
+  for (;;) {
+    int n = epoll_wait(ep, events, 256, 2);
+    for (int e = 0; e < n; e++) {
+      struct sub *s = events[e].data.ptr;
+      if (!s) {
+        ssize_t r = read(0, buf, sizeof buf);
+        if (r == 0) return 0;
+        continue;
+      }
+      ssize_t r = read(s->fd, buf, sizeof buf);
+      if (r == 0) { fprintf(stderr, "a subscriber was disconnected\n"); epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL); close(s->fd); continue; }
+      if (r < 0) continue;
+      if (ws) frames(s, buf, (size_t)r); else payload(s, buf, (size_t)r);
+    }
+    /* let deliveries pile up between sweeps: fewer, larger reads keep this process cheap; the
+       sockets' buffers hold far more than a sweep's worth, so the broker never waits on us */
+    if (n > 0) { struct timespec pause = { 0, 2000000 }; nanosleep(&pause, NULL); }
+    double t = now();
+    if (total != reported && t - last >= 0.002) {
+      printf("%llu\n", (unsigned long long)total);
+      reported = total;
+      last = t;
+    }
+  }
+}
