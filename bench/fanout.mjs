@@ -4,6 +4,7 @@
 //                    [--only tcp,ws,stall,latency,idle] [--verbose]
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
+import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureLatency, median } from './lib/latency.mjs'
 import { openNativeSubscribers, processCpuSeconds } from './lib/native.mjs'
@@ -42,20 +43,40 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   }
   const publisher = await openPublisher({ port: broker.port, clientId: `${label}-pub`, username: 'bench', password: USERS.bench })
   const packet = publisher.publishPacket('bench/fanout', PAYLOAD)
-  await flood(publisher, packet, 1, subs)
+  // one full MQTT client among the subscribers checks what the byte counts assume: every
+  // message arrives, whole, once, in order
+  const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, clientId: `${label}-probe` })
+  const check = { received: 0, bad: 0 }
+  probe.on('message', (topic, payload) => {
+    check.received++
+    if (topic !== 'bench/fanout' || !payload.equals(PAYLOAD)) check.bad++
+  })
+  await probe.subscribeAsync('bench/#', { qos: 0 })
+  const warmUp = await flood(publisher, packet, 1, subs)
+  for (let waited = 0; check.received < warmUp && waited < 100; waited++) await new Promise(resolve => setTimeout(resolve, 100))
+  const publishedBefore = check.received
   await new Promise(resolve => setTimeout(resolve, 300))
   const before = subs.bytes()
   const cpu = process.cpuUsage()
   const subsCpu = await processCpuSeconds(subs.pid)
   const brokerCpu = await processCpuSeconds(broker.pid)
   const started = Date.now()
-  await flood(publisher, packet, SECONDS, subs)
+  const published = await flood(publisher, packet, SECONDS, subs)
   const elapsed = (Date.now() - started) / 1000
   const perSecond = (subs.bytes() - before) / packet.length / elapsed
   const generator = Math.max(cpuSeconds(cpu), await processCpuSeconds(subs.pid) - subsCpu) / elapsed
   const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / elapsed
   if (generator > 0.9) generatorSaturated = true
   if (VERBOSE) console.log(`    ${label}: ${fmt(perSecond)} deliveries/s, broker ${(100 * brokerLoad).toFixed(0)}% CPU, generator ${(100 * generator).toFixed(0)}%`)
+  for (let last = -1; check.received !== last;) { // until the probe has caught up
+    last = check.received
+    await new Promise(resolve => setTimeout(resolve, 500))
+  }
+  const probed = check.received - publishedBefore
+  if (probed !== published || check.bad > 0) {
+    console.log(`    ${label}: CHECK FAILED: the probe got ${probed} of ${published} messages published, ${check.bad} wrong`)
+  } else if (VERBOSE) console.log(`    ${label}: the probe got all ${published} messages`)
+  await probe.endAsync()
   publisher.close()
   await subs.close()
   stalled?.socket.destroy()
@@ -72,16 +93,27 @@ async function latency (broker, rate, label) {
   }
 }
 
-/** Resident memory per idle subscriber, over `IDLE` TCP connections each subscribed to one topic. */
+/**
+ * Resident memory per idle subscriber (TCP, each subscribed to one topic): the growth from
+ * `IDLE` / 2 to `IDLE` connections, so costs paid once (caches built on first use, the young
+ * generation growing to its size) are not counted per subscriber; and, for reference, the
+ * growth from none to `IDLE` divided by `IDLE`.
+ */
 async function idleMemory (broker, label) {
-  await new Promise(resolve => setTimeout(resolve, 1000))
-  const before = await rssBytes(broker.pid)
-  const subs = await openSubscribers({ port: broker.port, count: IDLE, filter: 'bench/idle', idPrefix: label })
-  await new Promise(resolve => setTimeout(resolve, 2000))
-  const after = await rssBytes(broker.pid)
-  subs.close()
-  await new Promise(resolve => setTimeout(resolve, 1000))
-  return (after - before) / IDLE
+  const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+  const half = Math.floor(IDLE / 2)
+  await sleep(1000)
+  const start = await rssBytes(broker.pid)
+  const first = await openNativeSubscribers({ port: broker.port, count: half, filter: 'bench/idle', idPrefix: `${label}-a` })
+  await sleep(2000)
+  const middle = await rssBytes(broker.pid)
+  const second = await openNativeSubscribers({ port: broker.port, count: IDLE - half, filter: 'bench/idle', idPrefix: `${label}-b` })
+  await sleep(2000)
+  const end = await rssBytes(broker.pid)
+  await first.close()
+  await second.close()
+  await sleep(1000)
+  return { marginal: (end - middle) / (IDLE - half), average: (end - start) / IDLE }
 }
 
 const row = (name, f, m, unit = '', better = 'higher') => {
@@ -118,8 +150,9 @@ try {
   const rate = Math.max(10, Math.round(capacity / SUBSCRIBERS / 2))
   const lf = ONLY.has('latency') ? await latency(firehose, rate, 'f-lat') : none
   const lm = ONLY.has('latency') ? await latency(mosquitto, rate, 'm-lat') : none
-  const mf = ONLY.has('idle') ? await idleMemory(firehose, 'f-idle') : NaN
-  const mm = ONLY.has('idle') ? await idleMemory(mosquitto, 'm-idle') : NaN
+  const noMemory = { marginal: NaN, average: NaN }
+  const mf = ONLY.has('idle') ? await idleMemory(firehose, 'f-idle') : noMemory
+  const mm = ONLY.has('idle') ? await idleMemory(mosquitto, 'm-idle') : noMemory
 
   console.log('\n| figure | Firehose | Mosquitto | ratio Firehose/Mosquitto |')
   console.log('|---|---|---|---|')
@@ -127,7 +160,8 @@ try {
   row(`WebSocket fan-out, ${SUBSCRIBERS} subscribers, deliveries/s (median)`, median(figures.ws.f), median(figures.ws.m))
   row(`latency p50 at ${rate} msg/s × ${SUBSCRIBERS} subscribers`, lf.p50, lm.p50, ' ms', 'lower')
   row(`latency p99 at ${rate} msg/s × ${SUBSCRIBERS} subscribers`, lf.p99, lm.p99, ' ms', 'lower')
-  row(`memory per idle TCP subscriber (${IDLE})`, mf / 1024, mm / 1024, ' KiB', 'lower')
+  row(`memory per idle TCP subscriber, ${Math.floor(IDLE / 2)} → ${IDLE} connections`, mf.marginal / 1024, mm.marginal / 1024, ' KiB', 'lower')
+  row(`memory per idle TCP subscriber, 0 → ${IDLE} (fixed costs included)`, mf.average / 1024, mm.average / 1024, ' KiB', 'lower')
   row('TCP fan-out with one stalled subscriber (median)', median(figures.stall.f), median(figures.stall.m))
   if (ONLY.has('stall') && ONLY.has('tcp')) {
     console.log(`\nwith a stalled subscriber the others keep ${(100 * median(figures.stall.f) / median(figures.tcp.f)).toFixed(0)}% (Firehose) and ` +

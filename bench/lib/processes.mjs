@@ -71,7 +71,9 @@ export async function startFirehose ({ users, extra = {} }) {
   if (extra.persistence === undefined && 'cluster' in extra) delete config.persistence
   const file = join(dir, 'firehose.json')
   await writeFile(file, JSON.stringify(config)) // JSON is YAML
-  const child = spawn(process.execPath, [FIREHOSE_BIN, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIREHOSE_LOG_LEVEL: 'info' } })
+  // BENCH_BROKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the broker
+  const nodeArgs = (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const child = spawn(process.execPath, [...nodeArgs, FIREHOSE_BIN, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIREHOSE_LOG_LEVEL: 'info' } })
   await waitForLine(child, child.stdout, l => l.includes('firehose broker started'), 'firehose broker')
   child.stdout.resume()
   return { port, wsPort, pid: child.pid, stop: () => stop(child) }

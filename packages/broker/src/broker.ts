@@ -18,6 +18,7 @@ import { recordQos2AfterPublish } from './hooks/record-qos2-after-publish.js'
 import type { Listener } from './listeners/listener.js'
 import { startTcpListener, type ListenerDeps } from './listeners/tcp.js'
 import { startWebSocketListener } from './listeners/websocket.js'
+import { createConnectionHandler } from './connection-handler.js'
 import { createMetrics } from './metrics.js'
 import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
 import { openLevelPersistence, type AedesPersistence } from './persistence.js'
@@ -123,7 +124,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   })
 
   const guard = new ConnectionGuard(config.limits, stats, logger)
-  const listenerDeps: ListenerDeps = { broker, guard, limits: config.limits, stats, logger, source: config.source }
+  const listenerDeps: ListenerDeps = { guard, limits: config.limits, stats, logger, source: config.source, handle: createConnectionHandler(broker) }
   const listeners: Listener[] = []
   const sys = new SysTopics({
     broker, stats, guard, logger, version, now,

@@ -1,27 +1,28 @@
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
-import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import type { Limits, ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from '../connection-guard.js'
 import { guardPacketSize } from '../packet-size-guard.js'
+import type { ConnectionHandler } from '../connection-handler.js'
 import type { BrokerStats } from '../stats.js'
 import { closeServer, listen, type Listener } from './listener.js'
 import { readTlsOptions } from './tls-options.js'
 
 export interface ListenerDeps {
-  broker: Aedes
   guard: ConnectionGuard
   limits: Limits
   stats: BrokerStats
   logger: Logger
+  /** hands a connection to Aedes (instead of `broker.handle`), with Firehose's fan-out path */
+  handle: ConnectionHandler
   /** the configuration's source, for error messages */
   source: string
 }
 
 /** MQTT over TCP, or over TLS when the listener has `tls`. */
 export async function startTcpListener (config: ListenerConfig, key: string, deps: ListenerDeps): Promise<Listener> {
-  const { broker, guard, limits, stats } = deps
+  const { guard, limits, stats } = deps
   const logger = deps.logger.child({ listener: config.name })
   const handOver = (socket: Socket, raw: Socket): void => {
     guard.handedOver(raw)
@@ -30,7 +31,7 @@ export async function startTcpListener (config: ListenerConfig, key: string, dep
       stats.packetsRefused++
       logger.warn({ ip: socket.remoteAddress }, 'connection closed: %s', reason)
     })
-    broker.handle(socket)
+    deps.handle(socket)
   }
 
   let server

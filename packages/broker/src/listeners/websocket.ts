@@ -4,6 +4,7 @@ import type { Socket } from 'node:net'
 import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
 import { guardPacketSize } from '../packet-size-guard.js'
+import { writeWholeFrames } from '../write-coalescer.js'
 import { closeServer, listen, type Listener } from './listener.js'
 import { writeBufferBytes, type ListenerDeps } from './tcp.js'
 import { readTlsOptions } from './tls-options.js'
@@ -27,7 +28,7 @@ function explain (_req: IncomingMessage, res: ServerResponse): void {
 
 /** MQTT over WebSocket (TLS when the listener has `tls`), on any path, with ws. */
 export async function startWebSocketListener (config: ListenerConfig, key: string, deps: ListenerDeps): Promise<Listener> {
-  const { broker, guard, limits, stats } = deps
+  const { guard, limits, stats } = deps
   const logger = deps.logger.child({ listener: config.name })
   const server = config.tls === undefined
     ? createHttpServer(explain)
@@ -55,7 +56,8 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
       stats.packetsRefused++
       logger.warn({ ip: req.socket.remoteAddress }, 'connection closed: %s', reason)
     })
-    broker.handle(stream, req)
+    writeWholeFrames(stream)
+    deps.handle(stream, req)
   })
   wss.on('error', err => logger.error({ err }, 'websocket server error'))
   server.on('error', err => logger.error({ err }, 'listener error'))
