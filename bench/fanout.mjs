@@ -6,7 +6,7 @@ import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
-import { fmt, measureLatency, median } from './lib/latency.mjs'
+import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
 import { openNativeSubscribers, processCpuSeconds } from './lib/native.mjs'
 import { rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
 
@@ -83,14 +83,9 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   return { perSecond, stalledClosed }
 }
 
-/** p50/p99 publish-to-delivery at `rate` messages/s, with `SUBSCRIBERS` lean readers also subscribed. */
+/** p50/p99 publish-to-delivery over every delivery to `SUBSCRIBERS` at `rate` messages/s. */
 async function latency (broker, rate, label) {
-  const subs = await openNativeSubscribers({ port: broker.port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label })
-  try {
-    return await measureLatency({ publishPort: broker.port, subscribePort: broker.port, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label })
-  } finally {
-    await subs.close()
-  }
+  return await measureFanOutLatency({ port: broker.port, count: SUBSCRIBERS, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label })
 }
 
 /**
@@ -168,7 +163,7 @@ try {
       `${(100 * median(figures.stall.m) / median(figures.tcp.m)).toFixed(0)}% (Mosquitto) of their throughput; ` +
       `stalled subscriber disconnected: Firehose ${stalledDropped.f ? 'yes' : 'no'}, Mosquitto ${stalledDropped.m ? 'yes' : 'no'}`)
   }
-  if (ONLY.has('latency')) console.log(`latency received: Firehose ${lf.received}/${lf.sent}, Mosquitto ${lm.received}/${lm.sent}`)
+  if (ONLY.has('latency')) console.log(`latency: deliveries timed: Firehose ${lf.received}/${lf.sent}, Mosquitto ${lm.received}/${lm.sent}`)
   if (generatorSaturated) console.log('the load generator SATURATED a core in at least one fan-out run: those figures are its limit, not the broker\'s')
 } finally {
   await firehose.stop()

@@ -1,6 +1,36 @@
 // Publish-to-delivery latency at a fixed rate: an mqtt.js publisher paced by the clock and an
 // mqtt.js probe subscriber reading the send time from the first 8 bytes of each 1 KiB payload.
 import mqtt from 'mqtt'
+import mqttPacket from 'mqtt-packet'
+import { openNativeSubscribers } from './native.mjs'
+
+/**
+ * Fan-out latency: `count` lean subscribers on `bench/#` time every delivery of messages an
+ * mqtt.js publisher sends at `rate` per second, each stamped with its send time; p50 and p99
+ * over all deliveries to all subscribers, in ms (where one subscriber sits in a broker's
+ * delivery order does not decide the figure).
+ */
+export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency' }) {
+  const payloadSize = 1024
+  const packetSize = mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(payloadSize), qos: 0, retain: false }).length
+  const subs = await openNativeSubscribers({ port, count, filter: 'bench/#', idPrefix: label, stamps: { packetSize, offset: packetSize - payloadSize } })
+  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
+  const total = Math.round(rate * seconds)
+  const started = process.hrtime.bigint()
+  for (let i = 0; i < total; i++) {
+    const due = started + BigInt(Math.round((i * 1e9) / rate))
+    // sleep, not spin: a spinning loop would take CPU from the broker being measured
+    const wait = Number(due - process.hrtime.bigint()) / 1e6
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+    const payload = Buffer.alloc(payloadSize)
+    payload.writeBigInt64BE(process.hrtime.bigint(), 0)
+    pub.publish(topic, payload, { qos: 0 })
+  }
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  await pub.endAsync()
+  const { p50, p99, samples } = await subs.close()
+  return { p50, p99, received: samples, sent: total * count }
+}
 
 /** p50 and p99 in ms over `rate` × `seconds` messages on `topic`. */
 export async function measureLatency ({ publishPort, subscribePort, rate, seconds, username, password, topic = 'bench/latency', label = 'latency' }) {
@@ -13,7 +43,9 @@ export async function measureLatency ({ publishPort, subscribePort, rate, second
   const started = process.hrtime.bigint()
   for (let i = 0; i < total; i++) {
     const due = started + BigInt(Math.round((i * 1e9) / rate))
-    while (process.hrtime.bigint() < due) await new Promise(resolve => setImmediate(resolve))
+    // sleep, not spin: a spinning loop would take CPU from the broker being measured
+    const wait = Number(due - process.hrtime.bigint()) / 1e6
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
     const payload = Buffer.alloc(1024)
     payload.writeBigInt64BE(process.hrtime.bigint(), 0)
     pub.publish(topic, payload, { qos: 0 })

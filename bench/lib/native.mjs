@@ -20,18 +20,27 @@ function build () {
 /**
  * `count` subscribers on `filter` over `transport` ('tcp' or 'ws'), resolved once all have their
  * SUBACK. `bytes()` is the delivered bytes so far (reported by the process every 2 ms).
+ * With `stamps` ({ packetSize, offset }: every PUBLISH has that size and a CLOCK_MONOTONIC
+ * nanosecond stamp at that offset, as process.hrtime.bigint() gives) every delivery is timed,
+ * and `close()` resolves to { p50, p99, samples } in ms.
  */
-export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp' }) {
+export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp', stamps }) {
   build()
-  const child = spawn(BINARY, [host, String(port), String(count), filter, idPrefix, transport], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const args = [host, String(port), String(count), filter, idPrefix, transport]
+  if (stamps !== undefined) args.push(String(stamps.packetSize), String(stamps.offset))
+  const child = spawn(BINARY, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   let total = 0
+  let latency
   let exited = false
   child.on('exit', () => { exited = true })
   await new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout })
     lines.on('line', line => {
       if (line === 'ready') resolve()
-      else total = Number(line)
+      else if (line.startsWith('latency ')) {
+        const [p50, p99, samples] = line.split(' ').slice(1).map(Number)
+        latency = { p50, p99, samples }
+      } else total = Number(line)
     })
     child.on('exit', code => reject(new Error(`subscribers exited with ${code} before all were subscribed`)))
   })
@@ -40,9 +49,11 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
     pid: child.pid,
     bytes: () => total,
     close: async () => {
-      if (exited) return
-      child.stdin.end()
-      await new Promise(resolve => child.once('exit', resolve))
+      if (!exited) {
+        child.stdin.end()
+        await new Promise(resolve => child.once('exit', resolve))
+      }
+      return latency
     }
   }
 }

@@ -3,11 +3,16 @@
  * bytes of deliveries rather than parsing them (every PUBLISH of a run has the same size), so
  * the generator costs far less than the broker it measures. Built by bench/lib/native.mjs.
  *
- *   subscribers HOST PORT COUNT FILTER ID_PREFIX tcp|ws
+ *   subscribers HOST PORT COUNT FILTER ID_PREFIX tcp|ws [PACKET_SIZE STAMP_OFFSET]
  *
  * Prints "ready" once every subscriber has its SUBACK, then the running total of delivered
  * bytes (MQTT bytes after the handshake; for WebSocket the frames' payload bytes) as a line
  * every 2 ms while it changes. Exits when its standard input closes.
+ *
+ * With PACKET_SIZE and STAMP_OFFSET (latency mode: every PUBLISH is PACKET_SIZE bytes and
+ * carries the publisher's CLOCK_MONOTONIC time in nanoseconds, 8 bytes big-endian, at
+ * STAMP_OFFSET) every delivery to every subscriber is timed, and on exit it prints
+ * "latency P50_MS P99_MS SAMPLES". Deliveries are then read as soon as they arrive.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,10 +41,54 @@ struct sub {
   uint64_t remaining;    /* WebSocket: payload bytes of the current frame still to come */
   unsigned char hs[HANDSHAKE];
   size_t hs_len;         /* handshake bytes seen; counting starts after them */
+  uint64_t at;           /* latency mode: position in the current PUBLISH */
+  uint64_t stamp;        /* latency mode: the stamp's bytes so far */
 };
 
 static int ws;
 static uint64_t total;
+static uint64_t packet_size, stamp_offset; /* latency mode when packet_size > 0 */
+static double *samples;
+static size_t sample_count, sample_cap;
+
+static uint64_t now_ns (void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* latency mode: follows packet boundaries (all PUBLISHes have one size) to read each stamp */
+static void stamps (struct sub *s, const unsigned char *p, size_t n) {
+  uint64_t arrived = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t at = s->at;
+    if (at >= stamp_offset && at < stamp_offset + 8) {
+      s->stamp = (s->stamp << 8) | p[i];
+      if (at == stamp_offset + 7) {
+        if (!arrived) arrived = now_ns();
+        if (sample_count == sample_cap) {
+          sample_cap = sample_cap ? sample_cap * 2 : 1 << 16;
+          samples = realloc(samples, sample_cap * sizeof *samples);
+        }
+        samples[sample_count++] = (double)(int64_t)(arrived - s->stamp) / 1e6;
+        s->stamp = 0;
+      }
+    }
+    s->at = at + 1 == packet_size ? 0 : at + 1;
+  }
+}
+
+static int by_value (const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void print_latency (void) {
+  if (packet_size == 0) return;
+  qsort(samples, sample_count, sizeof *samples, by_value);
+  double p50 = sample_count ? samples[sample_count / 2] : 0, p99 = sample_count ? samples[(size_t)(sample_count * 0.99)] : 0;
+  printf("latency %.3f %.3f %zu\n", p50, p99, sample_count);
+}
 
 static void die (const char *what) { perror(what); exit(1); }
 
@@ -80,6 +129,7 @@ static void payload (struct sub *s, const unsigned char *p, size_t n) {
     exit(1);
   }
   total += n;
+  if (packet_size > 0 && n > 0) stamps(s, p, n);
 }
 
 static void frames (struct sub *s, const unsigned char *p, size_t n) {
@@ -124,7 +174,8 @@ static double now (void) {
 }
 
 int main (int argc, char **argv) {
-  if (argc != 7) { fprintf(stderr, "usage: subscribers HOST PORT COUNT FILTER ID_PREFIX tcp|ws\n"); return 2; }
+  if (argc != 7 && argc != 9) { fprintf(stderr, "usage: subscribers HOST PORT COUNT FILTER ID_PREFIX tcp|ws [PACKET_SIZE STAMP_OFFSET]\n"); return 2; }
+  if (argc == 9) { packet_size = strtoull(argv[7], NULL, 10); stamp_offset = strtoull(argv[8], NULL, 10); }
   const char *host = argv[1], *filter = argv[4], *prefix = argv[5];
   int port = atoi(argv[2]), count = atoi(argv[3]);
   ws = strcmp(argv[6], "ws") == 0;
@@ -185,6 +236,7 @@ int main (int argc, char **argv) {
     }
   }
   total = 0; /* deliveries that raced the last handshakes are not counted */
+  sample_count = 0;
   printf("ready\n");
 
   struct epoll_event in = { .events = EPOLLIN, .data.ptr = NULL };
@@ -198,7 +250,7 @@ int main (int argc, char **argv) {
       struct sub *s = events[e].data.ptr;
       if (!s) {
         ssize_t r = read(0, buf, sizeof buf);
-        if (r == 0) return 0;
+        if (r == 0) { print_latency(); return 0; }
         continue;
       }
       ssize_t r = read(s->fd, buf, sizeof buf);
@@ -208,7 +260,7 @@ int main (int argc, char **argv) {
     }
     /* let deliveries pile up between sweeps: fewer, larger reads keep this process cheap; the
        sockets' buffers hold far more than a sweep's worth, so the broker never waits on us */
-    if (n > 0) { struct timespec pause = { 0, 2000000 }; nanosleep(&pause, NULL); }
+    if (n > 0 && packet_size == 0) { struct timespec pause = { 0, 2000000 }; nanosleep(&pause, NULL); }
     double t = now();
     if (total != reported && t - last >= 0.002) {
       printf("%llu\n", (unsigned long long)total);
