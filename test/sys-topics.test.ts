@@ -1,4 +1,5 @@
 import t from 'tap'
+import { SYS_REFRESH_INTERVALS } from '@firehose/broker'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { ACL, USERS } from './helpers/policy.js'
@@ -45,6 +46,14 @@ t.test('every $SYS/broker topic a Mosquitto consumer reads arrives, with sensibl
 t.test('they are retained: a new subscriber gets them at once', async t => {
   const late = new MosquittoSub(['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-t', '$SYS/broker/version', '-v', '-C', '1', '-W', '5'])
   t.match((await late.waitForLines(1, 3000))[0], /^\$SYS\/broker\/version firehose version/)
+})
+
+t.test('every value is published again now and then, changed or not, so no subscriber keeps a stale one', async t => {
+  // `version` never changes: after the retained copy, it comes again live (sysInterval 1 s here)
+  const sub = new MosquittoSub(['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-t', '$SYS/broker/version', '-v', '-C', '2', '-W', String(SYS_REFRESH_INTERVALS * 2 + 5)])
+  const lines = await sub.waitForLines(2, (SYS_REFRESH_INTERVALS * 2 + 5) * 1000)
+  t.equal(lines.length, 2)
+  t.ok(lines.every(l => /^\$SYS\/broker\/version firehose version/.test(l)), 'the unchanged value, twice')
 })
 
 t.test('a plain # subscription does not receive $SYS [MQTT-4.7.2-1]', async t => {

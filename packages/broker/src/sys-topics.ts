@@ -21,10 +21,16 @@ export interface SysDeps {
 type Counter = 'messages/received' | 'messages/sent' | 'publish/received' | 'publish/sent' | 'publish/dropped' | 'bytes/received' | 'bytes/sent'
 const WINDOWS = [['1min', 60], ['5min', 300], ['15min', 900]] as const
 
+/** Every this many intervals every value is published again, changed or not. */
+export const SYS_REFRESH_INTERVALS = 6
+
 /**
  * Publishes `$SYS/broker/...` under Mosquitto's names, retained, every `sysInterval`
- * seconds, so existing consumers (a statsd forwarder, dashboards) keep working. Only
- * values that changed are published again.
+ * seconds, so existing consumers (a statsd forwarder, dashboards) keep working. Values that
+ * changed are published at each interval, and all of them every SYS_REFRESH_INTERVALS: a
+ * subscriber can be handed a stale retained value (Aedes sends retained messages from a
+ * snapshot of the store, which may reach it after a newer live value of the same topic), and
+ * a value that no longer changes would otherwise stay stale for it.
  */
 export class SysTopics {
   private timer: NodeJS.Timeout | undefined
@@ -108,7 +114,9 @@ export class SysTopics {
     return this.heapMax
   }
 
+  private intervals = 0
   private publishAll (): void {
+    if (this.intervals++ % SYS_REFRESH_INTERVALS === 0) this.published.clear()
     for (const [suffix, value] of this.snapshot()) {
       if (this.published.get(suffix) === value) continue
       this.published.set(suffix, value)
