@@ -7,8 +7,8 @@ import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
-import { openNativeSubscribers, processCpuSeconds } from './lib/native.mjs'
-import { rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { openNativeSubscribers } from './lib/native.mjs'
+import { processCpuSeconds, rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +29,7 @@ const VERBOSE = values.verbose
 const USERS = { bench: 'bench-password' }
 const PAYLOAD = Buffer.alloc(1024, 'x')
 let generatorSaturated = false
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 /** Deliveries per second to `SUBSCRIBERS` on `bench/#`; `stall` adds one subscriber that stops reading. */
 async function fanOut (broker, transport, label, { stall = false } = {}) {
@@ -53,9 +54,9 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   })
   await probe.subscribeAsync('bench/#', { qos: 0 })
   const warmUp = await flood(publisher, packet, 1, subs)
-  for (let waited = 0; check.received < warmUp && waited < 100; waited++) await new Promise(resolve => setTimeout(resolve, 100))
+  for (let waited = 0; check.received < warmUp && waited < 100; waited++) await sleep(100)
   const publishedBefore = check.received
-  await new Promise(resolve => setTimeout(resolve, 300))
+  await sleep(300)
   const before = subs.bytes()
   const cpu = process.cpuUsage()
   const subsCpu = await processCpuSeconds(subs.pid)
@@ -70,7 +71,7 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   if (VERBOSE) console.log(`    ${label}: ${fmt(perSecond)} deliveries/s, broker ${(100 * brokerLoad).toFixed(0)}% CPU, generator ${(100 * generator).toFixed(0)}%`)
   for (let last = -1; check.received !== last;) { // until the probe has caught up
     last = check.received
-    await new Promise(resolve => setTimeout(resolve, 500))
+    await sleep(500)
   }
   const probed = check.received - publishedBefore
   if (probed !== published || check.bad > 0) {
@@ -95,7 +96,6 @@ async function latency (broker, rate, label) {
  * growth from none to `IDLE` divided by `IDLE`.
  */
 async function idleMemory (broker, label) {
-  const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
   const half = Math.floor(IDLE / 2)
   await sleep(1000)
   const start = await rssBytes(broker.pid)

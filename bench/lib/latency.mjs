@@ -1,20 +1,15 @@
-// Publish-to-delivery latency at a fixed rate: an mqtt.js publisher paced by the clock and an
-// mqtt.js probe subscriber reading the send time from the first 8 bytes of each 1 KiB payload.
+// Publish-to-delivery latency at a fixed rate: an mqtt.js publisher paced by the clock puts
+// its send time (process.hrtime, CLOCK_MONOTONIC ns) in the first 8 bytes of each payload,
+// read on arrival by lean subscribers (fan-out) or an mqtt.js probe (cluster).
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { openNativeSubscribers } from './native.mjs'
 
 /**
- * Fan-out latency: `count` lean subscribers on `bench/#` time every delivery of messages an
- * mqtt.js publisher sends at `rate` per second, each stamped with its send time; p50 and p99
- * over all deliveries to all subscribers, in ms (where one subscriber sits in a broker's
- * delivery order does not decide the figure).
+ * Publishes `rate` × `seconds` QoS 0 messages of `payloadSize` bytes on `topic`, each stamped
+ * with its send time, then waits a second for the last ones to arrive. Returns how many.
  */
-export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency' }) {
-  const payloadSize = 1024
-  const packetSize = mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(payloadSize), qos: 0, retain: false }).length
-  const subs = await openNativeSubscribers({ port, count, filter: 'bench/#', idPrefix: label, stamps: { packetSize, offset: packetSize - payloadSize } })
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
+async function publishStamped (pub, topic, rate, seconds, payloadSize) {
   const total = Math.round(rate * seconds)
   const started = process.hrtime.bigint()
   for (let i = 0; i < total; i++) {
@@ -27,6 +22,21 @@ export async function measureFanOutLatency ({ port, count, rate, seconds, userna
     pub.publish(topic, payload, { qos: 0 })
   }
   await new Promise(resolve => setTimeout(resolve, 1000))
+  return total
+}
+
+/**
+ * Fan-out latency: `count` lean subscribers on `bench/#` time every delivery of messages an
+ * mqtt.js publisher sends at `rate` per second, each stamped with its send time; p50 and p99
+ * over all deliveries to all subscribers, in ms (where one subscriber sits in a broker's
+ * delivery order does not decide the figure).
+ */
+export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency' }) {
+  const payloadSize = 1024
+  const packetSize = mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(payloadSize), qos: 0, retain: false }).length
+  const subs = await openNativeSubscribers({ port, count, filter: 'bench/#', idPrefix: label, stamps: { packetSize, offset: packetSize - payloadSize } })
+  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
+  const total = await publishStamped(pub, topic, rate, seconds, payloadSize)
   await pub.endAsync()
   const { p50, p99, samples } = await subs.close()
   return { p50, p99, received: samples, sent: total * count }
@@ -39,18 +49,7 @@ export async function measureLatency ({ publishPort, subscribePort, rate, second
   const samples = []
   probe.on('message', (_topic, payload) => samples.push(Number(process.hrtime.bigint() - payload.readBigInt64BE(0)) / 1e6))
   await probe.subscribeAsync(topic, { qos: 0 })
-  const total = Math.round(rate * seconds)
-  const started = process.hrtime.bigint()
-  for (let i = 0; i < total; i++) {
-    const due = started + BigInt(Math.round((i * 1e9) / rate))
-    // sleep, not spin: a spinning loop would take CPU from the broker being measured
-    const wait = Number(due - process.hrtime.bigint()) / 1e6
-    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
-    const payload = Buffer.alloc(1024)
-    payload.writeBigInt64BE(process.hrtime.bigint(), 0)
-    pub.publish(topic, payload, { qos: 0 })
-  }
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  const total = await publishStamped(pub, topic, rate, seconds, 1024)
   await probe.endAsync()
   await pub.endAsync()
   samples.sort((a, b) => a - b)

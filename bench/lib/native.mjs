@@ -57,11 +57,3 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
     }
   }
 }
-
-/** CPU seconds (user + system) a process has used so far (Linux). */
-export async function processCpuSeconds (pid) {
-  const { readFile } = await import('node:fs/promises')
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
-}
