@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { ensureDebianPackages } from './debian-deps.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
+const started = Date.now()
 ensureDebianPackages([
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
@@ -36,6 +37,9 @@ tap.stdout.on('data', chunk => {
 })
 tap.on('close', code => {
   // the plain closing line CI reads, whatever the runner
-  if (summary) console.log(`${summary.pass} passed, ${summary.fail} failed${summary.skip ? `, ${summary.skip} skipped` : ''}`)
+  const seconds = Math.round((Date.now() - started) / 1000)
+  const duration = `${Math.floor(seconds / 60)} min ${seconds % 60} s`
+  if (summary) console.log(`${summary.pass} passed, ${summary.fail} failed${summary.skip ? `, ${summary.skip} skipped` : ''} in ${duration}`)
+  else console.log(`tests ended in ${duration} without a summary`)
   process.exitCode = code ?? 1
 })

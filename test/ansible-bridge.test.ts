@@ -126,7 +126,7 @@ t.test('the receiver killed mid-run loses nothing it acknowledged; everything ar
   const spool = join(dir, 'spool-kill.jsonl')
   await rm(spool, { force: true })
   const run = playbook('long.yml', true, spool)
-  await waitFor('the run to be under way', () => receiver.logs.some(l => l.msg === 'receiving Ansible events') && sub.lines.length > 0, 20000)
+  await waitFor('the run to be under way', () => receiver.logs.some(l => l.event === 'ansible.receiving') && sub.lines.length > 0, 20000)
   const before = sub.lines.length
   await waitFor('a few events of this run', () => sub.lines.length >= before + 3, 20000)
   await receiver.signal('SIGKILL')
@@ -160,7 +160,7 @@ t.test('over HTTPS, verified with the CA the plugin is given', async t => {
     child.on('close', code => resolve(code))
   })
   t.equal(r, 0)
-  await waitFor('events over HTTPS', () => secure.logs.some(l => l.msg === 'receiving Ansible events' && l.tls === true) &&
+  await waitFor('events over HTTPS', () => secure.logs.some(l => l.event === 'ansible.receiving' && l.tls === true) &&
     messages().filter(m => m.payload.playbook_name === 'some tasks do not run').length >= 10, 20000)
   t.pass('the second run of skipped.yml arrived through the HTTPS receiver')
 })
@@ -179,7 +179,7 @@ t.test('bad requests get a 4xx and publish nothing', async t => {
   t.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404)
   await new Promise(resolve => setTimeout(resolve, 500))
   t.equal(sub.lines.length, count, 'nothing was published')
-  const metrics = receiver.logs.filter(l => l.msg?.startsWith('input rejected'))
+  const metrics = receiver.logs.filter(l => l.event === 'bridge.input-rejected')
   t.ok(metrics.length >= 6, 'each refusal logged')
 })
 

@@ -154,7 +154,7 @@ t.test('a node killed mid-stream: its subscriber and the Gerrit bridge fail over
   const got = collect(reader)
   await reader.subscribeAsync('gerrit/depot/#', { qos: 2 })
   await bridge.start()
-  await bridge.waitForLog('the Gerrit stream', l => l.msg === 'streaming Gerrit events')
+  await bridge.waitForLog('the Gerrit stream', l => l.event === 'gerrit.streaming')
   await new Promise(resolve => setTimeout(resolve, 500)) // the forced command is tailing the log
 
   const template = JSON.parse((await readFile(join(REPO, 'packages/gerrit-bridge/test/fixtures/stream-events.jsonl'), 'utf8')).split('\n')[2]!) as Record<string, unknown>
@@ -177,11 +177,11 @@ t.test('a node killed mid-stream: its subscriber and the Gerrit bridge fail over
   t.same(lost, [], 'none lost')
   const twice = [...counts].filter(([, n]) => n > 1)
   if (lost.length > 0 || twice.length > 0) t.comment('subscriber trace:\n' + trace.join('\n'))
-  // Documented limit (README, Cluster): a publish interrupted by the node's death is published
+  // Documented limit (docs/cluster.md): a publish interrupted by the node's death is published
   // again by the next node; if the first had already queued it, a persistent subscriber gets it twice.
   t.ok(twice.length <= 1 && twice.every(([, n]) => n === 2), `at most the one event in flight when the node died arrives twice (${JSON.stringify(twice)})`)
   t.ok(atKill < 300, `node b died mid-stream (${atKill} of 300 delivered)`)
-  t.ok(bridge.logs.some(l => l.msg === 'connected to the broker' && l.url === url(a)), 'the bridge moved to node a')
+  t.ok(bridge.logs.some(l => l.event === 'bridge.broker-connected' && l.url === url(a)), 'the bridge moved to node a')
   t.equal((reader as unknown as { stream: { remotePort: number } }).stream.remotePort, a.ports.mqtt, 'the subscriber moved to node a')
   await b.launch()
 })
@@ -207,5 +207,5 @@ t.test('Redis killed and restarted mid-stream: the nodes carry on without a rest
   t.same([a.child?.pid, b.child?.pid], pids, 'no node restarted')
   t.equal(a.exitCode, null)
   t.equal(b.exitCode, null)
-  t.ok(a.logs.some(l => l.msg === 'Redis connection back'), 'the node logged the outage and the recovery')
+  t.ok(a.logs.some(l => l.event === 'cluster.redis-back'), 'the node logged the outage and the recovery')
 })

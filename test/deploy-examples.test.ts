@@ -1,27 +1,21 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse } from 'yaml'
-import { z } from 'zod'
 import t from 'tap'
-import { ansibleSchema } from '@firehose/ansible-bridge'
+import { ansibleBridge } from '@firehose/ansible-bridge'
 import { parseConfig } from '@firehose/broker'
-import { commonShape } from '@firehose/bridge-kit'
-import { formatZodIssues } from '@firehose/config'
-import { gerritSchema } from '@firehose/gerrit-bridge'
-import { imapSchema } from '@firehose/launchpad-bridge'
+import { formatZodIssues } from '@firehose/runtime'
+import { gerritBridge } from '@firehose/gerrit-bridge'
+import { launchpadBridge } from '@firehose/launchpad-bridge'
 import { REPO } from './helpers/repo.js'
 
 // The example configs in deploy/ are what operators copy: each must pass the bridge's own schema.
 
-const examples: Array<[string, string, z.ZodType]> = [
-  ['gerrit-bridge.example.yaml', 'gerrit', gerritSchema],
-  ['launchpad-bridge.example.yaml', 'imap', imapSchema],
-  ['ansible-bridge.example.yaml', 'ansible', ansibleSchema]
-]
-for (const [file, section, schema] of examples) {
+for (const bridge of [gerritBridge, launchpadBridge, ansibleBridge]) {
+  const file = `${bridge.name}-bridge.example.yaml`
   t.test(file, async t => {
     const data: unknown = parse(await readFile(join(REPO, 'deploy', file), 'utf8'))
-    const result = z.strictObject({ ...commonShape, [section]: schema }).safeParse(data)
+    const result = bridge.configSchema.safeParse(data)
     t.same(result.success ? [] : formatZodIssues(result.error.issues), [], 'valid')
   })
 }

@@ -115,9 +115,9 @@ t.test('a host key that does not match known_hosts is refused', async t => {
     gerrit: { ...config().gerrit, knownHosts: wrongHosts }
   }))
   await wrong.start()
-  const refusal = await waitFor('the refusal', () => wrong.logs.find(l => l.msg === 'cannot stream Gerrit events'))
+  const refusal = await waitFor('the refusal', () => wrong.logs.find(l => l.event === 'gerrit.stream-failed'))
   t.match(String(refusal.err), /HOST KEY MISMATCH for \[127\.0\.0\.1\]:\d+: server offered SHA256:/)
-  t.equal(wrong.count('streaming Gerrit events'), 0, 'never streamed')
+  t.equal(wrong.count('gerrit.streaming'), 0, 'never streamed')
   await waitFor('status "reconnecting" with the error', () => status.lines.some(l => l.includes('"reconnecting"') && l.includes('HOST KEY MISMATCH')))
   await wrong.signal('SIGTERM')
   t.equal(wrong.exitCode, 0)
@@ -128,8 +128,8 @@ t.test('every recorded event arrives on its topic, byte-identical; a malformed l
   await bridge.start()
   await streamIsLive()
   await waitFor('status "connected"', () => latestState() === 'connected')
-  t.ok(bridge.logs.some(l => l.msg === 'cannot connect to the broker' && String(l.url).endsWith(`:${deadBrokerPort}`)), 'the first broker URL is down...')
-  t.ok(bridge.logs.some(l => l.msg === 'connected to the broker' && l.url === `mqtts://localhost:${broker.ports.mqtts}`), '...so it failed over to the next, over TLS with the CA')
+  t.ok(bridge.logs.some(l => l.event === 'bridge.broker-unreachable' && String(l.url).endsWith(`:${deadBrokerPort}`)), 'the first broker URL is down...')
+  t.ok(bridge.logs.some(l => l.event === 'bridge.broker-connected' && l.url === `mqtts://localhost:${broker.ports.mqtts}`), '...so it failed over to the next, over TLS with the CA')
   const topics = [
     'project1/patchset-created', 'snix/patchset-created', 'depot/comment-added', 'snix/wip-state-changed',
     'qt/qtbase/reviewer-deleted', 'qt/qtbase/change-merged', 'qtqa/tqtc-coin-ci/reviewer-added', 'qt/qtbase/change-restored',
@@ -140,7 +140,7 @@ t.test('every recorded event arrives on its topic, byte-identical; a malformed l
   await expectExactly(fixture.map((line, i) => `gerrit/${topics[i]} ${line}`), 'the recorded stream', t)
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
   t.match(metrics, /firehose_bridge_events_failed_total\{reason="malformed-json",bridge="gerrit"\} 1/)
-  t.ok(bridge.logs.some(l => l.msg === 'input rejected: malformed-json' && l.line === 'this is not JSON {'), 'logged with the line')
+  t.ok(bridge.logs.some(l => l.event === 'bridge.input-rejected' && l.reason === 'malformed-json' && l.line === 'this is not JSON {'), 'logged with the line')
   events.lines.length = 0
 })
 
@@ -152,7 +152,7 @@ t.test('sshd killed mid-stream and restarted: the gap is filled from events-log,
   await waitFor('status "reconnecting"', () => latestState() === 'reconnecting', 15000)
   await append(batch.slice(10, 20).map(e => e.line)) // written while the stream is down
   await sshd.restart()
-  await waitFor('the gap fill', () => bridge.logs.some(l => l.msg === 'gap filled from the events-log plugin'), 20000)
+  await waitFor('the gap fill', () => bridge.logs.some(l => l.event === 'gerrit.gap-filled'), 20000)
   await waitFor('status "connected"', () => latestState() === 'connected')
   await append(batch.slice(20).map(e => e.line))
   await expectExactly(batch.map(e => `${e.topic} ${e.line}`), 'sshd killed', t)
@@ -161,18 +161,18 @@ t.test('sshd killed mid-stream and restarted: the gap is filled from events-log,
 })
 
 t.test('a server that hangs (frozen, connection still open) is noticed by SSH keepalive', async t => {
-  const before = bridge.count('cannot stream Gerrit events') + bridge.count('Gerrit stream ended: reconnecting')
+  const before = bridge.count('gerrit.stream-failed') + bridge.count('gerrit.stream-ended')
   sshd.freeze()
   try {
     await waitFor('status "reconnecting"', () => latestState() === 'reconnecting', 20000)
-    t.ok(bridge.count('cannot stream Gerrit events') + bridge.count('Gerrit stream ended: reconnecting') > before, 'the dead link was declared')
+    t.ok(bridge.count('gerrit.stream-failed') + bridge.count('gerrit.stream-ended') > before, 'the dead link was declared')
     t.ok(bridge.logs.some(l => /keepalive/i.test(String(l.err ?? ''))), 'by keepalive')
   } finally {
     sshd.thaw()
   }
   await waitFor('status "connected"', () => latestState() === 'connected', 30000)
   const batch = Array.from({ length: 5 }, syntheticEvent)
-  await waitFor('the gap fill after reconnecting', () => bridge.logs.filter(l => l.msg === 'gap filled from the events-log plugin').length >= 2, 20000)
+  await waitFor('the gap fill after reconnecting', () => bridge.logs.filter(l => l.event === 'gerrit.gap-filled').length >= 2, 20000)
   await append(batch.map(e => e.line))
   await expectExactly(batch.map(e => `${e.topic} ${e.line}`), 'after the hang', t)
   events.lines.length = 0
@@ -221,7 +221,7 @@ t.test('without the events-log plugin the gap is reported, in the log and on the
   await sshd.kill()
   await waitFor('status "reconnecting"', () => latestState() === 'reconnecting', 15000)
   await sshd.restart()
-  const warning = await waitFor('the gap warning', () => bridge.logs.find(l => l.msg === 'events between these times may be missing: they could not be fetched'), 20000)
+  const warning = await waitFor('the gap warning', () => bridge.logs.find(l => l.event === 'gerrit.gap-unfilled'), 20000)
   t.match(warning, { gap: { from: String, to: String }, reason: /no events-log plugin/ })
   await waitFor('the gap on the status topic', () => status.lines.some(l => l.includes('"connected"') && l.includes('"gap":{"from"')))
   eventsLog.available = true

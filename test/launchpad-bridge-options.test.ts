@@ -70,7 +70,7 @@ t.test('implicit TLS, processed mail moved to a folder', async t => {
     port: dovecot.tlsPort, security: 'tls', password: 'mail-secret', processed: { action: 'move', folder: 'Done' }
   }))
   await bridge.start()
-  await waitFor('the bridge to watch the mailbox', () => bridge!.logs.some(l => l.msg === 'watching the mailbox'))
+  await waitFor('the bridge to watch the mailbox', () => bridge!.logs.some(l => l.event === 'launchpad.watching'))
   const id = await deliver('launchpad-new-bug.eml', 'INBOX')
   await waitFor('published', () => topicsOf(id).length === 1, 20000)
   t.same(topicsOf(id), ['launchpad/qemu/bug/1894836'])

@@ -64,7 +64,7 @@ const messages = (): Message[] => sub.lines.map(l => ({ topic: l.slice(0, l.inde
 const byId = (id: string): Message[] => messages().filter(m => m.payload['message-id'] === id)
 
 await bridge.start()
-await waitFor('the bridge to watch the mailbox', () => bridge.logs.some(l => l.msg === 'watching the mailbox'))
+await waitFor('the bridge to watch the mailbox', () => bridge.logs.some(l => l.event === 'launchpad.watching'))
 
 t.test('bug mail arrives decoded with every task; other mail is untouched; an unparseable one is moved aside', async t => {
   const fresh = await deliver('launchpad-new-bug.eml')
@@ -84,10 +84,10 @@ t.test('bug mail arrives decoded with every task; other mail is untouched; an un
   t.same(await flagsOf(other), [], 'other mail: no flag set, still in INBOX')
   await waitFor('the unparseable mail in Launchpad-Failed', async () => (await flagsOf(bad, 'Launchpad-Failed')) !== undefined)
   t.equal(await flagsOf(bad), undefined, 'and no longer in INBOX')
-  t.ok(bridge.logs.some(l => l.msg === 'input rejected: unparseable-mail'), 'logged and counted')
+  t.ok(bridge.logs.some(l => l.event === 'bridge.input-rejected' && l.reason === 'unparseable-mail'), 'logged and counted')
   await new Promise(resolve => setTimeout(resolve, 2500)) // a recheck passes: nothing is fetched twice
   t.equal(messages().length, 4)
-  t.equal(bridge.logs.filter(l => l.msg === 'not Launchpad mail: left untouched').length, 1, 'the other mail was fetched once, not at every recheck')
+  t.equal(bridge.logs.filter(l => l.event === 'launchpad.other-mail').length, 1, 'the other mail was fetched once, not at every recheck')
 })
 
 t.test('Dovecot killed and restarted mid-run: every mail once', async t => {
@@ -101,7 +101,7 @@ t.test('Dovecot killed and restarted mid-run: every mail once', async t => {
   await waitFor('b and c', () => byId(b).length === 1 && byId(c).length === 1, 30000)
   await new Promise(resolve => setTimeout(resolve, 2500))
   t.equal(messages().length, before + 3, 'exactly once each')
-  t.ok(bridge.logs.some(l => l.msg === 'mailbox connection lost'), 'the bridge noticed and reconnected')
+  t.ok(bridge.logs.some(l => l.event === 'launchpad.mailbox-lost'), 'the bridge noticed and reconnected')
 })
 
 t.test('broker stopped mid-run: mail is not marked until the broker has it, then published once', async t => {
@@ -135,5 +135,5 @@ t.test('bridge SIGKILLed between publishing and marking: the mail is published o
   await waitFor('e marked \\Seen', async () => (await flagsOf(e))?.includes('\\Seen') === true, 20000)
   await new Promise(resolve => setTimeout(resolve, 2500))
   t.equal(messages().length, before + 1, 'once, though the mail was read twice')
-  t.ok(bridge.logs.some(l => l.msg === 'bug mail published' && l.messageId === e && l.published === 0), 'the second reading found it already published')
+  t.ok(bridge.logs.some(l => l.event === 'launchpad.published' && l.messageId === e && l.published === 0), 'the second reading found it already published')
 })

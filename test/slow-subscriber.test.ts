@@ -39,7 +39,7 @@ async function publishBesideStalled (t: Test, topic: string, size: number, total
 }
 
 const disconnectedAsStalled = (clientId: string): boolean =>
-  broker.logs.some(l => l.msg?.startsWith('disconnecting stalled subscriber') && l.clientId === clientId)
+  broker.logs.some(l => l.event === 'client.stalled' && l.clientId === clientId)
 
 t.test('a stalled subscriber is disconnected past limits.maxQueuedBytes and counted; a reading one gets everything', async t => {
   const stalled = await stalledTcpSubscriber('frozen-tab')

@@ -74,7 +74,7 @@ export async function startFirehose ({ users, extra = {} }) {
   // BENCH_BROKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the broker
   const nodeArgs = (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(' ').filter(Boolean)
   const child = spawn(process.execPath, [...nodeArgs, FIREHOSE_BIN, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIREHOSE_LOG_LEVEL: 'info' } })
-  await waitForLine(child, child.stdout, l => l.includes('firehose broker started'), 'firehose broker')
+  await waitForLine(child, child.stdout, l => l.includes('"event":"broker.started"'), 'firehose broker')
   child.stdout.resume()
   return { port, wsPort, pid: child.pid, stop: () => stop(child) }
 }

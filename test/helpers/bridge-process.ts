@@ -13,8 +13,8 @@ export class BridgeProcess extends FirehoseProcess {
     return new BridgeProcess(name, configFile)
   }
 
-  /** Starts the process and waits for "bridge started". */
+  /** Starts the process and waits for its `bridge.started` event. */
   async start (): Promise<void> {
-    await this.spawnUntil(['bridge', this.name, '--config', this.configFile], 'bridge started')
+    await this.spawnUntil(['bridge', this.name, '--config', this.configFile], 'bridge.started')
   }
 }

@@ -71,7 +71,7 @@ export class BrokerProcess extends FirehoseProcess {
 
   /** Starts the process (again) and waits until it has said it is listening. */
   async launch (): Promise<void> {
-    await this.spawnUntil(['broker', '--config', this.configFile], 'firehose broker started', this.env)
+    await this.spawnUntil(['broker', '--config', this.configFile], 'broker.started', this.env)
   }
 
   async restart (): Promise<void> {

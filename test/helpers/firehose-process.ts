@@ -3,7 +3,8 @@ import { createInterface } from 'node:readline'
 import { FIREHOSE_BIN } from './repo.js'
 import { waitFor } from './wait.js'
 
-export type LogLine = Record<string, unknown> & { msg?: string, level?: number }
+/** A JSON log line. Tests key on `event`, the stable name of what happened; `msg` is for people and may be reworded. */
+export type LogLine = Record<string, unknown> & { msg?: string, event?: string, level?: number }
 
 /** A `firehose ...` child process whose JSON log lines are collected as they come. */
 export class FirehoseProcess {
@@ -12,7 +13,7 @@ export class FirehoseProcess {
   readonly stderr: string[] = []
   exitCode: number | null = null
 
-  /** Starts `firehose ARGS` and waits for the log line `ready`. */
+  /** Starts `firehose ARGS` and waits for the log line whose event is `ready`. */
   protected async spawnUntil (args: string[], ready: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
     const since = this.logs.length
     this.exitCode = null
@@ -27,9 +28,9 @@ export class FirehoseProcess {
     })
     createInterface({ input: child.stderr! }).on('line', line => this.stderr.push(line))
     child.on('exit', code => { this.exitCode = code ?? -1 })
-    await waitFor(`firehose ${args[0]} to log "${ready}"`, () => {
+    await waitFor(`firehose ${args[0]} to log the event ${ready}`, () => {
       if (this.exitCode !== null) throw new Error(`firehose ${args.join(' ')} exited with ${this.exitCode}: ${this.stderr.join('\n')} ${JSON.stringify(this.logs.slice(since))}`)
-      return this.logs.slice(since).some(l => l.msg === ready)
+      return this.logs.slice(since).some(l => l.event === ready)
     }, 20000)
   }
 
@@ -46,7 +47,13 @@ export class FirehoseProcess {
     return await waitFor(what, () => this.logs.find(predicate), ms)
   }
 
-  count (msg: string | RegExp): number {
-    return this.logs.filter(l => typeof l.msg === 'string' && (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg))).length
+  /** Lines logged with this event (`gerrit.streaming`). */
+  count (event: string): number {
+    return this.logs.filter(l => l.event === event).length
+  }
+
+  /** Whether a line with this event (and these fields) was logged. */
+  logged (event: string, fields: Record<string, unknown> = {}): boolean {
+    return this.logs.some(l => l.event === event && Object.entries(fields).every(([k, v]) => l[k] === v))
   }
 }

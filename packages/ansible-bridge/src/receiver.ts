@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { EventSink, Source } from '@firehose/bridge-kit'
+import { keepReconnecting, type EventSink, type Source } from '@firehose/bridge-kit'
 import type { AnsibleConfig } from './config.js'
 import { requestSchema, topicFor } from './events.js'
 
@@ -9,6 +9,8 @@ export interface ReceiverOptions {
   ansible: AnsibleConfig
   token: string
   tls?: { cert: Buffer, key: Buffer }
+  /** between attempts to listen, when the port is taken */
+  backoff: { initialMs: number, maxMs: number }
 }
 
 class HttpError extends Error {
@@ -25,6 +27,8 @@ class HttpError extends Error {
  */
 export class AnsibleReceiver implements Source {
   private server: Server | undefined
+  private loop: Promise<void> | undefined
+  private readonly stopSignal = new AbortController()
   private queue: Promise<unknown> = Promise.resolve()
   private readonly token: Buffer
   port: number | undefined
@@ -34,6 +38,52 @@ export class AnsibleReceiver implements Source {
   }
 
   start (sink: EventSink): void {
+    const { host, port } = this.options.ansible.listen
+    this.loop = keepReconnecting({
+      backoff: this.options.backoff,
+      signal: this.stopSignal.signal,
+      attempt: async (_attempt, connected) => {
+        const server = this.createServer(sink)
+        this.server = server
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject)
+          server.listen(port, host, () => {
+            server.off('error', reject)
+            resolve()
+          })
+        })
+        const closed = new Promise<void>((resolve, reject) => {
+          server.once('close', resolve)
+          server.once('error', reject)
+        })
+        const address = server.address()
+        this.port = typeof address === 'object' && address !== null ? address.port : port
+        connected()
+        sink.logger.info({ event: 'ansible.receiving', host, port: this.port, tls: this.options.tls !== undefined }, 'receiving Ansible events')
+        sink.sourceState('connected', { listen: `${host}:${this.port}` })
+        await closed
+      },
+      retrying: ({ failure, retryInMs }) => {
+        sink.logger.error({ event: 'ansible.cannot-listen', err: failure?.message, host, port, retryInMs }, 'receiver cannot listen')
+        sink.sourceState('reconnecting', { error: failure?.message ?? 'the receiver closed' })
+      }
+    })
+  }
+
+  async stop (): Promise<void> {
+    this.stopSignal.abort()
+    const server = this.server
+    if (server?.listening === true) {
+      await new Promise(resolve => {
+        server.close(resolve)
+        server.closeIdleConnections()
+      })
+    }
+    await this.loop
+    await this.queue
+  }
+
+  private createServer (sink: EventSink): Server {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, sink).then(body => reply(res, 200, body), (err: unknown) => {
         if (err instanceof HttpError) {
@@ -48,28 +98,7 @@ export class AnsibleReceiver implements Source {
     const { tls } = this.options
     const server = tls === undefined ? createHttpServer(handler) : createHttpsServer({ ...tls, minVersion: 'TLSv1.2' }, handler)
     server.requestTimeout = 30000
-    this.server = server
-    const { host, port } = this.options.ansible.listen
-    server.on('error', err => {
-      sink.logger.error({ err: err.message, host, port }, 'receiver cannot listen')
-      sink.sourceState('reconnecting', { error: err.message })
-    })
-    server.listen(port, host, () => {
-      const address = server.address()
-      this.port = typeof address === 'object' && address !== null ? address.port : port
-      sink.logger.info({ host, port: this.port, tls: tls !== undefined }, 'receiving Ansible events')
-      sink.sourceState('connected', { listen: `${host}:${this.port}` })
-    })
-  }
-
-  async stop (): Promise<void> {
-    const server = this.server
-    if (server === undefined) return
-    await new Promise(resolve => {
-      server.close(resolve)
-      server.closeIdleConnections()
-    })
-    await this.queue
+    return server
   }
 
   private async handle (req: IncomingMessage, sink: EventSink): Promise<{ accepted: number, duplicates: number }> {

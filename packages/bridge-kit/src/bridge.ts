@@ -1,7 +1,9 @@
 import type { Logger } from 'pino'
+import { startOpsServer } from '@firehose/runtime'
 import type { CommonConfig } from './config.js'
-import { createBridgeMetrics, serveMetrics, type BridgeMetrics } from './metrics.js'
-import { Outbox, type AcceptResult, type OutboxEvent } from './outbox.js'
+import { createBridgeMetrics } from './metrics.js'
+import type { OutboxEvent } from './outbox/event-queue.js'
+import { Outbox, type AcceptResult } from './outbox/outbox.js'
 import { MqttPublisher } from './publisher.js'
 import { StatusReporter } from './status.js'
 
@@ -29,21 +31,23 @@ export interface Source {
 }
 
 export interface RunningBridge {
-  readonly outbox: Outbox
-  readonly metrics: BridgeMetrics
-  readonly metricsPort: number | undefined
   /** Stops the source, flushes the outbox for up to `drainMs`, says "stopped", disconnects. */
   stop: (drainMs?: number) => Promise<void>
 }
 
 export async function startBridge (config: CommonConfig, source: Source, logger: Logger): Promise<RunningBridge> {
-  const outbox = await Outbox.open({ dir: config.outbox.dir, maxEvents: config.outbox.maxEvents, dedupeDays: config.outbox.dedupeDays, logger })
+  const outbox = await Outbox.open({ ...config.outbox, logger, source: config.source })
   const metrics = createBridgeMetrics(config.name, () => outbox.depth)
   const status = new StatusReporter(Date.now, () => outbox.depth)
   const publisher = new MqttPublisher(config, { outbox, logger, metrics, status })
   const server = config.metrics === undefined
     ? undefined
-    : await serveMetrics(config.metrics, metrics.registry, () => ({ ...status.toJSON(), mqttConnected: publisher.connected }), logger)
+    : await startOpsServer({ ...config.metrics, name: 'metrics' }, {
+      registry: metrics.registry,
+      logger,
+      // the bridge is up while its process is: the body says how its source and broker fare
+      health: () => ({ ok: true, ...status.toJSON(), mqttConnected: publisher.connected })
+    })
 
   const sink: EventSink = {
     logger,
@@ -59,47 +63,29 @@ export async function startBridge (config: CommonConfig, source: Source, logger:
     flushed: async () => await outbox.flushed(),
     reject: (reason, detail) => {
       metrics.failed.inc({ reason })
-      logger.warn({ reason, ...detail }, 'input rejected: %s', reason)
+      logger.warn({ event: 'bridge.input-rejected', reason, ...detail }, 'input rejected: %s', reason)
     },
     sourceState: (state, extra) => {
       metrics.sourceConnected.set(state === 'connected' ? 1 : 0)
       status.setState(state, extra)
     },
     annotate: fields => status.annotate(fields),
-    getMeta: async name => await outbox.getMeta(name),
-    setMeta: async (name, value) => await outbox.setMeta(name, value)
+    getMeta: async name => await outbox.meta.get(name),
+    setMeta: async (name, value) => await outbox.meta.set(name, value)
   }
 
   publisher.start()
   source.start(sink)
-  logger.info({ bridge: config.name, outboxDepth: outbox.depth }, 'bridge started')
+  logger.info({ event: 'bridge.started', bridge: config.name, outboxDepth: outbox.depth }, 'bridge started')
 
   let stopped: Promise<void> | undefined
   return {
-    outbox,
-    metrics,
-    metricsPort: server?.port,
     stop: (drainMs = 10000) => (stopped ??= (async () => {
       await source.stop()
       await publisher.stop(drainMs)
       await server?.close()
       await outbox.close()
-      logger.info({ outboxDepth: outbox.depth }, 'bridge stopped')
+      logger.info({ event: 'bridge.stopped', outboxDepth: outbox.depth }, 'bridge stopped')
     })())
   }
-}
-
-/** Runs a bridge until SIGTERM or SIGINT; returns the exit code. */
-export async function runUntilSignalled (bridge: RunningBridge, logger: Logger): Promise<number> {
-  return await new Promise<number>(resolve => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      logger.info({ signal }, 'shutting down: flushing the outbox')
-      bridge.stop().then(() => resolve(0), (err: unknown) => {
-        logger.error({ err }, 'error during shutdown')
-        resolve(1)
-      })
-    }
-    process.once('SIGTERM', onSignal)
-    process.once('SIGINT', onSignal)
-  })
 }

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { ConfigError, deepFreeze, parseYaml, readConfigText, validate } from '@firehose/config'
+import { ConfigError, deepFreeze, logSchema, parseYaml, readConfigText, readConfiguredFile, readSecret, validate } from '@firehose/runtime'
 import { z } from 'zod'
 
 const seconds = z.number().positive()
@@ -20,7 +19,7 @@ export const commonShape = {
     ca: z.string().min(1).optional(),
     clientId: z.string().min(1).max(256).optional(),
     keepalive: z.number().int().min(5).max(3600).default(30),
-    /** seconds to wait for a PUBACK before the connection is considered dead */
+    /** seconds to wait for the broker's PUBCOMP before the connection is considered dead */
     publishTimeout: seconds.default(30)
   }),
   outbox: z.strictObject({
@@ -38,9 +37,7 @@ export const commonShape = {
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535)
   }).optional(),
-  log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
-  }).prefault({})
+  log: logSchema
 }
 
 const commonSchema = z.strictObject(commonShape)
@@ -48,23 +45,27 @@ export type CommonConfig = z.output<typeof commonSchema> & { name: string, sourc
 
 export interface LoadedConfig<T> { common: CommonConfig, bridge: T, baseDir: string }
 
+/** A bridge's whole config file: the common keys plus its own `section`, validated together. */
+export function bridgeFileSchema (section: string, sectionSchema: z.ZodType): z.ZodType {
+  return z.strictObject({ ...commonShape, [section]: sectionSchema })
+}
+
 /**
  * Loads a bridge's config file: the common keys plus the bridge's own `section`, validated
  * together so every problem is reported at once. Relative paths resolve against the file.
  */
-export async function loadBridgeConfig<S extends z.ZodType> (file: string, defaultName: string, section: string, sectionSchema: S): Promise<LoadedConfig<z.output<S>>> {
+export async function loadBridgeConfig<T> (file: string, defaultName: string, section: string, fileSchema: z.ZodType): Promise<LoadedConfig<T>> {
   const path = resolve(file)
   const baseDir = dirname(path)
   const data = parseYaml(await readConfigText(path), path)
-  const schema = z.strictObject({ ...commonShape, [section]: sectionSchema })
-  const parsed = validate(schema, data, path) as z.output<typeof commonSchema> & Record<string, unknown>
+  const parsed = validate(fileSchema, data, path) as z.output<typeof commonSchema> & Record<string, unknown>
   const abs = (p: string): string => resolve(baseDir, p)
   const mqtt = { ...parsed.mqtt, ...(parsed.mqtt.ca ? { ca: abs(parsed.mqtt.ca) } : {}) }
   if (parsed.mqtt.passwordFile !== undefined) {
     if (parsed.mqtt.password !== undefined) throw new ConfigError(['mqtt.passwordFile: give password or passwordFile, not both'], path)
     mqtt.password = await readSecret(abs(parsed.mqtt.passwordFile), 'mqtt.passwordFile', path)
   }
-  if (mqtt.ca !== undefined) await readFile(mqtt.ca).catch((err: NodeJS.ErrnoException) => { throw new ConfigError([`mqtt.ca: cannot read ${mqtt.ca}: ${err.code ?? err.message}`], path) })
+  if (mqtt.ca !== undefined) await readConfiguredFile(mqtt.ca, 'mqtt.ca', path)
   const name = parsed.name ?? defaultName
   const common = deepFreeze({
     ...parsed,
@@ -73,14 +74,5 @@ export async function loadBridgeConfig<S extends z.ZodType> (file: string, defau
     outbox: { ...parsed.outbox, dir: abs(parsed.outbox.dir) },
     source: path
   }) as CommonConfig
-  return { common, bridge: parsed[section] as z.output<S>, baseDir }
-}
-
-/** The first line of a secret file; the error names the key, never the content. */
-export async function readSecret (path: string, key: string, source: string): Promise<string> {
-  try {
-    return (await readFile(path, 'utf8')).split('\n')[0]!.replace(/\r$/, '')
-  } catch (err) {
-    throw new ConfigError([`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], source)
-  }
+  return { common, bridge: parsed[section] as T, baseDir }
 }

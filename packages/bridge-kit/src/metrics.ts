@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http'
-import type { Logger } from 'pino'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /** Prometheus metrics of one bridge, in a registry of its own. */
@@ -13,9 +11,9 @@ export function createBridgeMetrics (name: string, outboxDepth: () => number) {
     received: new Counter({ name: 'firehose_bridge_events_received_total', help: 'Events read from the source', registers }),
     accepted: new Counter({ name: 'firehose_bridge_events_accepted_total', help: 'Events written to the outbox', registers }),
     duplicates: new Counter({ name: 'firehose_bridge_events_duplicate_total', help: 'Events already published (replays), skipped', registers }),
-    published: new Counter({ name: 'firehose_bridge_events_published_total', help: 'Events acknowledged by the broker (PUBACK)', registers }),
+    published: new Counter({ name: 'firehose_bridge_events_published_total', help: 'Events acknowledged by the broker (PUBCOMP)', registers }),
     failed: new Counter({ name: 'firehose_bridge_events_failed_total', help: 'Source input that could not be used, and failed publishes, by reason', labelNames: ['reason'], registers }),
-    latency: new Histogram({ name: 'firehose_bridge_publish_delay_seconds', help: 'From accepting an event to its PUBACK', buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60, 600], registers }),
+    latency: new Histogram({ name: 'firehose_bridge_publish_delay_seconds', help: 'From accepting an event to its PUBCOMP', buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60, 600], registers }),
     mqttConnected: new Gauge({ name: 'firehose_bridge_mqtt_connected', help: '1 while connected to the broker', registers }),
     sourceConnected: new Gauge({ name: 'firehose_bridge_source_connected', help: '1 while connected to the source', registers }),
     outboxDepth: new Gauge({ name: 'firehose_bridge_outbox_depth', help: 'Events waiting for the broker', registers, collect () { this.set(outboxDepth()) } })
@@ -23,26 +21,3 @@ export function createBridgeMetrics (name: string, outboxDepth: () => number) {
 }
 
 export type BridgeMetrics = ReturnType<typeof createBridgeMetrics>
-
-/** `/metrics` and `/healthz` for a bridge (loopback by default). */
-export async function serveMetrics (options: { host: string, port: number }, registry: Registry, health: () => Record<string, unknown>, logger: Logger): Promise<{ port: number, close: () => Promise<void> }> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]
-    if (path === '/metrics') {
-      registry.metrics().then(body => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
-        () => res.writeHead(500).end())
-    } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health()) + '\n')
-    } else {
-      res.writeHead(404).end()
-    }
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, options.host, () => resolve())
-  })
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : options.port
-  logger.info({ host: options.host, port }, 'metrics: /metrics and /healthz')
-  return { port, close: async () => { await new Promise(resolve => server.close(resolve)) } }
-}

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs'
 import { connect, type IClientOptions, type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
-import { Backoff, deadline, sleep } from './backoff.js'
+import { deadline, sleep } from './backoff.js'
 import type { CommonConfig } from './config.js'
 import type { BridgeMetrics } from './metrics.js'
-import type { Outbox } from './outbox.js'
+import type { Outbox } from './outbox/outbox.js'
+import { keepReconnecting } from './reconnect.js'
 import type { StatusReporter } from './status.js'
 
 /**
@@ -24,6 +25,7 @@ export class MqttPublisher {
   private readonly stopSignal = new AbortController()
   private loop: Promise<void> | undefined
   private statusDirty = false
+  private statusTimer: NodeJS.Timeout | undefined
   private readonly statusTopic: string
   private readonly ca: Buffer | undefined
 
@@ -39,7 +41,38 @@ export class MqttPublisher {
   get connected (): boolean { return this.client?.connected === true }
 
   start (): void {
-    this.loop = this.run()
+    const { urls } = this.config.mqtt
+    const { logger, metrics, outbox } = this.deps
+    this.loop = keepReconnecting({
+      backoff: { initialMs: this.config.backoff.initial * 1000, maxMs: this.config.backoff.max * 1000 },
+      signal: this.stopSignal.signal,
+      attempt: async (attempt, connected) => {
+        const url = urls[attempt % urls.length]!
+        let client: MqttClient
+        try {
+          client = await this.connectOnce(url)
+        } catch (err) {
+          throw Object.assign(err as Error, { url })
+        }
+        connected()
+        this.client = client
+        metrics.mqttConnected.set(1)
+        logger.info({ event: 'bridge.broker-connected', url, outboxDepth: outbox.depth }, 'connected to the broker')
+        this.publishStatus()
+        try {
+          await this.drain(client)
+        } finally {
+          metrics.mqttConnected.set(0)
+          if (!this.stopping) client.end(true)
+        }
+        throw Object.assign(new Error('connection lost'), { url, lost: true })
+      },
+      retrying: ({ failure, retryInMs }) => {
+        const { url, lost } = failure as Error & { url?: string, lost?: boolean }
+        if (lost === true) logger.warn({ event: 'bridge.broker-lost', url, outboxDepth: outbox.depth, retryInMs }, 'lost the broker connection: events wait in the outbox')
+        else logger.warn({ event: 'bridge.broker-unreachable', url, err: failure?.message, retryInMs }, 'cannot connect to the broker')
+      }
+    })
   }
 
   /** Waits up to `drainMs` for the outbox to empty, publishes "stopped", disconnects cleanly. */
@@ -53,39 +86,8 @@ export class MqttPublisher {
       await client.publishAsync(this.statusTopic, JSON.stringify(this.deps.status), { qos: 0, retain: true }).catch(() => {})
     }
     this.stopSignal.abort()
-    this.deps.outbox.emit('added') // wake the drain loop
     await client?.endAsync().catch(() => {})
     await this.loop
-  }
-
-  private async run (): Promise<void> {
-    const { urls } = this.config.mqtt
-    const backoff = new Backoff(this.config.backoff.initial * 1000, this.config.backoff.max * 1000)
-    for (let attempt = 0; !this.stopping; attempt++) {
-      const url = urls[attempt % urls.length]!
-      let client: MqttClient
-      try {
-        client = await this.connectOnce(url)
-      } catch (err) {
-        const delay = backoff.next()
-        this.deps.logger.warn({ url, err: (err as Error).message, retryInMs: delay }, 'cannot connect to the broker')
-        await sleep(delay, this.stopSignal.signal)
-        continue
-      }
-      backoff.reset()
-      this.client = client
-      this.deps.metrics.mqttConnected.set(1)
-      this.deps.logger.info({ url, outboxDepth: this.deps.outbox.depth }, 'connected to the broker')
-      this.statusDirty = true
-      this.publishStatus()
-      await this.drain(client)
-      this.deps.metrics.mqttConnected.set(0)
-      if (this.stopping) return
-      client.end(true)
-      const delay = backoff.next()
-      this.deps.logger.warn({ url, outboxDepth: this.deps.outbox.depth, retryInMs: delay }, 'lost the broker connection: events wait in the outbox')
-      await sleep(delay, this.stopSignal.signal)
-    }
   }
 
   private async connectOnce (url: string): Promise<MqttClient> {
@@ -127,47 +129,44 @@ export class MqttPublisher {
 
   /** Publishes outbox events one by one until the connection drops or the bridge stops. */
   private async drain (client: MqttClient): Promise<void> {
-    const { outbox, metrics, logger } = this.deps
-    let isClosed = false
-    const closed = new Promise<'closed'>(resolve => client.once('close', () => {
-      isClosed = true
-      outbox.emit('added') // wake a waiting loop
-      resolve('closed')
-    }))
-    const race = async <T>(...contenders: Array<Promise<T>>): Promise<T | 'timeout'> => {
+    const { outbox, metrics } = this.deps
+    const connection = new AbortController()
+    client.once('close', () => connection.abort())
+    const signal = AbortSignal.any([connection.signal, this.stopSignal.signal])
+    // resolves 'timeout' when the broker does not acknowledge in time, or 'gone' when the connection or the bridge is
+    const settle = async <T>(work: Promise<T>): Promise<T | 'timeout' | 'gone'> => {
       const timer = deadline(this.config.mqtt.publishTimeout * 1000)
+      const gone = new Promise<'gone'>(resolve => {
+        if (signal.aborted) resolve('gone')
+        signal.addEventListener('abort', () => resolve('gone'), { once: true })
+      })
       try {
-        return await Promise.race([...contenders, timer.expired])
+        return await Promise.race([work, timer.expired, gone])
       } finally {
         timer.cancel()
       }
     }
-    while (!isClosed && !this.stopping) {
+    while (!signal.aborted) {
       // mqtt.js re-sends an event whose handshake a crash or a disconnect interrupted: wait for it
-      if (outbox.inflightSeq() !== undefined) {
-        const outcome = await race<string>(new Promise(resolve => outbox.once('removed', () => resolve('done'))), closed)
-        if (outcome === 'timeout') return this.abandon(client, 'no PUBCOMP in time for the re-sent event')
+      if (outbox.resending) {
+        if (await settle(outbox.acknowledgement(signal)) === 'timeout') return this.abandon(client, 'no PUBCOMP in time for the re-sent event')
         continue
       }
-      const entry = await outbox.head()
-      if (entry === undefined) {
-        await new Promise(resolve => outbox.once('added', resolve))
-        continue
-      }
-      outbox.mqttStore.nextSeq = entry.seq
+      const entry = await outbox.next(signal)
+      if (entry === undefined) return
       const acked = client.publishAsync(entry.topic, entry.payload, { qos: 2, retain: entry.retain === true })
-      const outcome = await race<'acked' | 'closed' | Error>(acked.then(() => 'acked' as const, (err: Error) => err), closed)
+      const outcome = await settle(acked.then(() => 'acked' as const, (err: Error) => err))
       if (outcome === 'acked') {
         metrics.published.inc()
         metrics.latency.observe((Date.now() - entry.acceptedAt) / 1000)
-        continue
-      }
-      if (outcome === 'timeout') return this.abandon(client, 'no PUBCOMP in time')
-      if (outcome instanceof Error) {
+      } else if (outcome === 'timeout') {
+        return this.abandon(client, 'no PUBCOMP in time')
+      } else if (outcome instanceof Error) {
         metrics.failed.inc({ reason: 'publish' })
         return this.abandon(client, `publish failed: ${outcome.message}`)
+      } else {
+        return
       }
-      return
     }
   }
 
@@ -192,6 +191,4 @@ export class MqttPublisher {
       })
     }, 200)
   }
-
-  private statusTimer: NodeJS.Timeout | undefined
 }

@@ -1,7 +1,7 @@
 import { access, constants } from 'node:fs/promises'
 import { AccessControl } from './auth/access-control.js'
 import type { BrokerConfig } from './config/types.js'
-import { ConfigError } from '@firehose/config'
+import { cannotRead, ConfigError } from '@firehose/runtime'
 import { readTlsOptions } from './listeners/tls-options.js'
 
 /**
@@ -23,7 +23,7 @@ export async function checkConfigFiles (config: BrokerConfig): Promise<string[]>
   const redisPassword = config.cluster === false ? undefined : config.cluster.passwordFile
   if (redisPassword !== undefined) {
     await access(redisPassword, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
-      problems.push(`cluster.passwordFile: cannot read ${redisPassword}: ${err.code ?? err.message}`)
+      problems.push(cannotRead('cluster.passwordFile', redisPassword, err))
     })
   }
   return problems

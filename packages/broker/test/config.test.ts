@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError } from '@firehose/config'
+import { ConfigError } from '@firehose/runtime'
 import { parseConfig } from '../src/config/load.js'
 
 const parse = (yaml: string | undefined, env: NodeJS.ProcessEnv = {}) => parseConfig(yaml, { source: 'test.yaml', baseDir: '/etc/firehose', env })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LoadAverage } from '../src/load-average.js'
+import { LoadAverage } from '../src/observability/load-average.js'
 
 t.test('converges on the per-minute rate, like Mosquitto\'s load figures', async t => {
   const load = new LoadAverage(60)

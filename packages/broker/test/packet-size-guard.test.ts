@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream'
 import t from 'tap'
-import { guardPacketSize } from '../src/packet-size-guard.js'
+import { guardPacketSize } from '../src/listeners/packet-size-guard.js'
 
 function guarded (max: number) {
   const stream = new PassThrough()

@@ -16,7 +16,9 @@ Options:
   -h, --help                      show help
   -v, --version                   show the version
 
-Exit codes: 0 ok, 1 failure, 2 bad configuration or usage.
+Exit codes: 0 ok; 2 bad configuration or usage (fix it before trying again); 1 any other
+failure, including what may pass by itself: a port in use, a data or outbox directory locked
+by another process, an unreachable Redis (systemd's RestartPreventExitStatus=2 retries these).
 `
 
 export function brokerHelp (): string {
@@ -39,7 +41,8 @@ ${env}
 
 Signals: SIGHUP reloads the password file, the ACL file and TLS certificates without dropping
 connections; SIGTERM and SIGINT shut down gracefully.
-Exit codes: 0 stopped cleanly, 1 failure (a port in use, say), 2 invalid configuration.
+Exit codes: 0 stopped cleanly; 2 invalid configuration or usage; 1 any other failure,
+including a port in use, a data directory locked by another broker, an unreachable Redis.
 `
 }
 
@@ -79,5 +82,6 @@ Options:
 The bridge publishes its health, retained, on firehose/bridges/<name>:
   { "state": "connected" | "reconnecting" | "stopped" | "offline", "since", "lastEventAt", "outboxDepth" }
 Signals: SIGTERM and SIGINT stop reading the source, flush the outbox (up to 10 s) and exit.
-Exit codes: 0 stopped cleanly, 1 failure, 2 invalid configuration.
+Exit codes: 0 stopped cleanly; 2 invalid configuration or usage; 1 any other failure,
+including an outbox directory locked by another bridge.
 `

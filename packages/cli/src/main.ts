@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { bridgeCommand } from './commands/bridge.js'
 import { brokerCommand } from './commands/broker.js'
 import { passwdCommand } from './commands/passwd.js'
+import { EXIT } from '@firehose/runtime'
 import { BRIDGE_HELP, brokerHelp, MAIN_HELP, PASSWD_HELP } from './help.js'
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
@@ -17,21 +18,21 @@ export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === undefined || command === '-h' || command === '--help') {
     process.stdout.write(MAIN_HELP)
-    return command === undefined ? 2 : 0
+    return command === undefined ? EXIT.usage : EXIT.ok
   }
   if (command === '-v' || command === '--version') {
     process.stdout.write(`firehose ${version}\n`)
-    return 0
+    return EXIT.ok
   }
   if (command === 'help') {
     const topic = rest[0]
     process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : topic === 'bridge' ? BRIDGE_HELP : MAIN_HELP)
-    return 0
+    return EXIT.ok
   }
   const run = COMMANDS[command]
   if (run === undefined) {
     process.stderr.write(`firehose: unknown command "${command}"\n\n${MAIN_HELP}`)
-    return 2
+    return EXIT.usage
   }
   return await run(rest)
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { Client, type ClientChannel } from 'ssh2'
-import { Backoff, sleep, type EventSink, type Source } from '@firehose/bridge-kit'
+import { keepReconnecting, sleep, type EventSink, type Source } from '@firehose/bridge-kit'
 import { streamEventsCommand } from './command.js'
 import { dedupeKey } from './dedupe-key.js'
 import type { EventsLogClient } from './events-log.js'
@@ -52,32 +52,34 @@ export class GerritStreamSource implements Source {
 
   private async run (sink: EventSink): Promise<void> {
     const { gerrit } = this.options
-    const backoff = new Backoff(this.options.backoff.initialMs, this.options.backoff.maxMs)
+    const source = `${gerrit.host}:${gerrit.port}`
     const stored = await sink.getMeta(LAST_EVENT)
     this.lastEventCreatedOn = stored === undefined ? undefined : Number(stored)
     let streamEndedAt: Date | undefined = this.lastEventCreatedOn === undefined ? undefined : new Date()
-    while (!this.stopping) {
-      let failure: string | undefined
-      try {
-        const channel = await this.open()
-        backoff.reset()
-        sink.sourceState('connected', { source: `${gerrit.host}:${gerrit.port}` })
-        sink.logger.info({ host: gerrit.host, port: gerrit.port, command: this.command }, 'streaming Gerrit events')
-        await this.consume(channel, sink, streamEndedAt)
-        streamEndedAt = new Date()
-        if (!this.stopping) sink.logger.warn({ host: gerrit.host }, 'Gerrit stream ended: reconnecting')
-      } catch (err) {
-        if (this.stopping) break
-        streamEndedAt ??= new Date()
-        failure = (err as Error).message
-        sink.logger.error({ host: gerrit.host, port: gerrit.port, err: failure }, 'cannot stream Gerrit events')
-      } finally {
-        this.conn?.end()
+    await keepReconnecting({
+      backoff: this.options.backoff,
+      signal: this.stopSignal.signal,
+      attempt: async (_attempt, connected) => {
+        try {
+          const channel = await this.open()
+          connected()
+          sink.sourceState('connected', { source })
+          sink.logger.info({ event: 'gerrit.streaming', host: gerrit.host, port: gerrit.port, command: this.command }, 'streaming Gerrit events')
+          await this.consume(channel, sink, streamEndedAt)
+          streamEndedAt = new Date()
+        } catch (err) {
+          streamEndedAt ??= new Date()
+          throw err
+        } finally {
+          this.conn?.end()
+        }
+      },
+      retrying: ({ failure }) => {
+        if (failure === undefined) sink.logger.warn({ event: 'gerrit.stream-ended', host: gerrit.host }, 'Gerrit stream ended: reconnecting')
+        else sink.logger.error({ event: 'gerrit.stream-failed', host: gerrit.host, port: gerrit.port, err: failure.message }, 'cannot stream Gerrit events')
+        sink.sourceState('reconnecting', { source, ...(failure === undefined ? {} : { error: failure.message }) })
       }
-      if (this.stopping) break
-      sink.sourceState('reconnecting', { source: `${gerrit.host}:${gerrit.port}`, ...(failure === undefined ? {} : { error: failure }) })
-      await sleep(backoff.next(), this.stopSignal.signal)
-    }
+    })
   }
 
   /** Connects, checks the host key strictly, and starts stream-events. */
@@ -164,7 +166,7 @@ export class GerritStreamSource implements Source {
           for (const line of result.lines) {
             if (await this.handleLine(line, sink) === 'queued') published++
           }
-          sink.logger.info({ from: from.toISOString(), to: to.toISOString(), fetched: result.lines.length, published }, 'gap filled from the events-log plugin')
+          sink.logger.info({ event: 'gerrit.gap-filled', from: from.toISOString(), to: to.toISOString(), fetched: result.lines.length, published }, 'gap filled from the events-log plugin')
           sink.annotate({ gap: null })
           return
         }
@@ -174,7 +176,7 @@ export class GerritStreamSource implements Source {
       }
     }
     const gap = { from: from.toISOString(), to: to.toISOString() }
-    sink.logger.warn({ gap, reason: unavailable }, 'events between these times may be missing: they could not be fetched')
+    sink.logger.warn({ event: 'gerrit.gap-unfilled', gap, reason: unavailable }, 'events between these times may be missing: they could not be fetched')
     sink.annotate({ gap })
   }
 

@@ -1,5 +1,5 @@
 import { ImapFlow } from 'imapflow'
-import { Backoff, sleep, type EventSink, type Source } from '@firehose/bridge-kit'
+import { keepReconnecting, type EventSink, type Source } from '@firehose/bridge-kit'
 import type { ImapConfig } from './config.js'
 import { parseMail } from './parse-mail.js'
 
@@ -40,24 +40,22 @@ export class MailboxSource implements Source {
 
   private async run (sink: EventSink): Promise<void> {
     const { imap } = this.options
-    const backoff = new Backoff(this.options.backoff.initialMs, this.options.backoff.maxMs)
     const source = `${imap.host}:${imap.port ?? (imap.security === 'tls' ? 993 : 143)}/${imap.folder}`
-    while (!this.stopping) {
-      let failure: string | undefined
-      try {
+    await keepReconnecting({
+      backoff: this.options.backoff,
+      signal: this.stopSignal.signal,
+      attempt: async (_attempt, connected) => {
         const client = await this.connect(sink)
-        backoff.reset()
+        connected()
         sink.sourceState('connected', { source })
-        sink.logger.info({ source }, 'watching the mailbox')
+        sink.logger.info({ event: 'launchpad.watching', source }, 'watching the mailbox')
         await this.watch(client, sink)
-      } catch (err) {
-        failure = (err as Error).message
-        if (!this.stopping) sink.logger.warn({ source, err: failure }, 'mailbox connection lost')
+      },
+      retrying: ({ failure }) => {
+        if (failure !== undefined) sink.logger.warn({ event: 'launchpad.mailbox-lost', source, err: failure.message }, 'mailbox connection lost')
+        sink.sourceState('reconnecting', { source, ...(failure === undefined ? {} : { error: failure.message }) })
       }
-      if (this.stopping) break
-      sink.sourceState('reconnecting', { source, ...(failure === undefined ? {} : { error: failure }) })
-      await sleep(backoff.next(), this.stopSignal.signal)
-    }
+    })
   }
 
   private async connect (sink: EventSink): Promise<ImapFlow> {
@@ -114,7 +112,7 @@ export class MailboxSource implements Source {
       const verdict = await parseMail(message.source, imap.topicBase)
       if (verdict.kind === 'other') {
         this.ignored.add(id)
-        sink.logger.debug({ uid }, 'not Launchpad mail: left untouched')
+        sink.logger.debug({ event: 'launchpad.other-mail', uid }, 'not Launchpad mail: left untouched')
         continue
       }
       if (verdict.kind === 'failed') {
@@ -130,7 +128,7 @@ export class MailboxSource implements Source {
       // only once the broker has every message of this mail is the mail marked processed
       await sink.flushed()
       await this.markProcessed(client, uid)
-      sink.logger.info({ uid, messageId: verdict.messageId, topics: verdict.messages.map(m => m.topic), published }, 'bug mail published')
+      sink.logger.info({ event: 'launchpad.published', uid, messageId: verdict.messageId, topics: verdict.messages.map(m => m.topic), published }, 'bug mail published')
     }
   }
 

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { cannotRead } from '@firehose/runtime'
 import { AclPolicy, parseAclFile, type Identity } from './mosquitto-acl.js'
 import { parsePasswordFile, verifyPassword } from './mosquitto-password.js'
 
@@ -89,7 +90,7 @@ async function readText (path: string, key: string, problems: string[]): Promise
   try {
     return await readFile(path, 'utf8')
   } catch (err) {
-    problems.push(`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    problems.push(cannotRead(key, path, err))
     return undefined
   }
 }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { topicMatches } from '../auth/topic-filter.js'
-import type { AedesPersistence } from '../persistence.js'
+import type { AedesPersistence } from '../store.js'
 
 const SYS_BROKER = '$SYS/broker/'
 

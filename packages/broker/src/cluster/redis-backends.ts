@@ -1,17 +1,14 @@
-import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
-import { ConfigError } from '@firehose/config'
+import { readConfiguredFile } from '@firehose/runtime'
+import { loadRedisPersistence } from '../aedes/redis-atomic-pubrel.js'
 import type { ClusterConfig } from '../config/types.js'
-import type { AedesPersistence } from '../persistence.js'
+import type { AedesPersistence } from '../store.js'
 import { keepSysRetainedLocal } from './local-sys-retained.js'
 
 const require = createRequire(import.meta.url)
-
-/** Written by scripts/patch-dependencies.mjs (npm postinstall): see there for the bug it fixes. */
-const PERSISTENCE_PATCH_MARKER = '/* firehose: atomic QoS 2 queue update */'
 
 export interface ClusterBackends {
   /** this node's broker id: its name and a per-run suffix, so a restarted node's old wills are seen as a dead node's */
@@ -32,16 +29,11 @@ export interface ClusterBackends {
  * acknowledgements rather than losing messages; the node itself keeps running.
  */
 export async function connectCluster (cluster: ClusterConfig, logger: Logger, source: string): Promise<ClusterBackends> {
-  const persistenceFile = require.resolve('aedes-persistence-redis/asyncPersistence.js')
-  if (!(await readFile(persistenceFile, 'utf8')).includes(PERSISTENCE_PATCH_MARKER)) {
-    // without it a node that dies can drop a QoS 2 message from a subscriber's queue
-    throw new Error(`${persistenceFile} lacks Firehose's fix (scripts/patch-dependencies.mjs, run by npm install and npm ci): run npm ci`)
-  }
+  // without the fix a node that dies can drop a QoS 2 message from a subscriber's queue
+  const AsyncRedisPersistence = loadRedisPersistence()
   const password = cluster.passwordFile === undefined
     ? undefined
-    : (await readFile(cluster.passwordFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
-        throw new ConfigError([`cluster.passwordFile: cannot read ${cluster.passwordFile}: ${err.code ?? err.message}`], source)
-      })).trim()
+    : (await readConfiguredFile(cluster.passwordFile, 'cluster.passwordFile', source)).toString('utf8').trim()
   const options: RedisOptions = {
     maxRetriesPerRequest: null,
     retryStrategy: attempt => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
@@ -56,13 +48,13 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
     const redis = new Redis(cluster.redis, { ...options, connectionName: `firehose-${cluster.node}-${role}` })
     // ioredis emits 'error' on every failed reconnection: one line per outage, not one per attempt
     redis.on('error', (err: Error) => {
-      if (!down.has(role)) logger.error({ redis: where, role, err: err.message }, 'Redis connection lost: holding messages until it is back')
+      if (!down.has(role)) logger.error({ event: 'cluster.redis-lost', redis: where, role, err: err.message }, 'Redis connection lost: holding messages until it is back')
       down.add(role)
       outage = true
     })
     redis.on('ready', () => {
       if (!down.delete(role)) return
-      logger.info({ redis: where, role }, 'Redis connection back')
+      logger.info({ event: 'cluster.redis-back', redis: where, role }, 'Redis connection back')
       if (down.size > 0 || !outage) return
       outage = false
       // ioredis re-subscribes the message channel once it is ready: leave it a moment
@@ -82,10 +74,9 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
   const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => { close: (cb: () => void) => void, state: NodeJS.EventEmitter }
   const mq = MQEmitterRedis({ pubConn, subConn })
   mq.state.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis message channel error'))
-  const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js') as new (opts: object) => AedesPersistence
   const persistence = keepSysRetainedLocal(new AsyncRedisPersistence({ conn: db }))
   const id = `${cluster.node}-${randomBytes(4).toString('hex')}`
-  logger.info({ redis: where, node: cluster.node, brokerId: id }, 'cluster node connected to Redis')
+  logger.info({ event: 'cluster.connected', redis: where, node: cluster.node, brokerId: id }, 'cluster node connected to Redis')
 
   return {
     id,

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
-import { ConfigError, deepFreeze, parseYaml, readConfigText, validate } from '@firehose/config'
+import { ConfigError, deepFreeze, logLevelFromEnv, parseYaml, readConfigText, validate } from '@firehose/runtime'
 import { portFromEnv, type EnvName } from './env.js'
 import { configSchema, DEFAULT_HEARTBEAT_INTERVAL, NODE_NAME, NODE_NAME_MAX, REDIS_URL, type RawConfig } from './schema.js'
 import type { BrokerConfig, ListenerConfig } from './types.js'
@@ -82,13 +82,7 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
   if (adminPort === false) admin = false
   else if (adminPort !== undefined) admin = { host: admin === false ? '127.0.0.1' : admin.host, port: adminPort }
 
-  let level = raw.log.level as string
-  const envLevel = env.FIREHOSE_LOG_LEVEL
-  if (envLevel !== undefined && envLevel !== '') {
-    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-    if (levels.includes(envLevel)) level = envLevel
-    else problems.push(`FIREHOSE_LOG_LEVEL: "${envLevel}" is not one of ${levels.join(', ')}`)
-  }
+  const level = logLevelFromEnv('FIREHOSE_LOG_LEVEL', env.FIREHOSE_LOG_LEVEL, problems) ?? raw.log.level
 
   const cluster = resolveCluster(raw.cluster, env, abs, problems)
   if (cluster !== false && raw.persistence !== undefined) problems.push('persistence: a cluster node keeps its state in Redis; remove persistence (or cluster)')

@@ -1,3 +1,4 @@
+import { logSchema } from '@firehose/runtime'
 import { z } from 'zod'
 
 const port = z.number().int().min(0).max(65535)
@@ -62,9 +63,7 @@ export const configSchema = z.strictObject({
   sysInterval: z.number().int().min(0).default(10),
   limits: limitsSchema,
   admin: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9883) }).optional(),
-  log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
-  }).prefault({})
+  log: logSchema
 })
 
 export type RawConfig = z.infer<typeof configSchema>

@@ -1,4 +1,5 @@
 import type { AuthenticateError, Client } from 'aedes'
+import { pendingWill } from '../aedes/internals.js'
 import { remoteAddress, WILL_OWNER, type HookContext } from './context.js'
 
 type Done = (error: AuthenticateError | null, success: boolean | null) => void
@@ -26,7 +27,7 @@ export function createAuthenticate (ctx: HookContext) {
     ctx.access.authenticate(username, password).then(result => {
       if (result !== 'ok') {
         ctx.stats.connectsRefused++
-        ctx.logger.warn({ clientId: client.id, username, ip: remoteAddress(client), reason: result }, 'connect refused: bad user name or password')
+        ctx.logger.warn({ event: 'client.refused', clientId: client.id, username, ip: remoteAddress(client), reason: result }, 'connect refused: bad user name or password')
         return done(refusal(4, 'bad user name or password'), false)
       }
       ctx.sessions.set(client, { username, access: ctx.access.rulesFor({ username, clientId: client.id }) })
@@ -47,6 +48,6 @@ export function createAuthenticate (ctx: HookContext) {
  * message that goes out (Aedes builds a new packet from the will's MQTT fields).
  */
 function markWillOwner (client: Client, username: string): void {
-  const will = (client as Client & { _will?: Record<string, unknown> | null })._will
-  if (will !== undefined && will !== null) will[WILL_OWNER] = username
+  const will = pendingWill(client)
+  if (will !== undefined) will[WILL_OWNER] = username
 }

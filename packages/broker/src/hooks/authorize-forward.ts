@@ -1,4 +1,5 @@
 import type { AedesPublishPacket, Client } from 'aedes'
+import { brokerIdOf, subscribedFilters } from '../aedes/internals.js'
 import { topicMatches } from '../auth/topic-filter.js'
 import type { HookContext } from './context.js'
 
@@ -23,9 +24,9 @@ export function createAuthorizeForward (ctx: HookContext) {
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic.startsWith(SYS_PREFIX) && !topic.startsWith(SYS_BROKER_PREFIX)) return null
       // in a cluster, another node's $SYS/broker/... is its own business (retained ones come with no brokerId)
-      if (topic.startsWith(SYS_BROKER_PREFIX) && packet.brokerId != null && packet.brokerId !== (client as unknown as { broker: { id: string } }).broker.id) return null
+      if (topic.startsWith(SYS_BROKER_PREFIX) && packet.brokerId != null && packet.brokerId !== brokerIdOf(client)) return null
       // Aedes sends retained $ messages to a `#` subscription too; [MQTT-4.7.2-1] says no
-      if (!Object.keys((client as unknown as { subscriptions: object }).subscriptions).some(f => topicMatches(f, topic))) return null
+      if (!subscribedFilters(client).some(f => topicMatches(f, topic))) return null
     }
     const conn = client.conn
     const queued = conn.writableLength + ((conn as WebSocketConn).socket?.bufferedAmount ?? 0)
@@ -33,7 +34,7 @@ export function createAuthorizeForward (ctx: HookContext) {
       ctx.stats.deliveriesDropped++
       if (!conn.destroyed) {
         ctx.stats.slowClientsDisconnected++
-        ctx.logger.warn({ clientId: client.id, queuedBytes: queued }, 'disconnecting stalled subscriber: outgoing queue passed limits.maxQueuedBytes')
+        ctx.logger.warn({ event: 'client.stalled', clientId: client.id, queuedBytes: queued }, 'disconnecting stalled subscriber: outgoing queue passed limits.maxQueuedBytes')
         conn.destroy()
       }
       return null

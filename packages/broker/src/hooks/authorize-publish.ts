@@ -1,4 +1,5 @@
 import type { Client, PublishPacket } from 'aedes'
+import { isWillOf } from '../aedes/internals.js'
 import { WILL_OWNER, type HookContext, type Session } from './context.js'
 
 /**
@@ -14,7 +15,7 @@ export function createAuthorizePublish (ctx: HookContext) {
     // client here: it is judged by the ACL of the user who connected with it.
     const session = client === null ? orphanWillSession(ctx, packet) : ctx.sessions.get(client)
     // a will is published by the broker on the client's behalf: not a message received
-    if (client !== null && (client as Client & { will?: unknown }).will !== packet) ctx.stats.messagesReceived++
+    if (client !== null && !isWillOf(client, packet)) ctx.stats.messagesReceived++
     const allowed = session !== undefined && !packet.topic.startsWith('$') && session.access.canPublish(packet.topic)
     if (!allowed) {
       ctx.denied.add(packet)

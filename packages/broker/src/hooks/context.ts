@@ -2,7 +2,7 @@ import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { AccessControl, ClientAccess } from '../auth/access-control.js'
 import type { Limits } from '../config/types.js'
-import type { BrokerStats } from '../stats.js'
+import type { BrokerStats } from '../observability/stats.js'
 
 /** What the broker knows of a connected client beyond Aedes' own fields. */
 export interface Session {

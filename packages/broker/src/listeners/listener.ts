@@ -1,5 +1,5 @@
-import type { Server } from 'node:net'
-import type { ListenerConfig } from '../config/types.js'
+import type { Server, Socket } from 'node:net'
+import type { Limits, ListenerConfig } from '../config/types.js'
 
 /** A started listener: what the broker needs to report, reload and close it. */
 export interface Listener {
@@ -12,24 +12,18 @@ export interface Listener {
   close: () => Promise<void>
 }
 
-export async function listen (server: Server, config: ListenerConfig): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      const hint = err.code === 'EACCES' && config.port < 1024
-        ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another port in the config or with the FIREHOSE_*_PORT variables)'
-        : err.code === 'EADDRINUSE' ? ' (another program is listening there)' : ''
-      reject(new Error(`listener ${config.name}: cannot listen on ${config.host ?? '*'}:${config.port}: ${err.code ?? err.message}${hint}`))
-    }
-    server.once('error', onError)
-    server.listen({ port: config.port, host: config.host }, () => {
-      server.off('error', onError)
-      resolve()
-    })
-  })
-  const address = server.address()
-  return typeof address === 'object' && address !== null ? address.port : config.port
+/** The TCP socket under a TLS one: the one the connection guard admitted. */
+export function rawSocket (socket: Socket): Socket {
+  return (socket as Socket & { _parent?: Socket })._parent ?? socket
 }
 
-export async function closeServer (server: Server): Promise<void> {
-  await new Promise<void>(resolve => server.close(() => resolve()))
+/**
+ * How much a connection's stream buffers before write() says "wait for drain". Aedes waits
+ * for drain holding one of its delivery slots, so with the default 16 KiB a subscriber that
+ * stops reading held every slot after ~100 small messages and stalled delivery to everyone,
+ * long before the stalled-subscriber guard (authorizeForward, limits.maxQueuedBytes) could act.
+ * Buffering up to that limit lets the guard disconnect it first.
+ */
+export function writeBufferBytes (limits: Limits): number {
+  return limits.maxQueuedBytes
 }

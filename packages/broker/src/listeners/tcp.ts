@@ -2,11 +2,12 @@ import { createServer as createNetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { Limits, ListenerConfig } from '../config/types.js'
-import type { ConnectionGuard } from '../connection-guard.js'
-import { guardPacketSize } from '../packet-size-guard.js'
-import type { ConnectionHandler } from '../connection-handler.js'
-import type { BrokerStats } from '../stats.js'
-import { closeServer, listen, type Listener } from './listener.js'
+import type { ConnectionGuard } from './connection-guard.js'
+import { guardPacketSize } from './packet-size-guard.js'
+import type { ConnectionHandler } from './connection-handler.js'
+import type { BrokerStats } from '../observability/stats.js'
+import { closeServer, listen } from '@firehose/runtime'
+import { rawSocket, writeBufferBytes, type Listener } from './listener.js'
 import { readTlsOptions } from './tls-options.js'
 
 export interface ListenerDeps {
@@ -44,7 +45,7 @@ export async function startTcpListener (config: ListenerConfig, key: string, dep
     server = createTlsServer({ ...await readTlsOptions(tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000, highWaterMark: writeBufferBytes(limits) })
     // the raw socket, before the handshake: limits are enforced before TLS costs anything
     server.on('connection', (socket: Socket) => { guard.admit(socket, config.name) })
-    server.on('secureConnection', (socket: TLSSocket) => { handOver(socket, (socket as TLSSocket & { _parent?: Socket })._parent ?? socket) })
+    server.on('secureConnection', (socket: TLSSocket) => { handOver(socket, rawSocket(socket)) })
     server.on('tlsClientError', (err, socket) => {
       logger.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed')
     })
@@ -61,15 +62,4 @@ export async function startTcpListener (config: ListenerConfig, key: string, dep
     },
     close: () => closeServer(server)
   }
-}
-
-/**
- * How much a connection's stream buffers before write() says "wait for drain". Aedes waits
- * for drain holding one of its delivery slots, so with the default 16 KiB a subscriber that
- * stops reading held every slot after ~100 small messages and stalled delivery to everyone,
- * long before the stalled-subscriber guard (authorizeForward, limits.maxQueuedBytes) could act.
- * Buffering up to that limit lets the guard disconnect it first.
- */
-export function writeBufferBytes (limits: Limits): number {
-  return limits.maxQueuedBytes
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
 import type { TlsFiles } from '../config/types.js'
-import { ConfigError } from '@firehose/config'
+import { cannotRead, ConfigError } from '@firehose/runtime'
 
 /** Reads the certificate files; every unreadable one is named by its key. TLS 1.2 and later only. */
 export async function readTlsOptions (files: TlsFiles, key: string, source: string): Promise<SecureContextOptions> {
@@ -12,7 +12,7 @@ export async function readTlsOptions (files: TlsFiles, key: string, source: stri
   results.forEach((result, i) => {
     const [field, path] = fields[i]!
     if (result.status === 'fulfilled') contents[field] = result.value
-    else problems.push(`${key}.tls.${field}: cannot read ${path}: ${(result.reason as NodeJS.ErrnoException).code ?? (result.reason as Error).message}`)
+    else problems.push(cannotRead(`${key}.tls.${field}`, path, result.reason))
   })
   if (problems.length > 0) throw new ConfigError(problems, source)
   return { cert: contents.cert, key: contents.key, ...(contents.ca === undefined ? {} : { ca: contents.ca }), minVersion: 'TLSv1.2' }

@@ -3,10 +3,11 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
-import { guardPacketSize } from '../packet-size-guard.js'
-import { writeWholeFrames } from '../write-coalescer.js'
-import { closeServer, listen, type Listener } from './listener.js'
-import { writeBufferBytes, type ListenerDeps } from './tcp.js'
+import { guardPacketSize } from './packet-size-guard.js'
+import { writeWholeFrames } from '../aedes/write-coalescer.js'
+import { closeServer, listen } from '@firehose/runtime'
+import { rawSocket, writeBufferBytes, type Listener } from './listener.js'
+import type { ListenerDeps } from './tcp.js'
 import { readTlsOptions } from './tls-options.js'
 
 /** MQTT subprotocols offered by browsers' clients: MQTT 3.1.1 (`mqtt`) and 3.1 (`mqttv3.1`). */
@@ -14,11 +15,6 @@ function chooseProtocol (offered: Set<string>): string | false {
   if (offered.has('mqtt')) return 'mqtt'
   if (offered.has('mqttv3.1')) return 'mqttv3.1'
   return false
-}
-
-/** The TCP socket under a TLS one: the one the guard admitted. */
-function rawSocket (socket: Socket): Socket {
-  return (socket as Socket & { _parent?: Socket })._parent ?? socket
 }
 
 function explain (_req: IncomingMessage, res: ServerResponse): void {

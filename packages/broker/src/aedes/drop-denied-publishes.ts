@@ -1,0 +1,45 @@
+import type { Aedes, PublishPacket } from 'aedes'
+import { expect, expectSource, type PatchContract } from './contract.js'
+import { brokerInternals, type PublishFn } from './internals.js'
+
+/**
+ * Aedes has no way for authorizePublish to drop a packet without disconnecting its client
+ * (MQTT 3.1.1 has no negative PUBACK), but Mosquitto's behaviour — acknowledge, drop, count,
+ * stay connected — is what existing read-only tools rely on. Every client publish and will
+ * passes through `broker.publish` with the packet object authorizePublish saw, so packets it
+ * marked are swallowed here (before retained storage and fan-out) and the protocol flow
+ * (PUBACK/PUBREC) goes on.
+ *
+ * Written against Aedes 1.2: lib/handlers/publish.js (enqueuePublish calls
+ * `client.broker.publish(packet, client, done)` after authorizePublish) and lib/client.js
+ * (a will is published with `that.broker.publish(will, that, done)`). Upstream proposal:
+ * docs/upstream.md.
+ */
+export function dropDeniedPublishes (broker: Aedes, denied: WeakSet<PublishPacket>): void {
+  const internals = brokerInternals(broker)
+  const publish = internals.publish.bind(broker)
+  internals.publish = (packet, client, done) => {
+    if (denied.has(packet)) {
+      denied.delete(packet)
+      const callback = typeof client === 'function' ? client : done
+      if (callback !== undefined) setImmediate(callback)
+      return
+    }
+    publish(packet, client, done)
+  }
+}
+
+export const dropDeniedPublishesContract: PatchContract = {
+  patch: 'drop-denied-publishes.ts',
+  package: 'aedes',
+  writtenAgainst: 'aedes.js (Aedes.prototype.publish (packet, client, done)), lib/handlers/publish.js and lib/client.js (client publishes and wills go through broker.publish)',
+  verify ({ broker, source }) {
+    const problems: string[] = []
+    const publish: PublishFn = brokerInternals(broker).publish
+    expect(problems, typeof publish === 'function' && publish.length === 3 && !Object.hasOwn(broker, 'publish'),
+      'broker.publish is not the prototype method publish (packet, client, done)')
+    expectSource(problems, source('aedes', 'lib/handlers/publish.js'), 'lib/handlers/publish.js', ['function authorizePublish (packet, done)', 'client.broker.publish(packet, client'])
+    expectSource(problems, source('aedes', 'lib/client.js'), 'lib/client.js', ['that.broker.publish(will, that, done)'])
+    return problems
+  }
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { Duplex } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import type { Aedes } from 'aedes'
+import type { PatchContract, Probe } from './contract.js'
+import { dropDeniedPublishesContract } from './drop-denied-publishes.js'
+import { clientInternals } from './internals.js'
+import { internalsContract } from './internals-contract.js'
+import { qos0FastPathContract } from './qos0-fast-path.js'
+import { recordQos2AfterPublishContract } from './record-qos2-after-publish.js'
+import { redisAtomicPubrelContract } from './redis-atomic-pubrel.js'
+import { inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
+import { writeCoalescerContract } from './write-coalescer.js'
+
+/** Every patch in this folder, for the self-check; the Redis one applies to cluster nodes only. */
+export const CONTRACTS: readonly PatchContract[] = [
+  internalsContract,
+  qos0FastPathContract,
+  writeCoalescerContract,
+  dropDeniedPublishesContract,
+  recordQos2AfterPublishContract,
+  redisAtomicPubrelContract
+]
+
+/** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */
+export class AedesPatchError extends Error {
+  readonly code = 'FIREHOSE_AEDES_PATCH'
+}
+
+const require = createRequire(import.meta.url)
+
+function packageDir (pkg: PatchedPackage): string {
+  return pkg === 'aedes' ? dirname(fileURLToPath(import.meta.resolve('aedes'))) : dirname(require.resolve(`${pkg}/package.json`))
+}
+
+/**
+ * Verifies at start what each patch in this folder assumes of the installed Aedes (and, for a
+ * cluster node, aedes-persistence-redis): the version series it was written for, and every
+ * field, function and source line it relies on, inspected on a throwaway client made for a
+ * connection that never sends a byte. Throws an AedesPatchError naming each patch that would
+ * not apply, and why, so the broker refuses to start rather than silently running without it.
+ */
+export function checkAedesPatches (broker: Aedes, options: { cluster: boolean }, contracts: readonly PatchContract[] = CONTRACTS): void {
+  const used = contracts.filter(c => options.cluster || c.package !== 'aedes-persistence-redis')
+  const problems: string[] = []
+  for (const pkg of new Set(used.map(c => c.package))) {
+    const version = installedVersion(pkg)
+    if (!inSeries(version, WRITTEN_FOR[pkg])) {
+      problems.push(`${pkg} ${version} is installed, but the patches in packages/broker/src/aedes/ (${used.filter(c => c.package === pkg).map(c => c.patch).join(', ')}) were written for ${WRITTEN_FOR[pkg]}.x: run npm ci, or re-check each patch against the new source and update aedes/versions.ts and the pin in packages/broker/package.json`)
+    }
+  }
+  if (problems.length === 0) {
+    const sources = new Map<string, string>()
+    const source = (pkg: PatchedPackage, file: string): string => {
+      const path = join(packageDir(pkg), file)
+      let text = sources.get(path)
+      if (text === undefined) {
+        try {
+          text = readFileSync(path, 'utf8')
+        } catch {
+          text = ''
+        }
+        sources.set(path, text)
+      }
+      return text
+    }
+    const conn = new Duplex({ read () {}, write (_chunk, _encoding, callback) { callback() } })
+    const client = clientInternals(broker.handle(conn))
+    const probe: Probe = { broker, client, source }
+    try {
+      for (const contract of used) {
+        for (const problem of contract.verify(probe)) {
+          problems.push(`${contract.patch} (written against ${contract.package} ${WRITTEN_FOR[contract.package]}, ${contract.writtenAgainst}): ${problem} in ${contract.package} ${installedVersion(contract.package)}`)
+        }
+      }
+    } finally {
+      client.close()
+      conn.destroy()
+    }
+  }
+  if (problems.length > 0) throw new AedesPatchError(`Aedes patches do not apply:\n  - ${problems.join('\n  - ')}`)
+}

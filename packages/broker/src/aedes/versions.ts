@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * The releases the patches in this folder were written against. package.json pins the same
+ * minor versions (`~`); the self-check refuses any other, so that an upgrade is a deliberate
+ * act: re-read each patch against the new source, then move these and the pins together.
+ */
+export const WRITTEN_FOR = {
+  aedes: '1.2',
+  'aedes-persistence-redis': '12.0'
+} as const
+
+export type PatchedPackage = keyof typeof WRITTEN_FOR
+
+const require = createRequire(import.meta.url)
+
+/** The installed version of `name`, read from its package.json (aedes' exports map hides it from require). */
+export function installedVersion (name: PatchedPackage): string {
+  const entry = name === 'aedes' ? fileURLToPath(import.meta.resolve('aedes')) : require.resolve(`${name}/package.json`)
+  const { version } = JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as { version: string }
+  return version
+}
+
+/** Whether `version` (1.2.3) is in the minor series `series` (1.2). */
+export function inSeries (version: string, series: string): boolean {
+  return version === series || version.startsWith(`${series}.`)
+}

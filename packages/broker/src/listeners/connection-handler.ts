@@ -1,0 +1,18 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Aedes } from 'aedes'
+import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
+import { WriteCoalescer } from '../aedes/write-coalescer.js'
+
+/** Hands a connection (TCP, TLS or WebSocket stream) to Aedes, on Firehose's fan-out path. */
+export type ConnectionHandler = (stream: Duplex, req?: IncomingMessage) => void
+
+export function createConnectionHandler (broker: Aedes): ConnectionHandler {
+  const coalescer = new WriteCoalescer()
+  const qos0 = new Qos0FastPath(broker, coalescer)
+  return (stream, req) => {
+    coalescer.attach(stream)
+    // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
+    qos0.install(req === undefined ? broker.handle(stream) : broker.handle(stream, req))
+  }
+}

@@ -1,0 +1,63 @@
+import type { Aedes } from 'aedes'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { ListenerConfig } from '../config/types.js'
+import type { ConnectionGuard } from '../listeners/connection-guard.js'
+import type { BrokerStats } from './stats.js'
+
+export interface MetricsDeps {
+  broker: Aedes
+  stats: BrokerStats
+  guard: ConnectionGuard
+  listeners: () => readonly ListenerConfig[]
+}
+
+/**
+ * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
+ * the message path. One registry per broker, no global state.
+ */
+export function createMetrics ({ broker, stats, guard, listeners }: MetricsDeps): Registry {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
+
+  new Gauge({
+    name: 'firehose_connections',
+    help: 'Open connections per listener',
+    labelNames: ['listener'],
+    registers: [registry],
+    collect () {
+      for (const l of listeners()) this.set({ listener: l.name }, guard.connectionsOn(l.name))
+    }
+  })
+  new Gauge({
+    name: 'firehose_clients_connected',
+    help: 'MQTT clients connected (after CONNACK)',
+    registers: [registry],
+    collect () { this.set(broker.connectedClients) }
+  })
+
+  const counters: Array<[string, string, () => number]> = [
+    ['firehose_messages_received_total', 'PUBLISH packets received from clients', () => stats.messagesReceived],
+    ['firehose_messages_sent_total', 'PUBLISH packets forwarded to subscribers', () => stats.messagesSent],
+    ['firehose_publish_denied_total', 'Publishes and wills dropped because the ACL denies them', () => stats.publishDeniedByAcl],
+    ['firehose_subscribe_denied_total', 'Subscriptions refused by the ACL (SUBACK 0x80)', () => stats.subscribeDenied],
+    ['firehose_bytes_received_total', 'Bytes read from client sockets', () => guard.bytes().received],
+    ['firehose_bytes_sent_total', 'Bytes written to client sockets', () => guard.bytes().sent],
+    ['firehose_connections_refused_total', 'Connections refused by limits.maxConnections or limits.maxConnectionsPerIp', () => stats.connectionsRefused],
+    ['firehose_connects_refused_total', 'CONNECTs refused: bad credentials or client identifier', () => stats.connectsRefused],
+    ['firehose_packets_refused_total', 'Connections closed for a packet over limits.maxPacketSize or a malformed length', () => stats.packetsRefused],
+    ['firehose_slow_clients_disconnected_total', 'Subscribers disconnected because their queue passed limits.maxQueuedBytes', () => stats.slowClientsDisconnected],
+    ['firehose_deliveries_dropped_total', 'Deliveries dropped to stalled subscribers', () => stats.deliveriesDropped]
+  ]
+  for (const [name, help, read] of counters) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(read())
+      }
+    })
+  }
+  return registry
+}

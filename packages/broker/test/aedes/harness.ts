@@ -1,0 +1,43 @@
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { Aedes, type AedesOptions, type Client } from 'aedes'
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt'
+
+/**
+ * A real Aedes broker in this process on a loopback port, with `onClient` called on each
+ * client right after `broker.handle()` (where the broker installs its per-client patches):
+ * what the contract tests of src/aedes/ run against.
+ */
+export class AedesUnderTest {
+  readonly clients: MqttClient[] = []
+
+  private constructor (readonly broker: Aedes, readonly server: Server) {}
+
+  static async start (options: AedesOptions = {}, onClient: (client: Client) => void = () => {}): Promise<AedesUnderTest> {
+    const broker = await Aedes.createBroker(options)
+    const server = createServer(socket => onClient(broker.handle(socket)))
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    return new AedesUnderTest(broker, server)
+  }
+
+  get url (): string { return `mqtt://127.0.0.1:${(this.server.address() as AddressInfo).port}` }
+
+  async connect (options: IClientOptions = {}): Promise<MqttClient> {
+    const client = await connectAsync(this.url, { reconnectPeriod: 0, connectTimeout: 5000, ...options })
+    this.clients.push(client)
+    return client
+  }
+
+  async close (): Promise<void> {
+    await Promise.all(this.clients.map(async c => await c.endAsync(true)))
+    await new Promise<void>(resolve => this.broker.close(() => resolve()))
+    await new Promise<void>(resolve => this.server.close(() => resolve()))
+  }
+}
+
+export async function until (what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
