@@ -1,5 +1,6 @@
-// `npm test`: installs the Debian packages the tests talk to when they are missing,
-// builds, and runs every test (unit tests in packages/*/test, end-to-end tests in test/).
+// `npm test`: installs the Debian packages the tests talk to when they are missing, builds,
+// type-checks the tests, lints, checks each package's dependency list, and runs every test
+// (unit and contract tests in packages/*/test, end-to-end tests in test/).
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -23,6 +24,8 @@ if (!existsSync(`${root}node_modules/.bin/tap`)) execFileSync('npm', ['ci', '--n
 execFileSync(`${root}node_modules/.bin/tsc`, ['-b'], { cwd: root, stdio: 'inherit' })
 // the tests are type-checked too (tap runs them without checking)
 execFileSync(`${root}node_modules/.bin/tsc`, ['-p', 'tsconfig.test.json'], { cwd: root, stdio: 'inherit' })
+execFileSync(`${root}node_modules/.bin/eslint`, ['.'], { cwd: root, stdio: 'inherit' })
+execFileSync(process.execPath, [`${root}scripts/check-dependencies.mjs`], { cwd: root, stdio: 'inherit' })
 const args = process.argv.slice(2)
 const files = args.length > 0 ? args : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']
 // tap's TypeScript loader (ts-node) would otherwise pick the nearest package tsconfig, whose

@@ -182,4 +182,3 @@ t.test('bad requests get a 4xx and publish nothing', async t => {
   const metrics = receiver.logs.filter(l => l.event === 'bridge.input-rejected')
   t.ok(metrics.length >= 6, 'each refusal logged')
 })
-

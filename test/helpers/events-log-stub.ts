@@ -13,12 +13,12 @@ export class EventsLogStub {
 
   static async start (options: { logFile: string, port: number, username: string, password: string }): Promise<EventsLogStub> {
     const expected = 'Basic ' + Buffer.from(`${options.username}:${options.password}`).toString('base64')
-    let stub: EventsLogStub | undefined
+    const holder: { stub?: EventsLogStub } = {}
     const server = createServer((req, res) => {
-      stub?.requests.push(req.url ?? '')
-      void (async () => {
+      holder.stub?.requests.push(req.url ?? '')
+      const answer = async (): Promise<unknown> => {
         const url = new URL(req.url ?? '/', 'http://stub')
-        if (stub?.available !== true || url.pathname !== '/a/plugins/events-log/events/') return res.writeHead(404).end('Not Found')
+        if (holder.stub?.available !== true || url.pathname !== '/a/plugins/events-log/events/') return res.writeHead(404).end('Not Found')
         if (req.headers.authorization !== expected) return res.writeHead(401).end('Unauthorized')
         const t1 = url.searchParams.get('t1')
         const since = t1 === null ? NaN : Date.parse(t1.replace(' ', 'T') + 'Z') / 1000
@@ -31,12 +31,13 @@ export class EventsLogStub {
             return false
           }
         })
-        res.writeHead(200, { 'content-type': 'application/json' }).end(lines.map(l => l + '\n').join(''))
-      })()
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(lines.map(l => l + '\n').join(''))
+      }
+      answer().catch(() => res.writeHead(500).end())
     })
     await new Promise<void>(resolve => server.listen(options.port, '127.0.0.1', () => resolve()))
-    stub = new EventsLogStub(server, options.port)
-    return stub
+    holder.stub = new EventsLogStub(server, options.port)
+    return holder.stub
   }
 
   async close (): Promise<void> {

@@ -40,8 +40,8 @@ export const commonShape = {
   log: logSchema
 }
 
-const commonSchema = z.strictObject(commonShape)
-export type CommonConfig = z.output<typeof commonSchema> & { name: string, source: string, mqtt: { password?: string } }
+type CommonFile = z.output<z.ZodObject<typeof commonShape>>
+export type CommonConfig = CommonFile & { name: string, source: string, mqtt: { password?: string } }
 
 export interface LoadedConfig<T> { common: CommonConfig, bridge: T, baseDir: string }
 
@@ -58,7 +58,7 @@ export async function loadBridgeConfig<T> (file: string, defaultName: string, se
   const path = resolve(file)
   const baseDir = dirname(path)
   const data = parseYaml(await readConfigText(path), path)
-  const parsed = validate(fileSchema, data, path) as z.output<typeof commonSchema> & Record<string, unknown>
+  const parsed = validate(fileSchema, data, path) as CommonFile & Record<string, unknown>
   const abs = (p: string): string => resolve(baseDir, p)
   const mqtt = { ...parsed.mqtt, ...(parsed.mqtt.ca ? { ca: abs(parsed.mqtt.ca) } : {}) }
   if (parsed.mqtt.passwordFile !== undefined) {

@@ -114,7 +114,12 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   const listenerDeps: ListenerDeps = { guard, limits: config.limits, stats, logger, source: config.source, handle: createConnectionHandler(broker) }
   const listeners: Listener[] = []
   const sys = new SysTopics({
-    broker, stats, guard, logger, version, now,
+    broker,
+    stats,
+    guard,
+    logger,
+    version,
+    now,
     intervalSeconds: config.sysInterval,
     disconnectedClients: () => persistentOffline.size
   })

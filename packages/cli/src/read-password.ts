@@ -3,11 +3,13 @@ import { createInterface } from 'node:readline'
 /** The first line of standard input, for scripts (`--password-stdin`). */
 export async function readPasswordFromStdin (): Promise<string> {
   const rl = createInterface({ input: process.stdin, terminal: false })
-  for await (const line of rl) {
-    rl.close()
-    return line.replace(/\r$/, '')
-  }
-  throw new Error('no password on standard input')
+  const line = await new Promise<string | undefined>(resolve => {
+    rl.once('line', resolve)
+    rl.once('close', () => resolve(undefined))
+  })
+  rl.close()
+  if (line === undefined) throw new Error('no password on standard input')
+  return line.replace(/\r$/, '')
 }
 
 /** Prompts twice on the terminal without echoing. */

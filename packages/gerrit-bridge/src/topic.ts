@@ -28,6 +28,7 @@ export function topicFor (event: GerritEvent, base: string): string | undefined 
   const type = text(event.type)
   if (type === undefined) return undefined
   const project = projectOf(event)
+  // eslint-disable-next-line no-control-regex -- NUL may not appear in an MQTT topic
   const safe = (s: string): string => s.replace(/[#+\u0000]/g, '_')
   return project === undefined ? `${base}/${safe(type)}` : `${base}/${safe(project)}/${safe(type)}`
 }

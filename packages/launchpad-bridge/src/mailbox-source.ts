@@ -82,15 +82,15 @@ export class MailboxSource implements Source {
     const mailbox = await client.mailboxOpen(imap.folder)
     const validity = String(mailbox.uidValidity)
     let wake: (() => void) | undefined
-    let closed = false
+    const connection = { closed: false }
     const notify = (): void => { wake?.(); wake = undefined }
     client.on('exists', notify)
-    client.on('close', () => { closed = true; notify() })
+    client.on('close', () => { connection.closed = true; notify() })
     const timer = setInterval(notify, imap.recheckInterval * 1000)
     try {
-      while (!closed && !this.stopping) {
+      while (!connection.closed && !this.stopping) {
         await this.processAll(client, sink, validity)
-        if (closed || this.stopping) break
+        if (connection.closed || this.stopping) break
         await new Promise<void>(resolve => { wake = resolve })
       }
     } finally {

@@ -57,6 +57,7 @@ export function projectOf (task: BugTask): string | undefined {
 }
 
 const words = (s: string | undefined): string[] => s === undefined ? [] : s.split(/\s+/).filter(w => w !== '')
+// eslint-disable-next-line no-control-regex -- NUL may not appear in an MQTT topic
 const level = (s: string): string => s.replace(/[/#+\u0000]/g, '_')
 
 /**

@@ -11,9 +11,18 @@ t.test('a real new-bug mail relayed by a mailing list', async t => {
   const [m] = v.messages
   t.equal(m!.topic, 'launchpad/qemu/bug/1894836')
   t.match(m!.payload, {
-    project: 'qemu', 'event-type': 'bug', 'bug-number': '1894836', status: 'New', importance: 'Undecided', assignee: 'None',
-    commenters: ['jwillikers'], tags: ['hvf'], 'bug-reporter': 'Jordan Williams (jwillikers)', 'bug-modifier': 'Jordan Williams (jwillikers)',
-    subject: '[Bug 1894836] [NEW] kernel panic using hvf with CPU passthrough', 'message-id': '<159956768761.20174.3940381536855370035.malonedeb@gac.canonical.com>'
+    project: 'qemu',
+    'event-type': 'bug',
+    'bug-number': '1894836',
+    status: 'New',
+    importance: 'Undecided',
+    assignee: 'None',
+    commenters: ['jwillikers'],
+    tags: ['hvf'],
+    'bug-reporter': 'Jordan Williams (jwillikers)',
+    'bug-modifier': 'Jordan Williams (jwillikers)',
+    subject: '[Bug 1894836] [NEW] kernel panic using hvf with CPU passthrough',
+    'message-id': '<159956768761.20174.3940381536855370035.malonedeb@gac.canonical.com>'
   })
   t.notMatch(String(m!.payload.body), /=3D|=\n/, 'the quoted-printable body is decoded')
 })

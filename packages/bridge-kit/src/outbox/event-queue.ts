@@ -43,10 +43,10 @@ export class EventQueue {
 
   /** The oldest event. */
   async first (): Promise<OutboxEntry | undefined> {
-    for await (const [key, value] of this.#space.db.iterator({ ...this.#space.range, limit: 1 })) {
-      const stored = JSON.parse(value) as { topic: string, payload: string, retain: boolean, acceptedAt: number }
-      return { seq: Number(this.#space.name(key)), topic: stored.topic, payload: Buffer.from(stored.payload, 'base64'), retain: stored.retain, acceptedAt: stored.acceptedAt }
-    }
-    return undefined
+    const [first] = await this.#space.db.iterator({ ...this.#space.range, limit: 1 }).all()
+    if (first === undefined) return undefined
+    const [key, value] = first
+    const stored = JSON.parse(value) as { topic: string, payload: string, retain: boolean, acceptedAt: number }
+    return { seq: Number(this.#space.name(key)), topic: stored.topic, payload: Buffer.from(stored.payload, 'base64'), retain: stored.retain, acceptedAt: stored.acceptedAt }
   }
 }

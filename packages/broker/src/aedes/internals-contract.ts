@@ -1,4 +1,5 @@
 import { expect, type PatchContract } from './contract.js'
+import { brokerInternals } from './internals.js'
 
 /** The fields internals.ts reads, outside any patch (hooks, $SYS, reload). */
 export const internalsContract: PatchContract = {
@@ -7,9 +8,9 @@ export const internalsContract: PatchContract = {
   writtenAgainst: 'aedes.js (Aedes: id, clients) and lib/client.js (Client: subscriptions, broker, _will, will, close)',
   verify ({ broker, client }) {
     const problems: string[] = []
-    const b = broker as unknown as Record<string, unknown>
+    const b = brokerInternals(broker)
     expect(problems, typeof b.id === 'string', 'broker.id is not a string')
-    expect(problems, typeof b.clients === 'object' && b.clients !== null, 'broker.clients (connected clients by id) is missing')
+    expect(problems, typeof b.clients === 'object' && b.clients !== null && !Array.isArray(b.clients), 'broker.clients (connected clients by id) is missing')
     expect(problems, typeof client.subscriptions === 'object' && client.subscriptions !== null, 'client.subscriptions is missing')
     expect(problems, client.broker === broker, 'client.broker is not the broker')
     expect(problems, '_will' in client && 'will' in client, 'client._will / client.will are missing')

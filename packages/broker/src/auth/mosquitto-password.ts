@@ -45,6 +45,7 @@ function parseHash (hash: string): Hash | string {
 export function validateUsername (user: string): string | null {
   if (user === '') return 'the user name is empty'
   if (user.includes(':')) return 'a user name cannot contain ":"'
+  // eslint-disable-next-line no-control-regex -- the point is to find control characters
   if (/[\u0000-\u001f\u007f]/.test(user)) return 'a user name cannot contain control characters'
   if (Buffer.byteLength(user) > 65535) return 'the user name is too long'
   return null

@@ -6,8 +6,7 @@ import type { ConnectionGuard } from './connection-guard.js'
 import { guardPacketSize } from './packet-size-guard.js'
 import type { ConnectionHandler } from './connection-handler.js'
 import type { BrokerStats } from '../observability/stats.js'
-import { closeServer, listen } from '@firehose/runtime'
-import { rawSocket, writeBufferBytes, type Listener } from './listener.js'
+import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
 import { readTlsOptions } from './tls-options.js'
 
 export interface ListenerDeps {
@@ -50,16 +49,5 @@ export async function startTcpListener (config: ListenerConfig, key: string, dep
       logger.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed')
     })
   }
-  server.on('error', err => logger.error({ err }, 'listener error'))
-  const port = await listen(server, config)
-  logger.info({ port, host: config.host ?? '*' }, 'listening for %s', config.tls ? 'MQTT over TLS' : 'MQTT')
-  return {
-    config,
-    server,
-    port,
-    reloadTls: async () => {
-      if (config.tls !== undefined && 'setSecureContext' in server) server.setSecureContext(await readTlsOptions(config.tls, key, deps.source))
-    },
-    close: () => closeServer(server)
-  }
+  return await serveListener(server, config, { key, source: deps.source, logger, description: config.tls ? 'MQTT over TLS' : 'MQTT' })
 }

@@ -5,8 +5,7 @@ import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
 import { guardPacketSize } from './packet-size-guard.js'
 import { writeWholeFrames } from '../aedes/write-coalescer.js'
-import { closeServer, listen } from '@firehose/runtime'
-import { rawSocket, writeBufferBytes, type Listener } from './listener.js'
+import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
 import type { ListenerDeps } from './tcp.js'
 import { readTlsOptions } from './tls-options.js'
 
@@ -56,20 +55,14 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
     deps.handle(stream, req)
   })
   wss.on('error', err => logger.error({ err }, 'websocket server error'))
-  server.on('error', err => logger.error({ err }, 'listener error'))
-  const port = await listen(server, config)
-  logger.info({ port, host: config.host ?? '*' }, 'listening for %s', config.tls ? 'MQTT over WebSocket/TLS' : 'MQTT over WebSocket')
-  return {
-    config,
-    server,
-    port,
-    reloadTls: async () => {
-      if (config.tls !== undefined && 'setSecureContext' in server) server.setSecureContext(await readTlsOptions(config.tls, key, deps.source))
-    },
-    close: async () => {
+  return await serveListener(server, config, {
+    key,
+    source: deps.source,
+    logger,
+    description: config.tls ? 'MQTT over WebSocket/TLS' : 'MQTT over WebSocket',
+    beforeClose: () => {
       wss.close()
       server.closeAllConnections?.()
-      await closeServer(server)
     }
-  }
+  })
 }

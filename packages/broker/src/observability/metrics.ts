@@ -19,21 +19,21 @@ export function createMetrics ({ broker, stats, guard, listeners }: MetricsDeps)
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
-  new Gauge({
+  registry.registerMetric(new Gauge({
     name: 'firehose_connections',
     help: 'Open connections per listener',
     labelNames: ['listener'],
-    registers: [registry],
+    registers: [],
     collect () {
       for (const l of listeners()) this.set({ listener: l.name }, guard.connectionsOn(l.name))
     }
-  })
-  new Gauge({
+  }))
+  registry.registerMetric(new Gauge({
     name: 'firehose_clients_connected',
     help: 'MQTT clients connected (after CONNACK)',
-    registers: [registry],
+    registers: [],
     collect () { this.set(broker.connectedClients) }
-  })
+  }))
 
   const counters: Array<[string, string, () => number]> = [
     ['firehose_messages_received_total', 'PUBLISH packets received from clients', () => stats.messagesReceived],
@@ -49,15 +49,15 @@ export function createMetrics ({ broker, stats, guard, listeners }: MetricsDeps)
     ['firehose_deliveries_dropped_total', 'Deliveries dropped to stalled subscribers', () => stats.deliveriesDropped]
   ]
   for (const [name, help, read] of counters) {
-    new Counter({
+    registry.registerMetric(new Counter({
       name,
       help,
-      registers: [registry],
+      registers: [],
       collect () {
         this.reset()
         this.inc(read())
       }
-    })
+    }))
   }
   return registry
 }

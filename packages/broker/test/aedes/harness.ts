@@ -3,7 +3,7 @@ import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt'
 
 /**
- * A real Aedes broker in this process on a loopback port, with `onClient` called on each
+ * A real Aedes broker in this process on a loopback port, with a function called on each
  * client right after `broker.handle()` (where the broker installs its per-client patches):
  * what the contract tests of src/aedes/ run against.
  */
@@ -12,8 +12,10 @@ export class AedesUnderTest {
 
   private constructor (readonly broker: Aedes, readonly server: Server) {}
 
-  static async start (options: AedesOptions = {}, onClient: (client: Client) => void = () => {}): Promise<AedesUnderTest> {
+  /** `setup` gets the broker and returns what to do with each new client */
+  static async start (options: AedesOptions = {}, setup: (broker: Aedes) => (client: Client) => void = () => () => {}): Promise<AedesUnderTest> {
     const broker = await Aedes.createBroker(options)
+    const onClient = setup(broker)
     const server = createServer(socket => onClient(broker.handle(socket)))
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     return new AedesUnderTest(broker, server)
