@@ -124,6 +124,19 @@ t.test('a port in use: a clear error and exit 1', async t => {
   t.match(r.stdout, /cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/)
 })
 
+t.test('a data directory locked by another broker: a clear error and exit 1 (it may pass: systemd retries)', async t => {
+  const data = join(dir, 'locked-data')
+  const { ClassicLevel } = await import('classic-level')
+  const holder = new ClassicLevel(data)
+  await holder.open()
+  t.teardown(() => holder.close())
+  const file = join(dir, 'locked.yaml')
+  await writeFile(file, `listeners:\n  - { port: ${await freePort()}, host: 127.0.0.1, protocol: mqtt }\npersistence: { dir: ${data} }\nadmin: false\n`)
+  const r = await firehose(['broker', '--config', file])
+  t.equal(r.code, 1)
+  t.match(r.stdout, /persistence\.dir: cannot open .*locked-data.*is another broker using this directory\?/)
+})
+
 t.test('with no config file: the four default listeners, moved by environment variables', async t => {
   const certs = makeCerts(join(dir, 'default-certs'))
   const ports = { mqtt: await freePort(), mqtts: await freePort(), ws: await freePort(), wss: await freePort(), admin: await freePort() }

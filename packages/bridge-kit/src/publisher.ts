@@ -132,6 +132,7 @@ export class MqttPublisher {
     const { outbox, metrics } = this.deps
     const connection = new AbortController()
     client.once('close', () => connection.abort())
+    if (!client.connected) connection.abort() // it closed before the drain began
     const signal = AbortSignal.any([connection.signal, this.stopSignal.signal])
     // resolves 'timeout' when the broker does not acknowledge in time, or 'gone' when the connection or the bridge is
     const settle = async <T>(work: Promise<T>): Promise<T | 'timeout' | 'gone'> => {
