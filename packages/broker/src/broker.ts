@@ -91,7 +91,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     throw err
   }
   dropDeniedPublishes(broker, ctx.denied)
-  // Aedes emits 'error' when it cannot publish a stored will; without a listener that would crash us
+  // Aedes emits 'error' when its store fails while queueing a message; without a listener that
+  // would crash us. (A will it fails to publish in its heartbeat check is an unhandled rejection
+  // instead, which no listener catches: docs/upstream.md, entry 7.)
   asEmitter(broker).on('error', (err: unknown) => logger.error({ err }, 'broker error'))
   broker.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client, err) => logger.debug({ err: err.message }, 'connection error before CONNECT'))

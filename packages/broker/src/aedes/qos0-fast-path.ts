@@ -10,8 +10,8 @@ type Publish = AedesPublishPacket & { clientId?: string, nl?: boolean, propertie
  * QoS 0 delivery, the fan-out hot path, done once per message instead of once per subscriber.
  *
  * Written against Aedes 1.2, lib/client.js: the Client constructor's `deliver0` closure, which
- * copies the packet, re-encodes it with mqtt-packet for every subscriber, writes it as four
- * chunks, and schedules two setImmediate callbacks per delivery. Here a message's PUBLISH
+ * copies the packet, re-encodes it with mqtt-packet for every subscriber, writes it as five
+ * chunks (mqtt-packet writes each field apart), and schedules two setImmediate callbacks per delivery. Here a message's PUBLISH
  * bytes are encoded once (all subscribers of a message get the same bytes for QoS 0 on MQTT
  * 3.1/3.1.1), written as one chunk, and the deliveries of one event-loop turn complete
  * together after the coalesced write. Upstream proposal: docs/upstream.md.

@@ -11,6 +11,10 @@ interface RetainedPacket { topic: string, payload: Buffer }
  * cluster the retained store is shared, so the nodes would overwrite each other's values: the
  * node keeps its own in memory instead, and a subscriber on a node gets that node's.
  * (The live updates from other nodes are dropped in authorizeForward.)
+ *
+ * It also gives Aedes a stream: aedes-persistence-redis's class returns an async generator
+ * from createRetainedStreamCombi, and Aedes calls .pipe() on it (its default export wraps the
+ * class; Firehose uses the class). Keep the Readable.from if this file ever goes.
  */
 export function keepSysRetainedLocal (persistence: AedesPersistence): AedesPersistence {
   const local = new Map<string, RetainedPacket>()

@@ -8,11 +8,15 @@ import { WILL_OWNER, type HookContext, type Session } from './context.js'
  * publish status messages and must keep working. Aedes would disconnect on an error
  * here, so the packet is marked instead and `dropDeniedPublishes` swallows it.
  * Wills pass here too when a client dies: a denied will is dropped the same way.
+ * Never calls back with an error: for a will, Aedes would turn that into an unhandled
+ * rejection that ends the process (docs/upstream.md, entry 7).
  */
 export function createAuthorizePublish (ctx: HookContext) {
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     // A will whose client is gone — its node died, or a previous run of this broker — has no
-    // client here: it is judged by the ACL of the user who connected with it.
+    // client here: it is judged by the ACL of the user who connected with it. (When a client
+    // with the same id is connected here, Aedes passes that one instead, and its user judges
+    // the will: docs/upstream.md, entry 7.)
     const session = client === null ? orphanWillSession(ctx, packet) : ctx.sessions.get(client)
     // a will is published by the broker on the client's behalf: not a message received
     if (client !== null && !isWillOf(client, packet)) ctx.stats.messagesReceived++

@@ -24,7 +24,8 @@ export function rawSocket (socket: Socket): Socket {
 /**
  * How much a connection's stream buffers before write() says "wait for drain". Aedes waits
  * for drain holding one of its delivery slots, so with the default 16 KiB a subscriber that
- * stops reading held every slot after ~100 small messages and stalled delivery to everyone,
+ * stops reading held every slot ~100 small messages after its kernel buffers filled, and so
+ * stalled delivery to everyone,
  * long before the stalled-subscriber guard (authorizeForward, limits.maxQueuedBytes) could act.
  * Buffering up to that limit lets the guard disconnect it first.
  */
