@@ -1,4 +1,5 @@
 import { connect as netConnect } from 'node:net'
+import mqttPacket from 'mqtt-packet'
 import t, { type Test } from 'tap'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { MosquittoSub, run } from './helpers/mosquitto.js'
@@ -126,5 +127,23 @@ t.test('a connection flood from one address is refused past limits.maxConnection
   t.equal(refused, expected, `exactly 20 connections admitted from one address (${open} were already open)`)
   for (const s of sockets) s.destroy()
   await waitFor('the flood sockets to be released', async () => (await broker.metric('firehose_connections', '{listener="mqtt:' + broker.ports.mqtt + '"}')) <= 2)
+  await stillServing(t)
+})
+
+t.test('thousands of publishes to a topic nobody reads, in one write behind a burst to one somebody reads: handled, no stack overflow', async t => {
+  // the witness holds delivery slots for the first burst; the rest queue in mqemitter, which
+  // drained its queue by recursion and overflowed the stack (aedes/mqemitter-drain-loop.ts)
+  const publisher = await RawClient.open(broker.ports.mqtt)
+  t.teardown(() => publisher.destroy())
+  publisher.send(connectPacket({ username: 'gerrit', password: Buffer.from(USERS.gerrit) }))
+  await waitFor('the CONNACK', () => publisher.packets.some(p => p.cmd === 'connack'))
+  const received = await broker.metric('firehose_messages_received_total')
+  const packets: Buffer[] = []
+  for (let i = 0; i < 200; i++) packets.push(mqttPacket.generate({ cmd: 'publish', topic: 'gerrit/witness', payload: Buffer.from('burst'), qos: 0, retain: false, dup: false }))
+  // small packets, so one read holds thousands of them
+  for (let i = 0; i < 20000; i++) packets.push(mqttPacket.generate({ cmd: 'publish', topic: 'gerrit/b', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false }))
+  publisher.write(Buffer.concat(packets))
+  await waitFor('every publish to be received', async () => await broker.metric('firehose_messages_received_total') - received === 20200, 20000)
+  t.equal(broker.exitCode, null, 'the broker is running')
   await stillServing(t)
 })

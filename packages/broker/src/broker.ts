@@ -3,7 +3,8 @@ import { Aedes, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
-import { asEmitter, connectedClients } from './aedes/internals.js'
+import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
+import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
 import { recordQos2AfterPublish } from './aedes/record-qos2-after-publish.js'
 import { checkAedesPatches } from './aedes/self-check.js'
 import { AccessControl } from './auth/access-control.js'
@@ -91,6 +92,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     throw err
   }
   dropDeniedPublishes(broker, ctx.denied)
+  drainWithoutRecursion(brokerInternals(broker).mq)
   // Aedes emits 'error' when its store fails while queueing a message; without a listener that
   // would crash us. (A will it fails to publish in its heartbeat check is an unhandled rejection
   // instead, which no listener catches: docs/upstream.md, entry 7.)

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Writable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes'
+import type { MQEmitter } from 'mqemitter'
 
 /**
  * The one typed view of the Aedes internals Firehose uses: fields and methods Aedes 1.2
@@ -48,6 +49,8 @@ export interface BrokerInternals {
   id: string
   /** connected clients by client id */
   clients: Record<string, Client>
+  /** the message bus deliveries go through (mqemitter, or mqemitter-redis in a cluster) */
+  mq: MQEmitter
   publish: PublishFn
 }
 

@@ -11,6 +11,7 @@ import { internalsContract } from './internals-contract.js'
 import { qos0FastPathContract } from './qos0-fast-path.js'
 import { recordQos2AfterPublishContract } from './record-qos2-after-publish.js'
 import { redisAtomicPubrelContract } from './redis-atomic-pubrel.js'
+import { mqemitterDrainLoopContract } from './mqemitter-drain-loop.js'
 import { inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
@@ -21,7 +22,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   writeCoalescerContract,
   dropDeniedPublishesContract,
   recordQos2AfterPublishContract,
-  redisAtomicPubrelContract
+  redisAtomicPubrelContract,
+  mqemitterDrainLoopContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

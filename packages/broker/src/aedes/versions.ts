@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url'
  */
 export const WRITTEN_FOR = {
   aedes: '1.2',
-  'aedes-persistence-redis': '12.0'
+  'aedes-persistence-redis': '12.0',
+  mqemitter: '7.1'
 } as const
 
 export type PatchedPackage = keyof typeof WRITTEN_FOR
