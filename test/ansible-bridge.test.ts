@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { BridgeProcess } from './helpers/bridge-process.js'
 import { BrokerProcess } from './helpers/broker-process.js'
-import { MosquittoSub } from './helpers/mosquitto.js'
+import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { ACL, USERS } from './helpers/policy.js'
 import { freePort } from './helpers/ports.js'
 import { REPO } from './helpers/repo.js'
@@ -181,4 +181,32 @@ t.test('bad requests get a 4xx and publish nothing', async t => {
   t.equal(sub.lines.length, count, 'nothing was published')
   const metrics = receiver.logs.filter(l => l.event === 'bridge.input-rejected')
   t.ok(metrics.length >= 6, 'each refusal logged')
+})
+
+t.test('the retained status is current within a second of events, and keeps lastEventAt across a restart', async t => {
+  const statusNow = async (): Promise<Record<string, unknown>> => {
+    const r = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-t', 'firehose/bridges/ansible', '-C', '1', '-W', '5'])
+    return JSON.parse(r.stdout) as Record<string, unknown>
+  }
+  const url = `http://127.0.0.1:${port}/events`
+  const playbookId = 'f0e7a1c2-3b4d-4e5f-8a9b-0c1d2e3f4a5b'
+  const before = Date.now()
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ events: Array.from({ length: 20 }, (_, i) => ({ id: `status-${i}`, kind: 'start', payload: { playbook_id: playbookId, status: 'OK' } })) })
+  })
+  t.equal(res.status, 200)
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  const current = await statusNow()
+  t.equal(current.state, 'connected', 'this receiver\'s status (the HTTPS one above, same name, said "stopped")')
+  t.equal(current.outboxDepth, 0, 'the outbox drained, and the status says so')
+  t.ok(typeof current.lastEventAt === 'string' && Date.parse(current.lastEventAt) >= before, `lastEventAt is the last event (${String(current.lastEventAt)})`)
+
+  await receiver.signal('SIGTERM')
+  await receiver.start()
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  const restarted = await statusNow()
+  t.equal(restarted.state, 'connected')
+  t.equal(restarted.lastEventAt, current.lastEventAt, 'lastEventAt survives the restart')
 })

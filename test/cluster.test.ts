@@ -57,6 +57,33 @@ t.test('a subscriber on one node receives what is published on another', async t
   t.same(got.sort(), ['gerrit/cross/one from b', 'gerrit/cross/two from c'])
 })
 
+t.test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK and their messages (1, 2 and 10 filters)', async t => {
+  for (const count of [1, 2, 10]) {
+    // not kept: other tests count the clients on b
+    const reader = await connect(url(b), { clientId: `multi-${count}`, clean: false })
+    const got = collect(reader)
+    const filters = Object.fromEntries(Array.from({ length: count }, (_, i) => [`gerrit/multi${count}/${i}`, { qos: (i % 3) as 0 | 1 | 2 }]))
+    const granted = await Promise.race([
+      reader.subscribeAsync(filters),
+      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`no SUBACK for ${count} filters`)), 5000))
+    ])
+    t.equal(granted.length, count, `SUBACK for ${count} filter(s)`)
+    for (let i = 0; i < count; i++) await pub(a, `gerrit/multi${count}/${i}`, String(i))
+    await waitFor(`${count} messages`, () => got.length >= count)
+    t.same(got.sort(), Array.from({ length: count }, (_, i) => `gerrit/multi${count}/${i} ${i}`).sort())
+    await reader.endAsync()
+  }
+  // paho and mosquitto_sub send several -t as one SUBSCRIBE, as the README suggests for readers
+  const sub = new MosquittoSub(['-h', '127.0.0.1', '-p', String(c.ports.mqtt), '-i', 'multi-cli', '-c', '-q', '1', '-t', 'gerrit/m/a', '-t', 'gerrit/m/b', '-v'])
+  t.teardown(() => sub.stop())
+  await waitFor('mosquitto_sub to subscribe', async () => {
+    await pub(a, 'gerrit/m/b', 'probe')
+    return sub.lines.length > 0
+  }, 10000)
+  t.ok(sub.lines.includes('gerrit/m/b probe'), 'mosquitto_sub -c with two -t receives')
+  sub.stop()
+})
+
 t.test('users and ACL hold on every node: an anonymous publish through b reaches nobody on a', async t => {
   const got = await subscriber(a, 'gerrit/acl/#')
   await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(b.ports.mqtt), '-q', '1', '-t', 'gerrit/acl/forged', '-m', 'anonymous'])

@@ -2,9 +2,13 @@ import t from 'tap'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { ACL, USERS } from './helpers/policy.js'
+import { connectPacket, RawClient } from './helpers/raw.js'
+import { waitFor } from './helpers/wait.js'
 
 // Retained messages and persistent sessions survive a broker restart, on the embedded store.
 
+/** documented: a single broker publishes a previous run's wills within 4 heartbeats of 2.5 s (10 s), with room for a loaded machine */
+const WILL_BOUND_S = 20
 const broker = await BrokerProcess.start({ users: USERS, acl: ACL })
 t.teardown(() => broker.stop())
 const pub = (args: string[]) => run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-u', 'gerrit', '-P', USERS.gerrit, ...args])
@@ -38,4 +42,21 @@ t.test('after SIGKILL too: what was acknowledged is not lost', async t => {
   await broker.launch()
   const retained = new MosquittoSub(['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-t', 'gerrit/last-known', '-v', '-C', '1', '-W', '10'])
   t.same(await retained.waitForLines(1), ['gerrit/last-known before-crash'])
+})
+
+t.test('the will of a client of the previous run goes out within seconds of a restart after SIGKILL', async t => {
+  const raw = await RawClient.open(broker.ports.mqtt)
+  raw.send(connectPacket({ clientId: 'will-across-restart', username: 'gerrit', password: Buffer.from(USERS.gerrit), will: { topic: 'gerrit/wills/across-restart', payload: Buffer.from('gone'), qos: 1, retain: true } }))
+  await waitFor('the CONNACK', () => raw.packets.some(p => p.cmd === 'connack'))
+  await broker.signal('SIGKILL') // the will is stored; its client is gone with the broker
+  raw.destroy()
+  await broker.launch()
+  const started = Date.now()
+  // retained, so a reader that subscribes late still sees it
+  const wills = new MosquittoSub(['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-t', 'gerrit/wills/#', '-v'])
+  t.teardown(() => wills.stop())
+  await wills.waitForLines(1, (WILL_BOUND_S + 5) * 1000)
+  const after = (Date.now() - started) / 1000
+  t.same(wills.lines, ['gerrit/wills/across-restart gone'])
+  t.ok(after <= WILL_BOUND_S, `published ${after.toFixed(1)} s after the restart (bound ${WILL_BOUND_S} s)`)
 })

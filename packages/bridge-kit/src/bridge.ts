@@ -36,9 +36,11 @@ export interface RunningBridge {
 }
 
 export async function startBridge (config: CommonConfig, source: Source, logger: Logger): Promise<RunningBridge> {
-  const outbox = await Outbox.open({ ...config.outbox, logger, source: config.source })
+  let delivered = (): void => {}
+  const outbox = await Outbox.open({ ...config.outbox, logger, source: config.source, onAcknowledged: () => delivered() })
   const metrics = createBridgeMetrics(config.name, () => outbox.depth)
-  const status = new StatusReporter(Date.now, () => outbox.depth)
+  const status = new StatusReporter(Date.now, () => outbox.depth, outbox.lastAcceptedAt)
+  delivered = () => status.eventDelivered()
   const publisher = new MqttPublisher(config, { outbox, logger, metrics, status })
   const server = config.metrics === undefined
     ? undefined
@@ -53,10 +55,11 @@ export async function startBridge (config: CommonConfig, source: Source, logger:
     logger,
     accept: async (event, key) => {
       metrics.received.inc()
-      status.eventSeen()
       const result = await outbox.accept(event, key)
       if (result === 'duplicate') metrics.duplicates.inc()
       else metrics.accepted.inc()
+      // the time the outbox recorded, which a restarted bridge reads back
+      status.eventSeen(result === 'queued' ? outbox.lastAcceptedAt : undefined)
       return result
     },
     hasSeen: async key => await outbox.hasSeen(key),

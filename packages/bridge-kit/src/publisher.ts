@@ -8,6 +8,9 @@ import type { Outbox } from './outbox/outbox.js'
 import { keepReconnecting } from './reconnect.js'
 import type { StatusReporter } from './status.js'
 
+/** The status topic is published at most this often, with the latest state: a burst of events is one update. */
+export const STATUS_COALESCE_MS = 200
+
 /**
  * One persistent, authenticated MQTT connection, to the first broker URL that answers
  * (then the next, with capped backoff, when it drops). It drains the outbox in order, one
@@ -190,6 +193,6 @@ export class MqttPublisher {
       client.publish(this.statusTopic, JSON.stringify(this.deps.status), { qos: 0, retain: true }, err => {
         if (err) this.statusDirty = true
       })
-    }, 200)
+    }, STATUS_COALESCE_MS)
   }
 }

@@ -3,6 +3,9 @@ import { keepReconnecting, type EventSink, type Source } from '@firehose/bridge-
 import type { ImapConfig } from './config.js'
 import { parseMail } from './parse-mail.js'
 
+/** how long after its last command the connection enters IDLE (imapflow waits 15 s by default) */
+const AUTO_IDLE_DELAY_MS = 500
+
 export interface MailboxSourceOptions {
   imap: ImapConfig
   password: string
@@ -68,7 +71,10 @@ export class MailboxSource implements Source {
       auth: { user: imap.username, pass: this.options.password },
       ...(this.options.ca === undefined ? {} : { tls: { ca: this.options.ca } }),
       logger: false,
-      maxIdleTime: 5 * 60 * 1000 // re-issue IDLE before servers and middleboxes time it out
+      maxIdleTime: 5 * 60 * 1000, // re-issue IDLE before servers and middleboxes time it out
+      // enter IDLE half a second after the last command, not imapflow's 15 s: mail delivered
+      // meanwhile would wait for the re-check
+      autoIdleDelay: AUTO_IDLE_DELAY_MS
     })
     client.on('error', err => sink.logger.warn({ err: (err as Error).message }, 'IMAP error'))
     this.client = client
@@ -82,16 +88,23 @@ export class MailboxSource implements Source {
     const mailbox = await client.mailboxOpen(imap.folder)
     const validity = String(mailbox.uidValidity)
     let wake: (() => void) | undefined
-    const connection = { closed: false }
-    const notify = (): void => { wake?.(); wake = undefined }
+    // closed, and whether new mail was announced while a batch was being processed (then the
+    // batch is followed by another at once: entering IDLE again announces nothing)
+    const connection = { closed: false, notified: false }
+    const notify = (): void => {
+      connection.notified = true
+      wake?.()
+      wake = undefined
+    }
     client.on('exists', notify)
     client.on('close', () => { connection.closed = true; notify() })
     const timer = setInterval(notify, imap.recheckInterval * 1000)
     try {
       while (!connection.closed && !this.stopping) {
+        connection.notified = false
         await this.processAll(client, sink, validity)
         if (connection.closed || this.stopping) break
-        await new Promise<void>(resolve => { wake = resolve })
+        if (!connection.notified) await new Promise<void>(resolve => { wake = resolve })
       }
     } finally {
       clearInterval(timer)

@@ -1,4 +1,4 @@
-import { Keyspace, type Db } from './keyspace.js'
+import { Keyspace, type BatchOp, type Db } from './keyspace.js'
 
 /** Small named values a source keeps beside its events (the Gerrit bridge's last event time). */
 export class Metadata {
@@ -10,6 +10,11 @@ export class Metadata {
 
   async get (name: string): Promise<string | undefined> {
     return await this.#space.db.get(this.#space.key(name))
+  }
+
+  /** a set to write in the same batch as something else */
+  setOp (name: string, value: string): BatchOp {
+    return { type: 'put', key: this.#space.key(name), value }
   }
 
   async set (name: string, value: string): Promise<void> {

@@ -17,10 +17,14 @@ export interface OutboxOptions {
   logger: Logger
   /** the configuration's source, for errors opening `dir` */
   source: string
+  /** called after each acknowledgement (an event left the outbox) */
+  onAcknowledged?: () => void
   now?: () => number
 }
 
 const THRESHOLDS = [0.5, 0.8, 1] as const
+/** metadata: when the last event was accepted (ms), so a restarted bridge's status still says */
+const LAST_ACCEPTED = 'outbox.lastAcceptedAt'
 
 /**
  * The bridge's durable queue, in LevelDB. Data flows one way: the source accepts an event
@@ -50,6 +54,7 @@ export class Outbox {
   #count = 0
   #nextSeq = 1
   #sending: number | undefined
+  #lastAcceptedAt: number | undefined
   #chain: Promise<unknown> = Promise.resolve()
   #warned = 0
 
@@ -79,12 +84,16 @@ export class Outbox {
     outbox.#count = count
     outbox.#nextSeq = nextSeq
     await outbox.#inflight.load()
+    const last = await outbox.meta.get(LAST_ACCEPTED)
+    outbox.#lastAcceptedAt = last === undefined ? undefined : Number(last)
     await outbox.#seen.forgetBefore(outbox.#now() - options.dedupeDays * 86400_000)
     if (count > 0) options.logger.info({ outboxDepth: count }, 'outbox holds events from before the restart: they are sent first, in order')
     return outbox
   }
 
   get depth (): number { return this.#count }
+  /** when the last event was accepted (ms since the epoch), across restarts; undefined before the first */
+  get lastAcceptedAt (): number | undefined { return this.#lastAcceptedAt }
   get capacity (): number { return this.#options.maxEvents }
 
   /** Writes the event (and its dedupe key) to disk; waits while the outbox is full. */
@@ -93,9 +102,10 @@ export class Outbox {
       if (dedupeKey !== undefined && await this.#seen.has(dedupeKey)) return 'duplicate' as const
       while (this.#count >= this.#options.maxEvents) await this.#next('acknowledged')
       const entry: OutboxEntry = { ...event, seq: this.#nextSeq++, acceptedAt: this.#now() }
-      const ops = [this.#events.appendOp(entry)]
+      const ops = [this.#events.appendOp(entry), this.meta.setOp(LAST_ACCEPTED, String(entry.acceptedAt))]
       if (dedupeKey !== undefined) ops.push(this.#seen.rememberOp(dedupeKey, entry.acceptedAt))
       await this.#db.batch(ops, { sync: true })
+      this.#lastAcceptedAt = entry.acceptedAt
       this.#count++
       this.#checkFill()
       this.#changes.emit('added')
@@ -160,6 +170,7 @@ export class Outbox {
     this.#count--
     this.#checkFill()
     this.#changes.emit('acknowledged')
+    this.#options.onAcknowledged?.()
   }
 
   async #next (change: 'added' | 'acknowledged', signal?: AbortSignal): Promise<void> {

@@ -15,6 +15,7 @@ export const internalsContract: PatchContract = {
     expect(problems, client.broker === broker, 'client.broker is not the broker')
     expect(problems, '_will' in client && 'will' in client, 'client._will / client.will are missing')
     expect(problems, typeof client.close === 'function', 'client.close is not a function')
+    expect(problems, typeof client.duplicates === 'object' && client.duplicates !== null, 'client.duplicates is missing')
     return problems
   }
 }

@@ -29,8 +29,8 @@ export interface ClientInternals {
   conn: Writable
   req?: IncomingMessage
   broker: Aedes
-  /** filter -> subscription, for this client */
-  subscriptions: Record<string, unknown>
+  /** filter -> subscription (with its granted QoS), for this client */
+  subscriptions: Record<string, { qos: number }>
   /** broker id -> highest brokerCounter delivered (duplicate suppression across a cluster) */
   duplicates: Record<string, number>
   /** the QoS 0 delivery function; subscriptions keep a reference to it, taken at SUBSCRIBE */
@@ -47,6 +47,8 @@ export interface ClientInternals {
 /** aedes.js `Aedes` */
 export interface BrokerInternals {
   id: string
+  /** the last brokerCounter given to a message (aedes-packet takes ++counter) */
+  counter: number
   /** connected clients by client id */
   clients: Record<string, Client>
   /** the message bus deliveries go through (mqemitter, or mqemitter-redis in a cluster) */
@@ -80,6 +82,11 @@ export function subscriptionCount (broker: Aedes): number {
 /** The filters `client` subscribed to. */
 export function subscribedFilters (client: Client): string[] {
   return Object.keys(clientInternals(client).subscriptions)
+}
+
+/** The QoS granted to each of `client`'s subscriptions, by filter. */
+export function grantedSubscriptions (client: Client): Readonly<Record<string, { qos: number }>> {
+  return clientInternals(client).subscriptions
 }
 
 /** The id of the broker (cluster node) `client` is connected to. */

@@ -16,9 +16,9 @@ type Publish = AedesPublishPacket & { clientId?: string, nl?: boolean, propertie
  * 3.1/3.1.1), written as one chunk, and the deliveries of one event-loop turn complete
  * together after the coalesced write. Upstream proposal: docs/upstream.md.
  *
- * Everything else is still Aedes': the same checks in the same order (no-local, duplicate
- * suppression by broker id and counter, authorizeForward), waiting for drain when the write
- * buffer is full, and Aedes' own `deliver0` for what this does not cover (MQTT 5 sessions,
+ * Everything else is still Aedes': the same checks in the same order (no-local, then
+ * authorizeForward, which also suppresses duplicates: exact-dedupe.ts), waiting for drain
+ * when the write buffer is full, and Aedes' own `deliver0` for what this does not cover (MQTT 5 sessions,
  * packets with properties, connections not yet or no longer up).
  */
 export class Qos0FastPath {
@@ -53,7 +53,7 @@ export class Qos0FastPath {
       fallback(packet, callback)
       return
     }
-    if ((packet.clientId === client.id && packet.nl === true) || !isNew(client, packet)) {
+    if (packet.clientId === client.id && packet.nl === true) {
       this.#coalescer.afterFlush(callback)
       return
     }
@@ -96,30 +96,18 @@ export class Qos0FastPath {
   }
 }
 
-/** Aedes' duplicate suppression (lib/client.js `dedupe`): a message from another broker of a cluster may arrive twice. */
-function isNew (client: ClientInternals, packet: Publish): boolean {
-  const id = packet.brokerId
-  if (!id) return true
-  const counter = packet.brokerCounter ?? 0
-  const fresh = (client.duplicates[id] ?? 0) < counter
-  if (fresh) client.duplicates[id] = counter
-  return fresh
-}
-
 export const qos0FastPathContract: PatchContract = {
   patch: 'qos0-fast-path.ts',
   package: 'aedes',
-  writtenAgainst: 'lib/client.js (Client constructor: deliver0, deliverQoS, duplicates, dedupe; waitForDrain, _onError) and lib/handlers/subscribe.js (a subscription keeps client.deliver0)',
+  writtenAgainst: 'lib/client.js (Client constructor: deliver0, deliverQoS; waitForDrain, _onError) and lib/handlers/subscribe.js (a subscription keeps client.deliver0)',
   verify ({ client, source }) {
     const problems: string[] = []
     expect(problems, typeof client.deliver0 === 'function' && client.deliver0.name === 'deliverQoS0', 'client.deliver0 is not Aedes\' deliverQoS0 function')
     expect(problems, typeof client.deliverQoS === 'function' && client.deliverQoS.toString().includes('that.deliver0('), 'client.deliverQoS no longer downgrades through client.deliver0')
-    expect(problems, typeof client.duplicates === 'object' && client.duplicates !== null, 'client.duplicates is missing')
     expect(problems, typeof client.waitForDrain === 'function' && typeof client._onError === 'function', 'client.waitForDrain / client._onError are missing')
     expect(problems, client.version === null && client.connected === false && client.connecting === false && client.errored === false,
       'client.version / connected / connecting / errored do not start as null / false')
     expectSource(problems, source('aedes', 'lib/handlers/subscribe.js'), 'lib/handlers/subscribe.js', ['client.deliverQoS : client.deliver0'])
-    expectSource(problems, source('aedes', 'lib/client.js'), 'lib/client.js', ['function dedupe (client, packet)', 'duplicates[id] = counter'])
     return problems
   }
 }

@@ -6,12 +6,16 @@ import { fileURLToPath } from 'node:url'
 import type { Aedes } from 'aedes'
 import type { PatchContract, Probe } from './contract.js'
 import { dropDeniedPublishesContract } from './drop-denied-publishes.js'
+import { exactDedupeContract } from './exact-dedupe.js'
 import { clientInternals } from './internals.js'
 import { internalsContract } from './internals-contract.js'
 import { qos0FastPathContract } from './qos0-fast-path.js'
 import { recordQos2AfterPublishContract } from './record-qos2-after-publish.js'
+import { sharedAddSubscriptionsContract } from './shared-add-subscriptions.js'
 import { redisAtomicPubrelContract } from './redis-atomic-pubrel.js'
 import { mqemitterDrainLoopContract } from './mqemitter-drain-loop.js'
+import { orderedOutgoingUpdatesContract } from './ordered-outgoing-updates.js'
+import { orderedPublishesContract } from './ordered-publishes.js'
 import { inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
@@ -23,7 +27,11 @@ export const CONTRACTS: readonly PatchContract[] = [
   dropDeniedPublishesContract,
   recordQos2AfterPublishContract,
   redisAtomicPubrelContract,
-  mqemitterDrainLoopContract
+  mqemitterDrainLoopContract,
+  exactDedupeContract,
+  orderedPublishesContract,
+  sharedAddSubscriptionsContract,
+  orderedOutgoingUpdatesContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

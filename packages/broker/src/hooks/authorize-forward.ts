@@ -1,5 +1,6 @@
 import type { AedesPublishPacket, Client } from 'aedes'
-import { brokerIdOf, subscribedFilters } from '../aedes/internals.js'
+import { isRepeatDelivery } from '../aedes/exact-dedupe.js'
+import { brokerIdOf, grantedSubscriptions, subscribedFilters } from '../aedes/internals.js'
 import { topicMatches } from '../auth/topic-filter.js'
 import type { HookContext } from './context.js'
 
@@ -16,10 +17,14 @@ interface WebSocketConn { socket?: { bufferedAmount: number } }
  *   tab, a suspended laptop): it is disconnected and counted, so it holds no memory and
  *   slows no one.
  * - ACL read rules, skipped for clients that may read everything.
+ * - The same message twice in a row to one client (overlapping subscriptions) goes once
+ *   (aedes/exact-dedupe.ts), at the highest QoS its matching subscriptions were granted,
+ *   never above it [MQTT-3.8.4-6] — Aedes lowers it for exact filters only.
  */
 export function createAuthorizeForward (ctx: HookContext) {
   const max = ctx.limits.maxQueuedBytes
   return function authorizeForward (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (isRepeatDelivery(client, packet)) return null
     const topic = packet.topic
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic.startsWith(SYS_PREFIX) && !topic.startsWith(SYS_BROKER_PREFIX)) return null
@@ -42,7 +47,20 @@ export function createAuthorizeForward (ctx: HookContext) {
     const session = ctx.sessions.get(client)
     if (session === undefined) return null
     if (!(session.access.readsEverything && topic.charCodeAt(0) !== 36) && !session.access.canReceive(topic)) return null
+    // the packet is this delivery's own copy (Aedes makes one per subscription)
+    if (packet.qos > 0) packet.qos = Math.min(packet.qos, grantedQos(client, topic)) as AedesPublishPacket['qos']
     ctx.stats.messagesSent++
     return packet
   }
+}
+
+/** The highest QoS granted to a subscription of `client` matching `topic`. */
+function grantedQos (client: Client, topic: string): number {
+  let granted = 0
+  const subscriptions = grantedSubscriptions(client)
+  for (const filter in subscriptions) {
+    const qos = subscriptions[filter]!.qos
+    if (qos > granted && topicMatches(filter, topic)) granted = qos
+  }
+  return granted
 }

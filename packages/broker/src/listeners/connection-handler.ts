@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
+import { installExactDedupe } from '../aedes/exact-dedupe.js'
 import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
 import { WriteCoalescer } from '../aedes/write-coalescer.js'
 
@@ -12,7 +13,9 @@ export function createConnectionHandler (broker: Aedes): ConnectionHandler {
   const qos0 = new Qos0FastPath(broker, coalescer)
   return (stream, req) => {
     coalescer.attach(stream)
+    const client = req === undefined ? broker.handle(stream) : broker.handle(stream, req)
+    installExactDedupe(client)
     // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
-    qos0.install(req === undefined ? broker.handle(stream) : broker.handle(stream, req))
+    qos0.install(client)
   }
 }

@@ -1,0 +1,65 @@
+import type { AedesPublishPacket, Client } from 'aedes'
+import { expectSource, type PatchContract } from './contract.js'
+import { clientInternals } from './internals.js'
+
+const LAST_BROKER = Symbol('firehose.lastDeliveredBroker')
+const LAST_COUNTER = Symbol('firehose.lastDeliveredCounter')
+
+interface DedupeState { [LAST_BROKER]: string | undefined, [LAST_COUNTER]: number }
+
+/** What Aedes' `dedupe` sees instead of its high-water marks: nothing delivered, ever. */
+const NOTHING_SEEN: Record<string, number> = new Proxy(Object.create(null) as Record<string, number>, {
+  get: () => undefined,
+  set: () => true,
+  deleteProperty: () => true
+})
+
+/**
+ * Written against Aedes 1.2, lib/client.js `dedupe`: it drops any delivery whose brokerCounter
+ * is not above the highest one the client has seen from that broker. The counter is taken
+ * when a publish starts, but messages reach subscribers when their publish finishes, and that
+ * takes longer for some than others: a retained message waits for the store, a QoS 1/2
+ * message for the queues of offline persistent sessions, a will for its authorization. A
+ * message overtaken by a later one was dropped for every subscriber — silently, about 5% of a
+ * QoS 1 burst beside a persistent subscriber, most retained messages sent just before a plain
+ * one, wills after Aedes' own $SYS notices. Upstream: docs/upstream.md.
+ *
+ * What dedupe is for — the same message reaching one client twice, through overlapping
+ * subscriptions, or twice from Redis in a cluster — happens within one emit of that message,
+ * so the copies come one right after the other: a delivery is a repeat when it is the same
+ * message (broker id and counter) as the previous delivery to that client. Aedes' check is
+ * neutralised (`client.duplicates` never remembers) and this one runs in authorizeForward.
+ */
+export function installExactDedupe (client: Client): void {
+  clientInternals(client).duplicates = NOTHING_SEEN
+  const state = client as Client & DedupeState
+  state[LAST_BROKER] = undefined
+  state[LAST_COUNTER] = 0
+}
+
+/** Whether `packet` is the message delivered to `client` just before (then: drop it). */
+export function isRepeatDelivery (client: Client, packet: AedesPublishPacket): boolean {
+  const brokerId = packet.brokerId
+  if (!brokerId) return false // retained messages on SUBSCRIBE, which Aedes never dedupes either
+  const state = client as Client & DedupeState
+  const counter = packet.brokerCounter
+  if (state[LAST_COUNTER] === counter && state[LAST_BROKER] === brokerId) return true
+  state[LAST_BROKER] = brokerId
+  state[LAST_COUNTER] = counter
+  return false
+}
+
+export const exactDedupeContract: PatchContract = {
+  patch: 'exact-dedupe.ts',
+  package: 'aedes',
+  writtenAgainst: 'lib/client.js (dedupe reads and writes client.duplicates[brokerId]; getToForwardPacket calls dedupe, then authorizeForward) and aedes.js (brokerBorn deletes duplicates entries)',
+  verify ({ source }) {
+    const problems: string[] = []
+    expectSource(problems, source('aedes', 'lib/client.js'), 'lib/client.js', [
+      'const duplicates = client.duplicates',
+      'const result = (duplicates[id] || 0) < counter',
+      'const toForward = dedupe(that, _packet) &&\n        that.broker.authorizeForward(that, _packet)'
+    ])
+    return problems
+  }
+}
