@@ -7,6 +7,7 @@ import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.
 import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
 import { orderOutgoingUpdates } from './aedes/ordered-outgoing-updates.js'
 import { orderPublishesPerClient } from './aedes/ordered-publishes.js'
+import { publishBeforePuback } from './aedes/publish-before-puback.js'
 import { recordQos2AfterPublish } from './aedes/record-qos2-after-publish.js'
 import { checkAedesPatches } from './aedes/self-check.js'
 import { shareAddSubscriptions } from './aedes/shared-add-subscriptions.js'
@@ -20,6 +21,7 @@ import type { HookContext, Session } from './hooks/context.js'
 import { createPreConnect } from './hooks/pre-connect.js'
 import { createConnectionHandler } from './listeners/connection-handler.js'
 import { ConnectionGuard } from './listeners/connection-guard.js'
+import { StalledSubscriberGuard } from './listeners/stalled-subscriber.js'
 import type { Listener } from './listeners/listener.js'
 import { startTcpListener, type ListenerDeps } from './listeners/tcp.js'
 import { startWebSocketListener } from './listeners/websocket.js'
@@ -68,12 +70,14 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   const store = await openStore(config, logger)
   const { persistence, cluster } = store
   const stats = new BrokerStats()
+  const stalled = new StalledSubscriberGuard(config.limits.maxQueuedBytes, stats, logger)
   const ctx: HookContext = {
     access,
     sessions: new WeakMap<Client, Session>(),
     rejectedIds: new WeakSet<Client>(),
     denied: new WeakSet<PublishPacket>(),
     stats,
+    stalled,
     limits: config.limits,
     logger
   }
@@ -106,7 +110,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     throw err
   }
   orderPublishesPerClient(broker)
-  dropDeniedPublishes(broker, ctx.denied)
+  const publishedBeforePuback = new WeakSet<PublishPacket>()
+  dropDeniedPublishes(broker, ctx.denied, publishedBeforePuback)
+  publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
   drainWithoutRecursion(brokerInternals(broker).mq)
   // Aedes emits 'error' when its store fails while queueing a message; without a listener that
   // would crash us. (A will it fails to publish in its heartbeat check is an unhandled rejection
@@ -130,7 +136,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   })
 
   const guard = new ConnectionGuard(config.limits, stats, logger)
-  const listenerDeps: ListenerDeps = { guard, limits: config.limits, stats, logger, source: config.source, handle: createConnectionHandler(broker) }
+  const listenerDeps: ListenerDeps = { guard, limits: config.limits, stats, logger, source: config.source, handle: createConnectionHandler(broker, stalled) }
   const listeners: Listener[] = []
   const sys = new SysTopics({
     broker,

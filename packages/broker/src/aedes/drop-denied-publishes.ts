@@ -15,12 +15,14 @@ import { brokerInternals, type PublishFn } from './internals.js'
  * (a will is published with `that.broker.publish(will, that, done)`). Upstream proposal:
  * docs/upstream.md.
  */
-export function dropDeniedPublishes (broker: Aedes, denied: WeakSet<PublishPacket>): void {
+export function dropDeniedPublishes (broker: Aedes, denied: WeakSet<PublishPacket>, published: WeakSet<PublishPacket> = new WeakSet()): void {
   const internals = brokerInternals(broker)
   const publish = internals.publish.bind(broker)
   internals.publish = (packet, client, done) => {
-    if (denied.has(packet)) {
+    // denied, or already published before its PUBACK (publish-before-puback.ts)
+    if (denied.has(packet) || published.has(packet)) {
       denied.delete(packet)
+      published.delete(packet)
       const callback = typeof client === 'function' ? client : done
       if (callback !== undefined) setImmediate(callback)
       return

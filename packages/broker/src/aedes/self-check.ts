@@ -16,6 +16,7 @@ import { redisAtomicPubrelContract } from './redis-atomic-pubrel.js'
 import { mqemitterDrainLoopContract } from './mqemitter-drain-loop.js'
 import { orderedOutgoingUpdatesContract } from './ordered-outgoing-updates.js'
 import { orderedPublishesContract } from './ordered-publishes.js'
+import { publishBeforePubackContract } from './publish-before-puback.js'
 import { inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
@@ -31,7 +32,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   exactDedupeContract,
   orderedPublishesContract,
   sharedAddSubscriptionsContract,
-  orderedOutgoingUpdatesContract
+  orderedOutgoingUpdatesContract,
+  publishBeforePubackContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

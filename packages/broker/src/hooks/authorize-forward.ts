@@ -7,22 +7,18 @@ import type { HookContext } from './context.js'
 const SYS_PREFIX = '$SYS/'
 const SYS_BROKER_PREFIX = '$SYS/broker/'
 
-interface WebSocketConn { socket?: { bufferedAmount: number } }
-
 /**
  * Runs once per message per subscriber: the fan-out hot path, so it allocates nothing.
  * - Aedes' internal `$SYS/<broker id>/...` traffic (client ids coming and going) is not
  *   for subscribers; only our Mosquitto-compatible `$SYS/broker/...` is, and only this node's.
  * - A client whose unsent bytes pass limits.maxQueuedBytes is stalled (a frozen browser
- *   tab, a suspended laptop): it is disconnected and counted, so it holds no memory and
- *   slows no one.
+ *   tab, a suspended laptop): it is disconnected and counted (listeners/stalled-subscriber.ts).
  * - ACL read rules, skipped for clients that may read everything.
  * - The same message twice in a row to one client (overlapping subscriptions) goes once
  *   (aedes/exact-dedupe.ts), at the highest QoS its matching subscriptions were granted,
  *   never above it [MQTT-3.8.4-6] — Aedes lowers it for exact filters only.
  */
 export function createAuthorizeForward (ctx: HookContext) {
-  const max = ctx.limits.maxQueuedBytes
   return function authorizeForward (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (isRepeatDelivery(client, packet)) return null
     const topic = packet.topic
@@ -33,17 +29,7 @@ export function createAuthorizeForward (ctx: HookContext) {
       // Aedes sends retained $ messages to a `#` subscription too; [MQTT-4.7.2-1] says no
       if (!subscribedFilters(client).some(f => topicMatches(f, topic))) return null
     }
-    const conn = client.conn
-    const queued = conn.writableLength + ((conn as WebSocketConn).socket?.bufferedAmount ?? 0)
-    if (queued > max) {
-      ctx.stats.deliveriesDropped++
-      if (!conn.destroyed) {
-        ctx.stats.slowClientsDisconnected++
-        ctx.logger.warn({ event: 'client.stalled', clientId: client.id, queuedBytes: queued }, 'disconnecting stalled subscriber: outgoing queue passed limits.maxQueuedBytes')
-        conn.destroy()
-      }
-      return null
-    }
+    if (ctx.stalled.check(client.conn, client.id)) return null
     const session = ctx.sessions.get(client)
     if (session === undefined) return null
     if (!(session.access.readsEverything && topic.charCodeAt(0) !== 36) && !session.access.canReceive(topic)) return null

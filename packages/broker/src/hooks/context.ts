@@ -2,6 +2,7 @@ import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { AccessControl, ClientAccess } from '../auth/access-control.js'
 import type { Limits } from '../config/types.js'
+import type { StalledSubscriberGuard } from '../listeners/stalled-subscriber.js'
 import type { BrokerStats } from '../observability/stats.js'
 
 /** What the broker knows of a connected client beyond Aedes' own fields. */
@@ -25,6 +26,8 @@ export interface HookContext {
   /** publishes (and wills) the ACL denied: acknowledged to the client, then dropped */
   denied: WeakSet<PublishPacket>
   stats: BrokerStats
+  /** disconnects subscribers whose unsent bytes pass limits.maxQueuedBytes */
+  stalled: StalledSubscriberGuard
   limits: Limits
   logger: Logger
 }

@@ -4,15 +4,17 @@ import type { Aedes } from 'aedes'
 import { installExactDedupe } from '../aedes/exact-dedupe.js'
 import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
 import { WriteCoalescer } from '../aedes/write-coalescer.js'
+import type { StalledSubscriberGuard } from './stalled-subscriber.js'
 
 /** Hands a connection (TCP, TLS or WebSocket stream) to Aedes, on Firehose's fan-out path. */
 export type ConnectionHandler = (stream: Duplex, req?: IncomingMessage) => void
 
-export function createConnectionHandler (broker: Aedes): ConnectionHandler {
+export function createConnectionHandler (broker: Aedes, stalled: StalledSubscriberGuard): ConnectionHandler {
   const coalescer = new WriteCoalescer()
   const qos0 = new Qos0FastPath(broker, coalescer)
   return (stream, req) => {
     coalescer.attach(stream)
+    stalled.watch(stream)
     const client = req === undefined ? broker.handle(stream) : broker.handle(stream, req)
     installExactDedupe(client)
     // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
