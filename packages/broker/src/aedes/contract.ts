@@ -21,8 +21,10 @@ export interface PatchContract {
   package: PatchedPackage
   /** the source files and functions it was written against */
   writtenAgainst: string
-  /** one sentence per assumption that no longer holds; empty when all hold */
-  verify: (probe: Probe) => string[]
+  /** lines it relies on, by file of `package`: each must still be there, to the letter */
+  sources?: Readonly<Record<string, readonly string[]>>
+  /** other assumptions: one sentence per one that no longer holds; empty when all hold */
+  verify?: (probe: Probe) => string[]
 }
 
 /** `problems` plus a sentence when `ok` is false. */

@@ -1,5 +1,5 @@
 import type { AedesPublishPacket, Client } from 'aedes'
-import { expectSource, type PatchContract } from './contract.js'
+import type { PatchContract } from './contract.js'
 import { clientInternals } from './internals.js'
 
 const LAST_BROKER = Symbol('firehose.lastDeliveredBroker')
@@ -53,13 +53,11 @@ export const exactDedupeContract: PatchContract = {
   patch: 'exact-dedupe.ts',
   package: 'aedes',
   writtenAgainst: 'lib/client.js (dedupe reads and writes client.duplicates[brokerId]; getToForwardPacket calls dedupe, then authorizeForward) and aedes.js (brokerBorn deletes duplicates entries)',
-  verify ({ source }) {
-    const problems: string[] = []
-    expectSource(problems, source('aedes', 'lib/client.js'), 'lib/client.js', [
+  sources: {
+    'lib/client.js': [
       'const duplicates = client.duplicates',
       'const result = (duplicates[id] || 0) < counter',
       'const toForward = dedupe(that, _packet) &&\n        that.broker.authorizeForward(that, _packet)'
-    ])
-    return problems
+    ]
   }
 }

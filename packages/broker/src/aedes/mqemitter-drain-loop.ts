@@ -1,5 +1,5 @@
 import type { MQEmitter } from 'mqemitter'
-import { expect, expectSource, type PatchContract } from './contract.js'
+import type { PatchContract } from './contract.js'
 import { brokerInternals } from './internals.js'
 
 /** The parts of an mqemitter 7.1 instance (mqemitter.js) this patch reads or replaces. */
@@ -43,12 +43,11 @@ export const mqemitterDrainLoopContract: PatchContract = {
   patch: 'mqemitter-drain-loop.ts',
   package: 'mqemitter',
   writtenAgainst: 'mqemitter.js (released: that._do(message, callback); MQEmitter.prototype._do)',
-  verify ({ broker, source }) {
-    const problems: string[] = []
+  sources: { 'mqemitter.js': ['that._do(message, callback)', 'MQEmitter.prototype._do = function (message, callback)'] },
+  verify ({ broker }) {
     const mq: Partial<MqEmitterInternals> = brokerInternals(broker).mq
-    expect(problems, typeof mq._do === 'function' && Array.isArray(mq._messageQueue) && typeof mq.current === 'number',
-      'the broker\'s mq has no _do / _messageQueue / current')
-    expectSource(problems, source('mqemitter', 'mqemitter.js'), 'mqemitter.js', ['that._do(message, callback)', 'MQEmitter.prototype._do = function (message, callback)'])
-    return problems
+    return typeof mq._do === 'function' && Array.isArray(mq._messageQueue) && typeof mq.current === 'number'
+      ? []
+      : ['the broker\'s mq has no _do / _messageQueue / current']
   }
 }

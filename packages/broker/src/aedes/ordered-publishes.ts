@@ -1,6 +1,6 @@
 import type { Aedes, Client } from 'aedes'
 import type { MQEmitter } from 'mqemitter'
-import { expectSource, type PatchContract } from './contract.js'
+import type { PatchContract } from './contract.js'
 import { brokerInternals } from './internals.js'
 
 type Emit = MQEmitter['emit']
@@ -87,14 +87,12 @@ export const orderedPublishesContract: PatchContract = {
   patch: 'ordered-publishes.ts',
   package: 'aedes',
   writtenAgainst: 'aedes.js (publish: new Packet(packet, this), then publishFuncsQoS: storeRetained, enqueueOffline, emitPacket -> mq.emit) and aedes-packet (brokerCounter = ++broker.counter)',
-  verify ({ broker, source }) {
-    const problems: string[] = []
-    expectSource(problems, source('aedes', 'aedes.js'), 'aedes.js', [
+  sources: {
+    'aedes.js': [
       'const p = new Packet(packet, this)',
       'const publishFuncsQoS = [\n  storeRetained,\n  enqueueOffline,\n  emitPacket,\n  callPublished\n]',
       'this.broker.mq.emit(packet, done)'
-    ])
-    if (typeof brokerInternals(broker).counter !== 'number') problems.push('broker.counter is not a number')
-    return problems
-  }
+    ]
+  },
+  verify: ({ broker }) => typeof brokerInternals(broker).counter === 'number' ? [] : ['broker.counter is not a number']
 }

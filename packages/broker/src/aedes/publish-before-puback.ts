@@ -1,5 +1,5 @@
 import type { Aedes, AuthorizePublishHandler, Client, PublishPacket } from 'aedes'
-import { expectSource, type PatchContract } from './contract.js'
+import type { PatchContract } from './contract.js'
 import { brokerInternals, isWillOf } from './internals.js'
 
 /**
@@ -34,14 +34,12 @@ export const publishBeforePubackContract: PatchContract = {
   patch: 'publish-before-puback.ts',
   package: 'aedes',
   writtenAgainst: 'lib/handlers/publish.js (publishActions: authorizePublish, enqueuePublish; QoS 1: write PubAck, then broker.publish)',
-  verify ({ broker, source }) {
-    const problems: string[] = []
-    expectSource(problems, source('aedes', 'lib/handlers/publish.js'), 'lib/handlers/publish.js', [
+  sources: {
+    'lib/handlers/publish.js': [
       'const publishActions = [\n  authorizePublish,\n  enqueuePublish\n]',
       'write(client, new PubAck(packet), function (err) {\n        if (err) { return done(err) }\n        client.broker.publish(packet, client, done)',
       'this.broker.authorizePublish(this, packet, done)'
-    ])
-    if (typeof broker.authorizePublish !== 'function') problems.push('broker.authorizePublish is not a function')
-    return problems
-  }
+    ]
+  },
+  verify: ({ broker }) => typeof broker.authorizePublish === 'function' ? [] : ['broker.authorizePublish is not a function']
 }

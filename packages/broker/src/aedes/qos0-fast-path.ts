@@ -1,6 +1,6 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import mqttPacket from 'mqtt-packet'
-import { expect, expectSource, type PatchContract } from './contract.js'
+import { expect, type PatchContract } from './contract.js'
 import { clientInternals, declaredClient, type Callback, type ClientInternals, type Deliver } from './internals.js'
 import type { WriteCoalescer } from './write-coalescer.js'
 
@@ -100,14 +100,14 @@ export const qos0FastPathContract: PatchContract = {
   patch: 'qos0-fast-path.ts',
   package: 'aedes',
   writtenAgainst: 'lib/client.js (Client constructor: deliver0, deliverQoS; waitForDrain, _onError) and lib/handlers/subscribe.js (a subscription keeps client.deliver0)',
-  verify ({ client, source }) {
+  sources: { 'lib/handlers/subscribe.js': ['client.deliverQoS : client.deliver0'] },
+  verify ({ client }) {
     const problems: string[] = []
     expect(problems, typeof client.deliver0 === 'function' && client.deliver0.name === 'deliverQoS0', 'client.deliver0 is not Aedes\' deliverQoS0 function')
     expect(problems, typeof client.deliverQoS === 'function' && client.deliverQoS.toString().includes('that.deliver0('), 'client.deliverQoS no longer downgrades through client.deliver0')
     expect(problems, typeof client.waitForDrain === 'function' && typeof client._onError === 'function', 'client.waitForDrain / client._onError are missing')
     expect(problems, client.version === null && client.connected === false && client.connecting === false && client.errored === false,
       'client.version / connected / connecting / errored do not start as null / false')
-    expectSource(problems, source('aedes', 'lib/handlers/subscribe.js'), 'lib/handlers/subscribe.js', ['client.deliverQoS : client.deliver0'])
     return problems
   }
 }

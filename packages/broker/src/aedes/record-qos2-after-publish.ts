@@ -1,6 +1,6 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { AedesPersistence } from '../store.js'
-import { expectSource, type PatchContract } from './contract.js'
+import type { PatchContract } from './contract.js'
 
 type Published = (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
 
@@ -39,15 +39,12 @@ export const recordQos2AfterPublishContract: PatchContract = {
   patch: 'record-qos2-after-publish.ts',
   package: 'aedes',
   writtenAgainst: 'lib/handlers/publish.js (enqueuePublish, QoS 2: incomingGetPacket, incomingStorePacket, broker.publish, PUBREC) and aedes.js (callPublished)',
-  verify ({ source }) {
-    const problems: string[] = []
-    const handler = source('aedes', 'lib/handlers/publish.js')
-    expectSource(problems, handler, 'lib/handlers/publish.js', [
+  sources: {
+    'lib/handlers/publish.js': [
       'client.broker.persistence.incomingGetPacket(client, packet)',
       'client.broker.persistence.incomingStorePacket(client, packet)',
       'client.broker.publish(packet, client, (err) => {'
-    ])
-    expectSource(problems, source('aedes', 'aedes.js'), 'aedes.js', ['this.broker.published(this.packet, this.client, done)'])
-    return problems
+    ],
+    'aedes.js': ['this.broker.published(this.packet, this.client, done)']
   }
 }

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { Duplex } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Aedes } from 'aedes'
-import type { PatchContract, Probe } from './contract.js'
+import { expectSource, type PatchContract, type Probe } from './contract.js'
 import { dropDeniedPublishesContract } from './drop-denied-publishes.js'
 import { exactDedupeContract } from './exact-dedupe.js'
 import { clientInternals } from './internals.js'
@@ -43,7 +43,8 @@ export class AedesPatchError extends Error {
 
 const require = createRequire(import.meta.url)
 
-function packageDir (pkg: PatchedPackage): string {
+/** The installed package's directory. */
+export function packageDir (pkg: PatchedPackage): string {
   return pkg === 'aedes' ? dirname(fileURLToPath(import.meta.resolve('aedes'))) : dirname(require.resolve(`${pkg}/package.json`))
 }
 
@@ -54,7 +55,13 @@ function packageDir (pkg: PatchedPackage): string {
  * connection that never sends a byte. Throws an AedesPatchError naming each patch that would
  * not apply, and why, so the broker refuses to start rather than silently running without it.
  */
-export function checkAedesPatches (broker: Aedes, options: { cluster: boolean }, contracts: readonly PatchContract[] = CONTRACTS): void {
+export interface CheckOptions {
+  cluster: boolean
+  /** reads an installed source file (tests give another) */
+  readSource?: (pkg: PatchedPackage, file: string) => string
+}
+
+export function checkAedesPatches (broker: Aedes, options: CheckOptions, contracts: readonly PatchContract[] = CONTRACTS): void {
   const used = contracts.filter(c => options.cluster || c.package !== 'aedes-persistence-redis')
   const problems: string[] = []
   for (const pkg of new Set(used.map(c => c.package))) {
@@ -65,7 +72,7 @@ export function checkAedesPatches (broker: Aedes, options: { cluster: boolean },
   }
   if (problems.length === 0) {
     const sources = new Map<string, string>()
-    const source = (pkg: PatchedPackage, file: string): string => {
+    const source = options.readSource ?? ((pkg: PatchedPackage, file: string): string => {
       const path = join(packageDir(pkg), file)
       let text = sources.get(path)
       if (text === undefined) {
@@ -77,13 +84,16 @@ export function checkAedesPatches (broker: Aedes, options: { cluster: boolean },
         sources.set(path, text)
       }
       return text
-    }
+    })
     const conn = new Duplex({ read () {}, write (_chunk, _encoding, callback) { callback() } })
     const client = clientInternals(broker.handle(conn))
     const probe: Probe = { broker, client, source }
     try {
       for (const contract of used) {
-        for (const problem of contract.verify(probe)) {
+        const found: string[] = []
+        for (const [file, fragments] of Object.entries(contract.sources ?? {})) expectSource(found, source(contract.package, file), file, fragments)
+        found.push(...(contract.verify?.(probe) ?? []))
+        for (const problem of found) {
           problems.push(`${contract.patch} (written against ${contract.package} ${WRITTEN_FOR[contract.package]}, ${contract.writtenAgainst}): ${problem} in ${contract.package} ${installedVersion(contract.package)}`)
         }
       }

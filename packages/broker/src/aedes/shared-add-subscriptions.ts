@@ -1,5 +1,5 @@
 import type { AedesPersistence } from '../store.js'
-import { expectSource, type PatchContract } from './contract.js'
+import type { PatchContract } from './contract.js'
 
 type AddSubscriptions = (client: unknown, subs: object[]) => Promise<unknown>
 
@@ -33,9 +33,5 @@ export const sharedAddSubscriptionsContract: PatchContract = {
   patch: 'shared-add-subscriptions.ts',
   package: 'aedes',
   writtenAgainst: 'lib/handlers/subscribe.js (storeSubscriptions: persistence.addSubscriptions(client, packet.subscriptions), once per filter)',
-  verify ({ source }) {
-    const problems: string[] = []
-    expectSource(problems, source('aedes', 'lib/handlers/subscribe.js'), 'lib/handlers/subscribe.js', ['client.broker.persistence.addSubscriptions(client, packet.subscriptions)'])
-    return problems
-  }
+  sources: { 'lib/handlers/subscribe.js': ['client.broker.persistence.addSubscriptions(client, packet.subscriptions)'] }
 }

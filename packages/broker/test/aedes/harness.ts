@@ -1,6 +1,10 @@
+import { mkdtemp } from 'node:fs/promises'
 import { createServer, type AddressInfo, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt'
+import { openLevelPersistence, type AedesPersistence } from '../../src/store.js'
 
 /**
  * A real Aedes broker in this process on a loopback port, with a function called on each
@@ -42,4 +46,19 @@ export async function until (what: string, check: () => boolean, ms = 5000): Pro
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 20))
   }
+}
+
+/**
+ * The broker's LevelDB persistence in a fresh directory, with `method` made slower by a delay
+ * of up to `maxMs` (random, or exactly `maxMs`): store steps that finish in another order
+ * than they started, as under load.
+ */
+export async function slowedPersistence (method: string, maxMs: number, random = true): Promise<AedesPersistence> {
+  const persistence = await openLevelPersistence(await mkdtemp(join(tmpdir(), 'firehose-contract-')), 'test')
+  const original = (persistence[method] as (...args: unknown[]) => Promise<unknown>).bind(persistence)
+  persistence[method] = async (...args: unknown[]) => {
+    await new Promise(resolve => setTimeout(resolve, random ? Math.random() * maxMs : maxMs))
+    return await original(...args)
+  }
+  return persistence
 }

@@ -1,12 +1,8 @@
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { installExactDedupe, isRepeatDelivery } from '../../src/aedes/exact-dedupe.js'
 import { orderOutgoingUpdates } from '../../src/aedes/ordered-outgoing-updates.js'
 import { orderPublishesPerClient } from '../../src/aedes/ordered-publishes.js'
-import { openLevelPersistence } from '../../src/store.js'
-import { AedesUnderTest, until } from './harness.js'
+import { AedesUnderTest, slowedPersistence, until } from './harness.js'
 
 // Contract of src/aedes/ordered-outgoing-updates.ts with Aedes: a persistent QoS 1
 // subscriber gets messages in the order they were published, even when recording each
@@ -14,12 +10,7 @@ import { AedesUnderTest, until } from './harness.js'
 // Without the patch they overtake each other and the second test shows it.
 
 async function burst (patched: boolean): Promise<string[]> {
-  const persistence = await openLevelPersistence(await mkdtemp(join(tmpdir(), 'firehose-outgoing-')), 'test')
-  const update = (persistence.outgoingUpdate as (client: unknown, packet: unknown) => Promise<unknown>).bind(persistence)
-  persistence.outgoingUpdate = async (client: unknown, packet: unknown) => {
-    await new Promise(resolve => setTimeout(resolve, Math.random() * 5))
-    return await update(client, packet)
-  }
+  const persistence = await slowedPersistence('outgoingUpdate', 5)
   if (patched) orderOutgoingUpdates(persistence)
   // the messages reach the bus in order (ordered-publishes.ts) and none is dropped as overtaken
   // (exact-dedupe.ts): what is left to order is the subscriber's side

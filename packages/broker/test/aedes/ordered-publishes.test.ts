@@ -1,11 +1,7 @@
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { installExactDedupe, isRepeatDelivery } from '../../src/aedes/exact-dedupe.js'
 import { orderPublishesPerClient } from '../../src/aedes/ordered-publishes.js'
-import { openLevelPersistence } from '../../src/store.js'
-import { AedesUnderTest, until } from './harness.js'
+import { AedesUnderTest, slowedPersistence, until } from './harness.js'
 
 // Contract of src/aedes/ordered-publishes.ts with Aedes: a client's QoS 1 messages reach
 // subscribers in the order it sent them, even when the store steps before delivery take
@@ -13,12 +9,7 @@ import { AedesUnderTest, until } from './harness.js'
 // takes 0-5 ms at random). Without the patch they overtake each other and this fails.
 
 async function burst (patched: boolean): Promise<string[]> {
-  const persistence = await openLevelPersistence(await mkdtemp(join(tmpdir(), 'firehose-order-')), 'test')
-  const lookup = (persistence.subscriptionsByTopic as (topic: string) => Promise<unknown>).bind(persistence)
-  persistence.subscriptionsByTopic = async (topic: string) => {
-    await new Promise(resolve => setTimeout(resolve, Math.random() * 5))
-    return await lookup(topic)
-  }
+  const persistence = await slowedPersistence('subscriptionsByTopic', 5)
   // Aedes' own dedupe would drop the overtaken ones: exact-dedupe.ts keeps them, so only order is tested
   const aedes = await AedesUnderTest.start({
     persistence,

@@ -1,12 +1,8 @@
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { PublishPacket } from 'aedes'
 import t from 'tap'
 import { dropDeniedPublishes } from '../../src/aedes/drop-denied-publishes.js'
 import { publishBeforePuback } from '../../src/aedes/publish-before-puback.js'
-import { openLevelPersistence } from '../../src/store.js'
-import { AedesUnderTest, until } from './harness.js'
+import { AedesUnderTest, slowedPersistence, until } from './harness.js'
 
 // Contract of src/aedes/publish-before-puback.ts with Aedes: a QoS 1 PUBACK reaches the
 // publisher only after the message was published (queued for offline sessions, handed to
@@ -14,12 +10,7 @@ import { AedesUnderTest, until } from './harness.js'
 // Aedes sends the PUBACK first: the second test shows it.
 
 async function order (patched: boolean): Promise<string[]> {
-  const persistence = await openLevelPersistence(await mkdtemp(join(tmpdir(), 'firehose-puback-')), 'test')
-  const lookup = (persistence.subscriptionsByTopic as (topic: string) => Promise<unknown>).bind(persistence)
-  persistence.subscriptionsByTopic = async (topic: string) => {
-    await new Promise(resolve => setTimeout(resolve, 100))
-    return await lookup(topic)
-  }
+  const persistence = await slowedPersistence('subscriptionsByTopic', 100, false)
   const aedes = await AedesUnderTest.start({ persistence })
   if (patched) {
     const denied = new WeakSet<PublishPacket>()
