@@ -46,17 +46,13 @@ export class MqttPublisher {
   start (): void {
     const { urls } = this.config.mqtt
     const { logger, metrics, outbox } = this.deps
+    let url = urls[0]!
     this.loop = keepReconnecting({
       backoff: { initialMs: this.config.backoff.initial * 1000, maxMs: this.config.backoff.max * 1000 },
       signal: this.stopSignal.signal,
       attempt: async (attempt, connected) => {
-        const url = urls[attempt % urls.length]!
-        let client: MqttClient
-        try {
-          client = await this.connectOnce(url)
-        } catch (err) {
-          throw Object.assign(err as Error, { url })
-        }
+        url = urls[attempt % urls.length]!
+        const client = await this.connectOnce(url)
         connected()
         this.client = client
         metrics.mqttConnected.set(1)
@@ -68,11 +64,9 @@ export class MqttPublisher {
           metrics.mqttConnected.set(0)
           if (!this.stopping) client.end(true)
         }
-        throw Object.assign(new Error('connection lost'), { url, lost: true })
       },
-      retrying: ({ failure, retryInMs }) => {
-        const { url, lost } = failure as Error & { url?: string, lost?: boolean }
-        if (lost === true) logger.warn({ event: 'bridge.broker-lost', url, outboxDepth: outbox.depth, retryInMs }, 'lost the broker connection: events wait in the outbox')
+      retrying: ({ failure, wasConnected, retryInMs }) => {
+        if (wasConnected) logger.warn({ event: 'bridge.broker-lost', url, outboxDepth: outbox.depth, retryInMs }, 'lost the broker connection: events wait in the outbox')
         else logger.warn({ event: 'bridge.broker-unreachable', url, err: failure?.message, retryInMs }, 'cannot connect to the broker')
       }
     })
@@ -140,14 +134,16 @@ export class MqttPublisher {
     // resolves 'timeout' when the broker does not acknowledge in time, or 'gone' when the connection or the bridge is
     const settle = async <T>(work: Promise<T>): Promise<T | 'timeout' | 'gone'> => {
       const timer = deadline(this.config.mqtt.publishTimeout * 1000)
-      const gone = new Promise<'gone'>(resolve => {
-        if (signal.aborted) resolve('gone')
-        signal.addEventListener('abort', () => resolve('gone'), { once: true })
-      })
+      let onAbort = (): void => {}
+      const gone = new Promise<'gone'>(resolve => { onAbort = () => resolve('gone') })
+      if (signal.aborted) onAbort()
+      else signal.addEventListener('abort', onAbort, { once: true })
       try {
         return await Promise.race([work, timer.expired, gone])
       } finally {
         timer.cancel()
+        // one listener per publish would pile up on the connection's signal otherwise
+        signal.removeEventListener('abort', onAbort)
       }
     }
     while (!signal.aborted) {

@@ -37,7 +37,7 @@ function deserialize (stored: StoredPacket['packet']): Packet {
 export class InflightStore implements IStore {
   readonly #space: Keyspace
   readonly #owner: InflightOwner
-  /** outbox events whose QoS 2 handshake is under way, by packet id */
+  /** every stored packet's outbox event (or none), by packet id: the disk's `seq` fields, in memory */
   readonly #carried = new Map<number, number | undefined>()
 
   constructor (db: Db, owner: InflightOwner) {
@@ -66,7 +66,7 @@ export class InflightStore implements IStore {
     }
     const write = async (): Promise<void> => {
       // a PUBREL, or a PUBLISH stored again, keeps the event its first PUBLISH carried
-      const seq = (await this.#get(messageId))?.seq ?? (packet.cmd === 'publish' ? this.#owner.takeSending() : undefined)
+      const seq = this.#carried.has(messageId) ? this.#carried.get(messageId) : packet.cmd === 'publish' ? this.#owner.takeSending() : undefined
       const stored: StoredPacket = { ...(seq === undefined ? {} : { seq }), packet: serialize(packet) }
       await this.#space.db.put(this.#key(messageId), JSON.stringify(stored), { sync: true })
       this.#carried.set(messageId, seq)

@@ -94,7 +94,6 @@ export class Outbox {
   get depth (): number { return this.#count }
   /** when the last event was accepted (ms since the epoch), across restarts; undefined before the first */
   get lastAcceptedAt (): number | undefined { return this.#lastAcceptedAt }
-  get capacity (): number { return this.#options.maxEvents }
 
   /** Writes the event (and its dedupe key) to disk; waits while the outbox is full. */
   async accept (event: OutboxEvent, dedupeKey?: string): Promise<AcceptResult> {

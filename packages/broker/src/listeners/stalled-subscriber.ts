@@ -6,8 +6,9 @@ interface WebSocketConn { socket?: { bufferedAmount: number } }
 
 const ORIGINAL_WRITE = Symbol('firehose.stalledGuard.write')
 const GUARD = Symbol('firehose.stalledGuard')
+const CHECK_PENDING = Symbol('firehose.stalledGuard.pending')
 
-type Guarded = Duplex & { [ORIGINAL_WRITE]: Duplex['write'], [GUARD]: StalledSubscriberGuard, client?: { id: string | null } }
+type Guarded = Duplex & { [ORIGINAL_WRITE]: Duplex['write'], [GUARD]: StalledSubscriberGuard, [CHECK_PENDING]: boolean, client?: { id: string | null } }
 
 /** Bytes written to a connection and not yet sent: its stream's buffer, and ws's below it. */
 export function queuedBytes (conn: Duplex): number {
@@ -43,6 +44,7 @@ export class StalledSubscriberGuard {
     const guarded = conn as Guarded
     guarded[ORIGINAL_WRITE] = conn.write
     guarded[GUARD] = this
+    guarded[CHECK_PENDING] = false
     conn.write = guardedWrite as Duplex['write']
   }
 }
@@ -50,9 +52,14 @@ export class StalledSubscriberGuard {
 // shared by every connection (an own property per connection, not a closure per connection)
 function guardedWrite (this: Guarded, ...args: Parameters<Duplex['write']>): boolean {
   const ok = this[ORIGINAL_WRITE](...args)
-  if (!ok && !this.destroyed) {
-    // after this turn's writes: disconnecting in the middle of a packet would only add errors
-    setImmediate(() => { this[GUARD].check(this, this.client?.id) })
+  if (!ok && !this.destroyed && !this[CHECK_PENDING]) {
+    // once, after this turn's writes (every write of a full buffer returns false):
+    // disconnecting in the middle of a packet would only add errors
+    this[CHECK_PENDING] = true
+    setImmediate(() => {
+      this[CHECK_PENDING] = false
+      this[GUARD].check(this, this.client?.id)
+    })
   }
   return ok
 }
