@@ -8,6 +8,7 @@ import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
 import { orderOutgoingUpdates } from './aedes/ordered-outgoing-updates.js'
 import { orderPublishesPerClient } from './aedes/ordered-publishes.js'
 import { publishBeforePuback } from './aedes/publish-before-puback.js'
+import { queueBeforeLive } from './aedes/queue-before-live.js'
 import { recordQos2AfterPublish } from './aedes/record-qos2-after-publish.js'
 import { checkAedesPatches } from './aedes/self-check.js'
 import { shareAddSubscriptions } from './aedes/shared-add-subscriptions.js'
@@ -90,7 +91,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     ...(published === undefined ? {} : { published }),
     ...(persistence === undefined ? {} : { persistence }),
     ...(cluster === undefined || config.cluster === false
-      ? { heartbeatInterval: SINGLE_NODE_HEARTBEAT_SECONDS * 1000 }
+      ? { heartbeatInterval: SINGLE_NODE_HEARTBEAT_SECONDS * 1000, ...(store.brokerId === undefined ? {} : { id: store.brokerId }) }
       : { id: cluster.id, mq: cluster.mq as never, heartbeatInterval: config.cluster.heartbeatInterval * 1000 }),
     preConnect: createPreConnect(ctx),
     authenticate: createAuthenticate(ctx),
@@ -113,6 +114,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   const publishedBeforePuback = new WeakSet<PublishPacket>()
   dropDeniedPublishes(broker, ctx.denied, publishedBeforePuback)
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
+  queueBeforeLive(broker)
   drainWithoutRecursion(brokerInternals(broker).mq)
   // Aedes emits 'error' when its store fails while queueing a message; without a listener that
   // would crash us. (A will it fails to publish in its heartbeat check is an unhandled rejection

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
-import { openLevelStore } from '@firehose/runtime'
+import { ConfigError, openLevelStore } from '@firehose/runtime'
 import type { BrokerConfig } from './config/types.js'
 import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
 
@@ -16,6 +16,8 @@ export interface AedesPersistence {
 /** Where a broker keeps retained messages, sessions and wills: nowhere (memory), LevelDB, or Redis. */
 export interface BrokerStore {
   persistence: AedesPersistence | undefined
+  /** a single broker's id for this run, when its store outlives it (LevelDB); else Aedes picks one */
+  brokerId: string | undefined
   cluster: ClusterBackends | undefined
   close: (logger: Logger) => Promise<void>
 }
@@ -23,14 +25,16 @@ export interface BrokerStore {
 export async function openStore (config: BrokerConfig, logger: Logger): Promise<BrokerStore> {
   let persistence: AedesPersistence | undefined
   let cluster: ClusterBackends | undefined
+  let brokerId: string | undefined
   if (config.cluster !== false) {
     cluster = await connectCluster(config.cluster, logger, config.source)
     persistence = cluster.persistence
   } else if (config.persistence !== false) {
-    persistence = await openLevelPersistence(config.persistence.dir, config.source)
+    ({ persistence, brokerId } = await openLevelSessionStore(config.persistence.dir, config.source))
   }
   return {
     persistence,
+    brokerId,
     cluster,
     close: async logger => {
       await persistence?.destroy().catch((err: unknown) => logger.warn({ err }, 'closing persistence'))
@@ -45,7 +49,27 @@ export async function openStore (config: BrokerConfig, logger: Logger): Promise<
  * wraps the store in the 0.x callback API; Aedes 1.x wants the async class directly.
  */
 export async function openLevelPersistence (dir: string, source: string): Promise<AedesPersistence> {
+  return (await openLevelSessionStore(dir, source)).persistence
+}
+
+/** The store's key for the number of runs so far; outside aedes-persistence-level's prefixes. */
+const RUNS_KEY = 'firehose:runs'
+
+/**
+ * The LevelDB persistence and the broker id of this run: `run-` and the run's number, counted
+ * in the store. aedes-persistence-level orders a session's queue by key — broker id, then
+ * counter — so the ids of successive runs must sort in run order: with Aedes' default (a
+ * random UUID per start), messages queued before a restart were replayed after later ones
+ * half of the time. The count is written synchronously: a crash must not let two runs share
+ * an id, or the second one's messages would overwrite the first one's still queued. (A store
+ * written by a version that used UUIDs replays those first: digits and a-f sort before `r`.)
+ */
+export async function openLevelSessionStore (dir: string, source: string): Promise<{ persistence: AedesPersistence, brokerId: string }> {
   const db = await openLevelStore<Buffer>(dir, 'buffer', { key: 'persistence.dir', user: 'broker', source })
+  const before = await db.get(RUNS_KEY)
+  const run = (before === undefined ? 0 : Number(before.toString())) + 1
+  if (!Number.isSafeInteger(run)) throw new ConfigError([`persistence.dir: ${dir} holds a run count that is not a number (key ${RUNS_KEY})`], source)
+  await db.put(RUNS_KEY, Buffer.from(String(run)), { sync: true })
   const AsyncLevelPersistence = require('aedes-persistence-level/asyncPersistence.js') as new (db: unknown) => AedesPersistence
-  return new AsyncLevelPersistence(db)
+  return { persistence: new AsyncLevelPersistence(db), brokerId: `run-${String(run).padStart(12, '0')}` }
 }

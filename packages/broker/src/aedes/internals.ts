@@ -54,6 +54,8 @@ export interface BrokerInternals {
   /** the message bus deliveries go through (mqemitter, or mqemitter-redis in a cluster) */
   mq: MQEmitter
   publish: PublishFn
+  /** the store (aedes-persistence's API): what the broker was given, or Aedes' in-memory one */
+  persistence: Record<string, unknown>
 }
 
 export function clientInternals (client: Client): ClientInternals {

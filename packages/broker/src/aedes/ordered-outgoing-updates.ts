@@ -19,6 +19,8 @@ export function orderOutgoingUpdates (persistence: AedesPersistence): void {
   const last = new WeakMap<object, Promise<unknown>>()
   persistence.outgoingUpdate = async (client: object, packet: object): Promise<unknown> => {
     const running = update(client, packet)
+    // it may fail before its turn comes, when nothing awaits it yet: not an unhandled rejection
+    running.catch(() => {})
     const before = last.get(client)
     const inTurn = before === undefined ? running : before.then(async () => await running, async () => await running)
     last.set(client, inTurn)

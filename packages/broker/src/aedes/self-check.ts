@@ -17,6 +17,7 @@ import { mqemitterDrainLoopContract } from './mqemitter-drain-loop.js'
 import { orderedOutgoingUpdatesContract } from './ordered-outgoing-updates.js'
 import { orderedPublishesContract } from './ordered-publishes.js'
 import { publishBeforePubackContract } from './publish-before-puback.js'
+import { queueBeforeLiveContract } from './queue-before-live.js'
 import { inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
@@ -33,7 +34,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   orderedPublishesContract,
   sharedAddSubscriptionsContract,
   orderedOutgoingUpdatesContract,
-  publishBeforePubackContract
+  publishBeforePubackContract,
+  queueBeforeLiveContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */
