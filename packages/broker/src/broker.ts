@@ -8,6 +8,7 @@ import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
 import { orderOutgoingUpdates } from './aedes/ordered-outgoing-updates.js'
 import { orderPublishesPerClient } from './aedes/ordered-publishes.js'
 import { publishBeforePuback } from './aedes/publish-before-puback.js'
+import { publishQos2Once } from './aedes/qos2-published-once.js'
 import { queueBeforeLive } from './aedes/queue-before-live.js'
 import { recordQos2AfterPublish } from './aedes/record-qos2-after-publish.js'
 import { checkAedesPatches } from './aedes/self-check.js'
@@ -82,7 +83,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     limits: config.limits,
     logger
   }
-  const published = persistence === undefined ? undefined : recordQos2AfterPublish(persistence)
+  const recordedWithPublish = new WeakSet<PublishPacket>()
+  const published = persistence === undefined ? undefined : recordQos2AfterPublish(persistence, recordedWithPublish)
   if (persistence !== undefined) {
     shareAddSubscriptions(persistence)
     orderOutgoingUpdates(persistence)
@@ -110,6 +112,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     await store.close(logger)
     throw err
   }
+  // innermost: it takes the counter Aedes' own publish is about to give the message
+  if (cluster !== undefined) publishQos2Once(broker, recordedWithPublish)
   orderPublishesPerClient(broker)
   const publishedBeforePuback = new WeakSet<PublishPacket>()
   dropDeniedPublishes(broker, ctx.denied, publishedBeforePuback)

@@ -17,8 +17,11 @@ type Published = (packet: PublishPacket, client: Client | null, done: (err?: Err
  * Written against Aedes 1.2: lib/handlers/publish.js (enqueuePublish, case 2:
  * incomingStorePacket, then broker.publish, then PUBREC) and aedes.js (callPublished passes
  * the packet object the handler published to the `published` option). Upstream: docs/upstream.md.
+ *
+ * A cluster node closes that last window too: qos2-published-once.ts records the id in the
+ * same Redis script that publishes the message (`recordedWithPublish`).
  */
-export function recordQos2AfterPublish (persistence: AedesPersistence): Published {
+export function recordQos2AfterPublish (persistence: AedesPersistence, recordedWithPublish: WeakSet<PublishPacket> = new WeakSet()): Published {
   const store = (persistence.incomingStorePacket as (client: Client, packet: PublishPacket) => Promise<void>).bind(persistence)
   /** per client, the QoS 2 packets received and not yet published (gone with the client object) */
   const pending = new WeakMap<Client, Map<number, PublishPacket>>()
@@ -31,6 +34,8 @@ export function recordQos2AfterPublish (persistence: AedesPersistence): Publishe
     const mine = client === null ? undefined : pending.get(client)
     if (mine === undefined || packet.qos !== 2 || mine.get(packet.messageId!) !== packet) return done(null)
     mine.delete(packet.messageId!)
+    // on a cluster node, recorded in the same script as the publish (qos2-published-once.ts)
+    if (recordedWithPublish.delete(packet)) return done(null)
     store(client!, packet).then(() => done(null), done)
   }
 }

@@ -18,10 +18,11 @@ import { orderedOutgoingUpdatesContract } from './ordered-outgoing-updates.js'
 import { orderedPublishesContract } from './ordered-publishes.js'
 import { publishBeforePubackContract } from './publish-before-puback.js'
 import { queueBeforeLiveContract } from './queue-before-live.js'
-import { inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
+import { qos2PublishedOnceChannelContract, qos2PublishedOnceContract } from './qos2-published-once.js'
+import { CLUSTER_ONLY, inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
-/** Every patch in this folder, for the self-check; the Redis one applies to cluster nodes only. */
+/** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
 export const CONTRACTS: readonly PatchContract[] = [
   internalsContract,
   qos0FastPathContract,
@@ -35,7 +36,9 @@ export const CONTRACTS: readonly PatchContract[] = [
   sharedAddSubscriptionsContract,
   orderedOutgoingUpdatesContract,
   publishBeforePubackContract,
-  queueBeforeLiveContract
+  queueBeforeLiveContract,
+  qos2PublishedOnceContract,
+  qos2PublishedOnceChannelContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */
@@ -64,7 +67,7 @@ export interface CheckOptions {
 }
 
 export function checkAedesPatches (broker: Aedes, options: CheckOptions, contracts: readonly PatchContract[] = CONTRACTS): void {
-  const used = contracts.filter(c => options.cluster || c.package !== 'aedes-persistence-redis')
+  const used = contracts.filter(c => options.cluster || !CLUSTER_ONLY.has(c.package))
   const problems: string[] = []
   for (const pkg of new Set(used.map(c => c.package))) {
     const version = installedVersion(pkg)

@@ -11,10 +11,14 @@ import { fileURLToPath } from 'node:url'
 export const WRITTEN_FOR = {
   aedes: '1.2',
   'aedes-persistence-redis': '12.0',
-  mqemitter: '7.1'
+  mqemitter: '7.1',
+  'mqemitter-redis': '7.2'
 } as const
 
 export type PatchedPackage = keyof typeof WRITTEN_FOR
+
+/** Packages only a cluster node loads: their contracts are checked on cluster nodes only. */
+export const CLUSTER_ONLY: ReadonlySet<PatchedPackage> = new Set(['aedes-persistence-redis', 'mqemitter-redis'])
 
 const require = createRequire(import.meta.url)
 

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import { readConfiguredFile } from '@firehose/runtime'
-import { loadRedisPersistence } from '../aedes/redis-atomic-pubrel.js'
+import { enqueueRecordEmitEdit } from '../aedes/qos2-published-once.js'
+import { atomicPubrelEdit } from '../aedes/redis-atomic-pubrel.js'
+import { loadRedisPersistence } from '../aedes/redis-persistence-module.js'
 import type { ClusterConfig } from '../config/types.js'
 import type { AedesPersistence } from '../store.js'
 import { keepSysRetainedLocal } from './local-sys-retained.js'
@@ -30,7 +32,7 @@ export interface ClusterBackends {
  */
 export async function connectCluster (cluster: ClusterConfig, logger: Logger, source: string): Promise<ClusterBackends> {
   // without the fix a node that dies can drop a QoS 2 message from a subscriber's queue
-  const AsyncRedisPersistence = loadRedisPersistence()
+  const AsyncRedisPersistence = loadRedisPersistence([atomicPubrelEdit, enqueueRecordEmitEdit])
   const password = cluster.passwordFile === undefined
     ? undefined
     : (await readConfiguredFile(cluster.passwordFile, 'cluster.passwordFile', source)).toString('utf8').trim()

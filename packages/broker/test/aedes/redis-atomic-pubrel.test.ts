@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { loadRedisPersistence } from '../../src/aedes/redis-atomic-pubrel.js'
+import { atomicPubrelEdit } from '../../src/aedes/redis-atomic-pubrel.js'
+import { loadRedisPersistence } from '../../src/aedes/redis-persistence-module.js'
 import { freePort } from '../../../../test/helpers/ports.js'
 import { RedisServer } from '../../../../test/helpers/redis.js'
 
@@ -13,7 +14,7 @@ const redis = await RedisServer.start(await freePort())
 t.teardown(() => redis.destroy())
 
 t.test('the PUBREL update swaps the queue entry atomically, in one script', async t => {
-  const Persistence = loadRedisPersistence()
+  const Persistence = loadRedisPersistence([atomicPubrelEdit])
   const conn = new Redis(redis.url)
   const persistence = new Persistence({ conn }) as unknown as {
     outgoingEnqueueCombi: (subs: object[], packet: object) => Promise<void>
