@@ -5,8 +5,9 @@ import { ACL, USERS } from './helpers/policy.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // A PUBACK means "stored": a QoS 1 message the broker acknowledged reaches an offline
-// persistent subscriber, however the broker dies. The broker is SIGKILLed again and again
-// while a publisher keeps 20 messages in flight; every acknowledged one must arrive.
+// persistent subscriber, and is in the journal, however the broker dies. The broker is
+// SIGKILLed again and again while a publisher keeps 20 messages in flight; every acknowledged
+// one must arrive, and be in the history once, in publish order.
 
 const KILLS = 50
 const broker = await BrokerProcess.start({ users: USERS, acl: ACL })
@@ -54,4 +55,17 @@ t.test(`no acknowledged QoS 1 message is lost to ${KILLS} SIGKILLs`, async t => 
   }, 60000).catch(() => {})
   const missing = [...acknowledged].filter(id => !received.has(id))
   t.same(missing, [], `every acknowledged message arrived (${received.size} received, ${acknowledged.size} acknowledged)`)
+
+  const journaled: number[] = []
+  for (let page = '/v1/history?topic=gerrit/crash&limit=1000'; ;) {
+    const res = await fetch(`http://127.0.0.1:${broker.ports.ws}${page}`)
+    const body = await res.json() as { events: Array<{ payload: number }>, next: string | null }
+    journaled.push(...body.events.map(e => e.payload))
+    if (body.next === null) break
+    page = body.next
+  }
+  const inJournal = new Set(journaled)
+  t.same([...acknowledged].filter(id => !inJournal.has(id)), [], `every acknowledged message is in the journal (${journaled.length} entries)`)
+  t.equal(inJournal.size, journaled.length, 'each once')
+  t.ok(journaled.every((id, i) => i === 0 || id > journaled[i - 1]!), 'in publish order')
 })

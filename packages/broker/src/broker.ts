@@ -28,6 +28,9 @@ import type { Listener } from './listeners/listener.js'
 import { startTcpListener, type ListenerDeps } from './listeners/tcp.js'
 import { startWebSocketListener } from './listeners/websocket.js'
 import { createMetrics } from './observability/metrics.js'
+import { StreamLimits } from './http/stream-limits.js'
+import { journalPublishes } from './journal/journal-publishes.js'
+import { openJournal } from './journal/open-journal.js'
 import { BrokerStats } from './observability/stats.js'
 import { SysTopics } from './observability/sys-topics.js'
 import { createReload } from './reload.js'
@@ -70,6 +73,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   if (problems.length > 0) throw new ConfigError(problems, config.source)
 
   const store = await openStore(config, logger)
+  const journal = config.journal === false
+    ? undefined
+    : await openJournal(config.journal, config.source, logger).catch(async (err: unknown) => { await store.close(logger); throw err })
   const { persistence, cluster } = store
   const stats = new BrokerStats()
   const stalled = new StalledSubscriberGuard(config.limits.maxQueuedBytes, stats, logger)
@@ -109,12 +115,14 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     checkAedesPatches(broker, { cluster: cluster !== undefined })
   } catch (err) {
     await new Promise<void>(resolve => broker.close(() => resolve()))
+    await journal?.close()
     await store.close(logger)
     throw err
   }
   // innermost: it takes the counter Aedes' own publish is about to give the message
   if (cluster !== undefined) publishQos2Once(broker, recordedWithPublish)
   orderPublishesPerClient(broker)
+  if (journal !== undefined && config.journal !== false) journalPublishes(broker, { journal, topics: config.journal.topics, sessions: ctx.sessions, stats, logger })
   const publishedBeforePuback = new WeakSet<PublishPacket>()
   dropDeniedPublishes(broker, ctx.denied, publishedBeforePuback)
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
@@ -142,7 +150,16 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   })
 
   const guard = new ConnectionGuard(config.limits, stats, logger)
-  const listenerDeps: ListenerDeps = { guard, limits: config.limits, stats, logger, source: config.source, handle: createConnectionHandler(broker, stalled) }
+  const streams = new StreamLimits(config.limits.maxStreamsPerIp)
+  const listenerDeps: ListenerDeps = {
+    guard,
+    limits: config.limits,
+    stats,
+    logger,
+    source: config.source,
+    handle: createConnectionHandler(broker, stalled),
+    ...(journal === undefined ? {} : { history: { journal, access, limits: config.limits, stats, streams, logger } })
+  }
   const listeners: Listener[] = []
   const sys = new SysTopics({
     broker,
@@ -152,7 +169,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     version,
     now,
     intervalSeconds: config.sysInterval,
-    disconnectedClients: () => persistentOffline.size
+    disconnectedClients: () => persistentOffline.size,
+    ...(journal === undefined ? {} : { journal: () => journal.bounds() })
   })
   let admin: OpsServer | undefined
 
@@ -164,6 +182,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     guard.destroyAll()
     await closing
     await admin?.close()
+    await journal?.close()
     await store.close(logger)
   }
 
@@ -174,7 +193,13 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     }
     if (config.admin !== false) {
       admin = await startOpsServer({ ...config.admin, name: 'admin' }, {
-        registry: createMetrics({ broker, stats, guard, listeners: () => config.listeners }),
+        registry: createMetrics({
+          broker,
+          stats,
+          guard,
+          listeners: () => config.listeners,
+          ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open })
+        }),
         logger,
         health: () => ({ ok: !broker.closed, clients: broker.connectedClients, listeners: listeners.map(l => ({ name: l.config.name, port: l.port })) })
       })

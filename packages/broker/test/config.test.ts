@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError } from '@firehose/runtime'
 import { parseConfig } from '../src/config/load.js'
@@ -83,4 +84,20 @@ t.test('cluster: off by default, from the file or the environment, validated', a
   t.match(problems(undefined, { FIREHOSE_NODE: 'fh-1' }), /FIREHOSE_NODE: names a cluster node, but there is no cluster/)
   t.match(problems(undefined, { FIREHOSE_REDIS_URL: 'localhost:6379' }), /FIREHOSE_REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/)
   t.match(problems(undefined, { FIREHOSE_REDIS_URL: 'redis://x', FIREHOSE_NODE: 'a/b' }), /FIREHOSE_NODE: "a\/b" is not a node name/)
+})
+
+t.test('journal: on by default inside the data directory, durations and sizes with units, validated', async t => {
+  const c = parse(undefined)
+  t.same(c.journal, { dir: join(c.persistence === false ? '' : c.persistence.dir, 'journal'), topics: ['#'], retention: { maxAgeMs: 7 * 86_400_000, maxBytes: 1024 ** 3 } })
+  const set = parse('journal:\n  dir: history\n  topics: [gerrit/#, launchpad/#]\n  retention: { maxAge: 12h, maxBytes: 512MiB }\n')
+  t.same(set.journal, { dir: join('/etc/firehose', 'history'), topics: ['gerrit/#', 'launchpad/#'], retention: { maxAgeMs: 12 * 3_600_000, maxBytes: 512 * 1024 ** 2 } })
+  const seconds = parse('journal: { retention: { maxAge: 90 } }\n').journal
+  t.equal(seconds === false ? undefined : seconds.retention.maxAgeMs, 90_000, 'a number is seconds')
+  t.equal(parse('journal: false\n').journal, false)
+  t.equal(parse('persistence: false\n').journal, false, 'no persistence and no journal.dir: no journal')
+  t.match(problemsOf(() => parse('journal:\n  topics: [a/#/b]\n  retention: { maxAge: soon, maxBytes: lots }\n')), [
+    /journal\.topics\[0\]: "a\/#\/b" is not an MQTT topic filter/,
+    /journal\.retention\.maxAge: "soon" is not a duration/,
+    /journal\.retention\.maxBytes: "lots" is not a size/
+  ])
 })

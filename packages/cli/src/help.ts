@@ -10,6 +10,7 @@ Commands:
   bridge gerrit --config FILE     run the Gerrit bridge (stream-events over SSH -> gerrit/<project>/<type>)
   bridge launchpad --config FILE  run the Launchpad bridge (bug mail over IMAP -> launchpad/<project>/...)
   bridge ansible --config FILE    run the Ansible receiver (callback plugin events -> ansible/playbook/...)
+  history [--since S] [--follow]  print the broker's journal, one JSON event per line
   help [COMMAND]                  show help for a command
 
 Options:
@@ -45,6 +46,29 @@ Exit codes: 0 stopped cleanly; 2 invalid configuration or usage; 1 any other fai
 including a port in use, a data directory locked by another broker, an unreachable Redis.
 `
 }
+
+export const HISTORY_HELP = `Usage: firehose history [--topic FILTER]... [--since S] [--until S] [--follow] [--url URL] [--user NAME]
+
+Prints the broker's journal of events, oldest first, one JSON object per line:
+{ "offset", "timestamp", "topic", "payload" } (payload as JSON when it parses, else text;
+"payloadBase64" instead for binary). The mosquitto_sub of history.
+
+Options:
+  -t, --topic FILTER   MQTT topic filter, repeatable (default: #, everything you may read)
+  -s, --since S        start here, inclusive: an offset, a ms timestamp, or an ISO 8601 date
+                       or date and time (without a zone: UTC), e.g. 2026-11-20T09:00
+                       (default: the oldest event held; with --follow: only new events)
+      --until S        stop before this offset or time (not with --follow)
+  -f, --follow         keep printing events as they are published (Server-Sent Events);
+                       resumes after the last one printed when the connection drops
+      --url URL        the broker's WebSocket listener (default: FIREHOSE_URL or http://127.0.0.1,
+                       port 80; https://HOST:8080 for TLS)
+  -u, --user NAME      read as this broker user; the password comes from FIREHOSE_PASSWORD
+  -h, --help           show this help
+
+Exit codes: 0 done; 2 a bad option, or the broker refused the request (400, 401, 403);
+1 the broker cannot be reached or failed.
+`
 
 export const PASSWD_HELP = `Usage: firehose passwd [--password-stdin] [--delete] FILE USER
 

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { parseByteSize, parseDuration } from '@firehose/journal'
+import { isValidFilter } from '../auth/topic-filter.js'
 import { ConfigError, deepFreeze, logLevelFromEnv, parseYaml, readConfigText, validate } from '@firehose/runtime'
 import { portFromEnv, type EnvName } from './env.js'
 import { configSchema, DEFAULT_HEARTBEAT_INTERVAL, NODE_NAME, NODE_NAME_MAX, REDIS_URL, type RawConfig } from './schema.js'
@@ -37,7 +39,7 @@ export interface ParseOptions { source: string; baseDir: string; env?: NodeJS.Pr
 export function parseConfig (yamlText: string | undefined, { source, baseDir, env = process.env }: ParseOptions): BrokerConfig {
   const problems: string[] = []
   const data = yamlText === undefined ? {} : parseYaml(yamlText, source)
-  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin'])
+  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin', 'journal'])
   const config = resolveConfig(validate(configSchema, rest, source), switchedOff, baseDir, env, problems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   return deepFreeze({ ...config, source })
@@ -87,11 +89,13 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
   const cluster = resolveCluster(raw.cluster, env, abs, problems)
   if (cluster !== false && raw.persistence !== undefined) problems.push('persistence: a cluster node keeps its state in Redis; remove persistence (or cluster)')
 
+  const persistence: BrokerConfig['persistence'] = off.has('persistence') || cluster !== false ? false : { dir: abs(raw.persistence?.dir ?? env.FIREHOSE_DATA_DIR ?? 'data') }
   return {
     listeners,
     ...(raw.passwordFile ? { passwordFile: abs(raw.passwordFile) } : {}),
     ...(raw.aclFile ? { aclFile: abs(raw.aclFile) } : {}),
-    persistence: off.has('persistence') || cluster !== false ? false : { dir: abs(raw.persistence?.dir ?? env.FIREHOSE_DATA_DIR ?? 'data') },
+    persistence,
+    journal: resolveJournal(raw.journal, off.has('journal'), persistence, cluster, abs, problems),
     cluster,
     sysInterval: raw.sysInterval,
     limits: raw.limits,
@@ -121,6 +125,22 @@ function resolveCluster (raw: RawConfig['cluster'], env: NodeJS.ProcessEnv, abs:
     node,
     heartbeatInterval: raw?.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL
   }
+}
+
+function resolveJournal (raw: RawConfig['journal'], off: boolean, persistence: BrokerConfig['persistence'], cluster: BrokerConfig['cluster'], abs: (p: string) => string, problems: string[]): BrokerConfig['journal'] {
+  raw.topics.forEach((filter, i) => {
+    if (!isValidFilter(filter)) problems.push(`journal.topics[${i}]: "${filter}" is not an MQTT topic filter`)
+  })
+  const maxAgeMs = parseDuration(raw.retention.maxAge)
+  if (maxAgeMs === undefined) problems.push(`journal.retention.maxAge: ${JSON.stringify(raw.retention.maxAge)} is not a duration (seconds, or a number with s, m, h, d or w: 90s, 12h, 7d)`)
+  const maxBytes = parseByteSize(raw.retention.maxBytes)
+  if (maxBytes === undefined) problems.push(`journal.retention.maxBytes: ${JSON.stringify(raw.retention.maxBytes)} is not a size (bytes, or a number with KiB, MiB, GiB, KB, MB or GB: 512MiB, 1GiB)`)
+  if (off || maxAgeMs === undefined || maxBytes === undefined) return false
+  // a cluster's journal belongs on Redis Streams, which is not built yet: see docs/history.md
+  if (cluster !== false) return false
+  const dir = raw.dir !== undefined ? abs(raw.dir) : persistence === false ? undefined : join(persistence.dir, 'journal')
+  if (dir === undefined) return false
+  return { dir, topics: raw.topics, retention: { maxAgeMs, maxBytes } }
 }
 
 const nonEmpty = (value: string | undefined): string | undefined => value === '' ? undefined : value

@@ -31,7 +31,9 @@ const limitsSchema = z.strictObject({
   /** bytes waiting to be written to one client before it is disconnected as stalled */
   maxQueuedBytes: z.number().int().min(1024).default(4194304),
   /** longest client id (MQTT 3.1.1 allows more than 23; keep ids sane) */
-  maxClientIdLength: z.number().int().min(23).max(65535).default(256)
+  maxClientIdLength: z.number().int().min(23).max(65535).default(256),
+  /** concurrent history streams (SSE, WebSocket) from one source address */
+  maxStreamsPerIp: z.number().int().positive().default(20)
 }).prefault({})
 
 /** Also applied to FIREHOSE_REDIS_URL and FIREHOSE_NODE (load.ts). */
@@ -51,6 +53,19 @@ const clusterSchema = z.strictObject({
   heartbeatInterval: z.number().positive().max(600).default(DEFAULT_HEARTBEAT_INTERVAL)
 })
 
+const journalSchema = z.strictObject({
+  /** its own LevelDB (default: journal/ inside persistence.dir) */
+  dir: z.string().min(1).optional(),
+  /** MQTT filters of the topics kept; `#` is everything outside $SYS */
+  topics: z.array(z.string().min(1)).min(1).default(['#']),
+  retention: z.strictObject({
+    /** seconds, or a string with a unit: 90s, 12h, 7d (checked in load.ts) */
+    maxAge: z.union([z.number(), z.string()]).default('7d'),
+    /** bytes, or a string with a unit: 512MiB, 1GiB (checked in load.ts) */
+    maxBytes: z.union([z.number(), z.string()]).default('1GiB')
+  }).prefault({})
+}).prefault({})
+
 export const configSchema = z.strictObject({
   listeners: z.array(listenerSchema).optional(),
   passwordFile: z.string().min(1).optional(),
@@ -62,6 +77,8 @@ export const configSchema = z.strictObject({
   cluster: clusterSchema.optional(),
   sysInterval: z.number().int().min(0).default(10),
   limits: limitsSchema,
+  /** every accepted publish kept with an offset and a timestamp, for replay; `journal: false` keeps none */
+  journal: journalSchema,
   admin: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9883) }).optional(),
   log: logSchema
 })

@@ -24,6 +24,7 @@ export interface Limits {
   maxTopicLevels: number
   maxQueuedBytes: number
   maxClientIdLength: number
+  maxStreamsPerIp: number
 }
 
 export interface ClusterConfig {
@@ -34,6 +35,14 @@ export interface ClusterConfig {
   node: string
   /** seconds */
   heartbeatInterval: number
+}
+
+export interface JournalConfig {
+  /** absolute path of its LevelDB */
+  dir: string
+  /** MQTT filters of the topics journaled */
+  topics: readonly string[]
+  retention: { maxAgeMs: number, maxBytes: number }
 }
 
 export interface BrokerConfig {
@@ -47,6 +56,8 @@ export interface BrokerConfig {
   /** seconds between $SYS/broker updates; 0 disables them */
   sysInterval: number
   limits: Limits
+  /** false: no journal (switched off, or a broker without persistence and without journal.dir) */
+  journal: JournalConfig | false
   admin: { host: string; port: number } | false
   log: { level: string }
   /** where the configuration came from, for messages */

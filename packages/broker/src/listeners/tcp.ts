@@ -1,6 +1,7 @@
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
+import type { HistoryApiDeps } from '../http/api.js'
 import type { Limits, ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from './connection-guard.js'
 import { guardPacketSize } from './packet-size-guard.js'
@@ -18,6 +19,8 @@ export interface ListenerDeps {
   handle: ConnectionHandler
   /** the configuration's source, for error messages */
   source: string
+  /** the journal's read API, served on the WebSocket listeners; undefined: the broker keeps no journal */
+  history?: Omit<HistoryApiDeps, 'envelopes' | 'keepOpen'>
 }
 
 /** MQTT over TCP, or over TLS when the listener has `tls`. */

@@ -1,8 +1,12 @@
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
+import { createHistoryApi } from '../http/api.js'
+import { EnvelopeCache } from '../http/envelope.js'
+import { isStreamPath, serveStreamUpgrade } from '../http/ws-stream.js'
 import { guardPacketSize } from './packet-size-guard.js'
 import { writeWholeFrames } from '../aedes/write-coalescer.js'
 import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
@@ -16,30 +20,42 @@ function chooseProtocol (offered: Set<string>): string | false {
   return false
 }
 
-function explain (_req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', upgrade: 'websocket' })
-  res.end('Firehose: connect with an MQTT client over WebSocket (subprotocol "mqtt"), on any path.\n')
-}
-
-/** MQTT over WebSocket (TLS when the listener has `tls`), on any path, with ws. */
+/**
+ * MQTT over WebSocket (TLS when the listener has `tls`), on any path, with ws; plain HTTP
+ * requests go to the journal's read API (http/api.ts), with fastify on the same server.
+ */
 export async function startWebSocketListener (config: ListenerConfig, key: string, deps: ListenerDeps): Promise<Listener> {
   const { guard, limits, stats } = deps
   const logger = deps.logger.child({ listener: config.name })
   const server = config.tls === undefined
-    ? createHttpServer(explain)
-    : createHttpsServer({ ...await readTlsOptions(config.tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000 }, explain)
+    ? createHttpServer()
+    : createHttpsServer({ ...await readTlsOptions(config.tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000 })
+  const history = deps.history === undefined ? undefined : { ...deps.history, envelopes: new EnvelopeCache(), keepOpen: (socket: Socket) => { guard.handedOver(rawSocket(socket)) } }
+  const api = createHistoryApi(history, () => server)
+  await api.ready()
   server.headersTimeout = limits.connectTimeout * 1000
   server.requestTimeout = limits.connectTimeout * 1000
   // the raw TCP socket: limits apply before TLS and HTTP parsing
   server.on('connection', (socket: Socket) => { guard.admit(socket, config.name) })
 
   const wss = new WebSocketServer({
-    server,
+    noServer: true,
     handleProtocols: chooseProtocol,
     // one MQTT packet may span several frames, but a single frame beyond the packet limit is never valid
     maxPayload: limits.maxPacketSize,
     perMessageDeflate: false,
     clientTracking: false
+  })
+  // history streams: JSON text out, nothing expected in
+  const streams = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false, clientTracking: false })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map(p => p.trim())
+    const path = (req.url ?? '/').split('?')[0]!
+    if (!offered.includes('mqtt') && !offered.includes('mqttv3.1') && isStreamPath(path)) {
+      serveStreamUpgrade(req, socket, head, streams, history).catch(err => logger.error({ err }, 'history stream upgrade failed'))
+      return
+    }
+    wss.handleUpgrade(req, socket, head, ws => wss.emit('connection', ws, req))
   })
   wss.on('connection', (ws, req) => {
     guard.handedOver(rawSocket(req.socket))
@@ -62,6 +78,7 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
     description: config.tls ? 'MQTT over WebSocket/TLS' : 'MQTT over WebSocket',
     beforeClose: () => {
       wss.close()
+      streams.close()
       server.closeAllConnections?.()
     }
   })

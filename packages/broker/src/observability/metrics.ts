@@ -1,5 +1,6 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { JournalBounds } from '@firehose/journal'
 import type { ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
 import type { BrokerStats } from './stats.js'
@@ -9,13 +10,17 @@ export interface MetricsDeps {
   stats: BrokerStats
   guard: ConnectionGuard
   listeners: () => readonly ListenerConfig[]
+  /** the journal's figures, when the broker keeps one */
+  journal?: () => JournalBounds
+  /** history streams (SSE, WebSocket) open now */
+  historyStreams?: () => number
 }
 
 /**
  * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
  * the message path. One registry per broker, no global state.
  */
-export function createMetrics ({ broker, stats, guard, listeners }: MetricsDeps): Registry {
+export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams }: MetricsDeps): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
@@ -46,8 +51,23 @@ export function createMetrics ({ broker, stats, guard, listeners }: MetricsDeps)
     ['firehose_connects_refused_total', 'CONNECTs refused: bad credentials or client identifier', () => stats.connectsRefused],
     ['firehose_packets_refused_total', 'Connections closed for a packet over limits.maxPacketSize or a malformed length', () => stats.packetsRefused],
     ['firehose_slow_clients_disconnected_total', 'Subscribers disconnected because their queue passed limits.maxQueuedBytes', () => stats.slowClientsDisconnected],
-    ['firehose_deliveries_dropped_total', 'Deliveries dropped to stalled subscribers', () => stats.deliveriesDropped]
+    ['firehose_deliveries_dropped_total', 'Deliveries dropped to stalled subscribers', () => stats.deliveriesDropped],
+    ['firehose_journal_append_failures_total', 'Publishes refused because their journal append failed', () => stats.journalFailures],
+    ['firehose_history_slow_readers_disconnected_total', 'History readers (SSE, WebSocket) disconnected because their unsent bytes passed limits.maxQueuedBytes', () => stats.slowReadersDisconnected],
+    ['firehose_history_requests_refused_total', 'History requests refused: bad parameters, credentials, ACL, too many streams', () => stats.historyRefused]
   ]
+  if (journal !== undefined) {
+    counters.push(['firehose_journal_appends_total', 'Entries appended to the journal since start', () => journal().appends])
+    const gauges: Array<[string, string, () => number]> = [
+      ['firehose_journal_first_offset', 'Oldest offset the journal still holds', () => journal().first],
+      ['firehose_journal_last_offset', 'Newest offset given', () => journal().last],
+      ['firehose_journal_bytes', 'Bytes of the entries held', () => journal().bytes],
+      ['firehose_history_streams', 'History streams (SSE, WebSocket) open', () => historyStreams?.() ?? 0]
+    ]
+    for (const [name, help, read] of gauges) {
+      registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
+    }
+  }
   for (const [name, help, read] of counters) {
     registry.registerMetric(new Counter({
       name,

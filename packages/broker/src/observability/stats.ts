@@ -23,4 +23,10 @@ export class BrokerStats {
   connectsRefused = 0
   /** most clients connected at once */
   clientsMaximum = 0
+  /** publishes refused because their journal append failed */
+  journalFailures = 0
+  /** history readers (SSE, WebSocket) disconnected because their unsent bytes passed limits.maxQueuedBytes */
+  slowReadersDisconnected = 0
+  /** history requests refused: bad parameters (400), credentials (401), ACL (403), too many streams (429) */
+  historyRefused = 0
 }

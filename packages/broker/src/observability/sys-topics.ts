@@ -1,5 +1,6 @@
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
+import type { JournalBounds } from '@firehose/journal'
 import { subscriptionCount } from '../aedes/internals.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
 import { LoadAverage } from './load-average.js'
@@ -16,6 +17,8 @@ export interface SysDeps {
   now: () => number
   /** persistent sessions known to be offline */
   disconnectedClients: () => number
+  /** the journal's figures, when the broker keeps one: $SYS/broker/journal/... */
+  journal?: () => JournalBounds
 }
 
 type Counter = 'messages/received' | 'messages/sent' | 'publish/received' | 'publish/sent' | 'publish/dropped' | 'bytes/received' | 'bytes/sent'
@@ -97,6 +100,13 @@ export class SysTopics {
       ['bytes/received', String(bytes.received)],
       ['bytes/sent', String(bytes.sent)]
     ])
+    const journal = this.deps.journal?.()
+    if (journal !== undefined) {
+      values.set('journal/offset/first', String(journal.first))
+      values.set('journal/offset/last', String(journal.last))
+      values.set('journal/bytes', String(journal.bytes))
+      values.set('journal/appends', String(journal.appends))
+    }
     for (const [name, total] of Object.entries(counters) as [Counter, number][]) {
       for (const [label, seconds] of WINDOWS) {
         const key = `load/${name}/${label}`

@@ -1,0 +1,66 @@
+import type { Server } from 'node:http'
+import type { Socket } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Journal } from '@firehose/journal'
+import type { AccessControl } from '../auth/access-control.js'
+import type { Limits } from '../config/types.js'
+import type { BrokerStats } from '../observability/stats.js'
+import type { EnvelopeCache } from './envelope.js'
+import { historyPage } from './history-page.js'
+import { HttpError } from './reader-access.js'
+import { serveEvents } from './sse.js'
+import type { StreamLimits } from './stream-limits.js'
+
+export interface HistoryApiDeps {
+  journal: Journal
+  access: AccessControl
+  limits: Limits
+  stats: BrokerStats
+  streams: StreamLimits
+  envelopes: EnvelopeCache
+  logger: Logger
+  /** a request became a long-lived stream: the connection guard's handshake timeout no longer applies */
+  keepOpen: (socket: Socket) => void
+}
+
+/** The text an HTTP request with no route gets: what this port is for. */
+const ABOUT = 'Firehose: connect with an MQTT client over WebSocket (subprotocol "mqtt"), on any path; history: GET /v1/events?topic=%23 (Server-Sent Events) or /v1/history?topic=%23. See docs/history.md.\n'
+
+/**
+ * The HTTP side of a WebSocket listener: the journal's read API. `serverFactory` hands fastify
+ * the listener's own server (the WebSocket upgrade stays the listener's).
+ */
+export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () => Server): FastifyInstance {
+  const app = Fastify({
+    serverFactory: handler => {
+      const s = server()
+      s.on('request', handler)
+      return s
+    },
+    logger: false,
+    // the listener's server already bounds header and request time
+    return503OnClosing: false,
+    forceCloseConnections: false
+  })
+  app.setErrorHandler((err, _request, reply) => {
+    if (err instanceof HttpError) {
+      if (deps !== undefined) deps.stats.historyRefused++
+      return reply.code(err.status).headers(err.headers).type('text/plain; charset=utf-8').send(`${err.message}\n`)
+    }
+    const status = (err as { statusCode?: number }).statusCode ?? 500
+    if (status >= 500) deps?.logger.error({ err }, 'history API error')
+    return reply.code(status).type('text/plain; charset=utf-8').send(`${status >= 500 ? 'internal error' : (err as Error).message}\n`)
+  })
+  app.setNotFoundHandler((_request, reply) => reply.code(426).header('upgrade', 'websocket').type('text/plain; charset=utf-8').send(ABOUT))
+  if (deps === undefined) {
+    for (const path of ['/v1/events', '/v1/history', '/v1/journal']) {
+      app.get(path, (_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send('this broker keeps no journal (journal: false, or no persistence): there is no history to read\n'))
+    }
+    return app
+  }
+  app.get('/v1/events', async (request, reply) => { await serveEvents(request, reply, deps) })
+  app.get('/v1/history', async request => await historyPage(request, deps))
+  app.get('/v1/journal', async () => deps.journal.bounds())
+  return app
+}

@@ -1,0 +1,73 @@
+import type { ServerResponse } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { follow } from '@firehose/journal'
+import type { HistoryApiDeps } from './api.js'
+import { readerOf, HttpError } from './reader-access.js'
+import { entryFilter, readableFilters, resolveStart, startParameter } from './stream-request.js'
+
+export const KEEP_ALIVE_MS = 15_000
+
+/**
+ * GET /v1/events?topic=FILTER[&topic=...][&since=...]: Server-Sent Events, history from `since`
+ * (or after `Last-Event-ID`) then live, each event `id: <offset>`, `event: message`,
+ * `data: { offset, timestamp, topic, payload }`.
+ */
+export async function serveEvents (request: FastifyRequest, reply: FastifyReply, deps: HistoryApiDeps): Promise<void> {
+  const query = request.query as Record<string, unknown>
+  const reader = await readerOf(request, deps.access)
+  const filters = readableFilters(query.topic, reader)
+  const lastEventId = request.headers['last-event-id']
+  let start = startParameter('since', query.since)
+  if (lastEventId !== undefined && lastEventId !== '') {
+    if (!/^\d+$/.test(String(lastEventId))) throw new HttpError(400, `Last-Event-ID: ${JSON.stringify(lastEventId)} is not an offset`)
+    start = { offset: Number(lastEventId) + 1 } // resume after it
+  }
+  const release = deps.streams.take(reader.ip)
+  const resolved = await resolveStart(deps.journal, start).catch((err: unknown) => { release(); throw err })
+
+  reply.hijack()
+  deps.keepOpen(request.socket)
+  const res = reply.raw
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+    ...(resolved.truncatedTo === undefined ? {} : { 'x-firehose-history-start': String(resolved.truncatedTo) })
+  })
+  res.write(resolved.truncatedTo === undefined ? ': firehose\n\n' : `: history starts at offset ${resolved.truncatedTo}: older events are past retention\n\n`)
+
+  const following = follow(deps.journal, {
+    from: resolved.from,
+    accept: entryFilter(filters, reader, resolved.minTimestamp),
+    deliver: async (entry, live) => {
+      const written = res.write(`id: ${entry.offset}\nevent: message\ndata: ${deps.envelopes.json(entry)}\n\n`)
+      if (written) return
+      if (!live) await drained(res)
+      else if (res.writableLength > deps.limits.maxQueuedBytes) cutOff(res)
+    }
+  })
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS)
+  const cutOff = (r: ServerResponse): void => {
+    deps.stats.slowReadersDisconnected++
+    deps.logger.info({ event: 'history.slow-reader', ip: reader.ip, queued: r.writableLength }, 'history reader disconnected: it does not keep up')
+    r.destroy()
+  }
+  res.on('close', () => {
+    clearInterval(keepAlive)
+    following.stop()
+    release()
+  })
+  following.done.catch((err: unknown) => {
+    deps.logger.error({ err }, 'history stream failed')
+    res.destroy()
+  })
+}
+
+async function drained (res: ServerResponse): Promise<void> {
+  if (res.destroyed) return
+  await new Promise<void>(resolve => {
+    const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}

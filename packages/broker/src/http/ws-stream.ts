@@ -1,0 +1,127 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { follow, type JournalEntry } from '@firehose/journal'
+import type { WebSocket, WebSocketServer } from 'ws'
+import type { HistoryApiDeps } from './api.js'
+import { readablePayload } from './envelope.js'
+import { HttpError, readerOf } from './reader-access.js'
+import { parseDatetime, SINCE_PROBLEM, type Start } from './since.js'
+import { entryFilter, readableFilters, resolveStart } from './stream-request.js'
+
+/** Paths where an upgrade offering no MQTT subprotocol is a JSON stream. */
+export function isStreamPath (path: string): boolean {
+  return path === '/v1/stream'
+}
+
+/** Sent bytes waiting beyond this pause a history replay until they are written. */
+const HISTORY_HIGH_WATER = 1 << 20
+const PING_MS = 30_000
+
+/**
+ * The start of a WebSocket stream, the event-stream service's way: X-StreamOffsetFromOrdinal
+ * (an offset), X-StreamOffsetFromTimestamp (ms), X-StreamOffsetFromDatetime (ISO 8601, UTC
+ * without a zone), as headers or as query parameters of the same names (browsers cannot set
+ * WebSocket headers). None: only new events.
+ */
+export function streamStart (req: IncomingMessage, query: URLSearchParams): Start | undefined {
+  const value = (name: string): string | undefined => (req.headers[name.toLowerCase()] as string | undefined) ?? query.get(name) ?? undefined
+  const ordinal = value('X-StreamOffsetFromOrdinal')
+  if (ordinal !== undefined) {
+    if (!/^\d+$/.test(ordinal.trim())) throw new HttpError(400, `X-StreamOffsetFromOrdinal: ${JSON.stringify(ordinal)} is not an offset`)
+    return { offset: Number(ordinal) }
+  }
+  const timestamp = value('X-StreamOffsetFromTimestamp')
+  if (timestamp !== undefined) {
+    if (!/^\d+$/.test(timestamp.trim())) throw new HttpError(400, `X-StreamOffsetFromTimestamp: ${JSON.stringify(timestamp)} is not a ms timestamp`)
+    return { timestamp: Number(timestamp) }
+  }
+  const datetime = value('X-StreamOffsetFromDatetime')
+  if (datetime !== undefined) {
+    const start = parseDatetime(datetime)
+    if (start === undefined) throw new HttpError(400, `X-StreamOffsetFromDatetime: ${JSON.stringify(datetime)} ${SINCE_PROBLEM.replace('an offset, a ms timestamp or ', '')}`)
+    return start
+  }
+  return undefined
+}
+
+/** One message: the event's own JSON object with `ess_offset` and `ess_timestamp`, or `{ topic, payload }` wrapped. */
+export function streamMessage (entry: JournalEntry): string {
+  const readable = readablePayload(entry.payload)
+  const own = 'payload' in readable ? readable.payload : undefined
+  const object = own !== null && typeof own === 'object' && !Array.isArray(own)
+    ? own as Record<string, unknown>
+    : { topic: entry.topic, ...readable }
+  return JSON.stringify({ ...object, ess_offset: entry.offset, ess_timestamp: entry.timestamp })
+}
+
+/**
+ * GET /v1/stream?topic=FILTER upgraded without an MQTT subprotocol: history from the start the
+ * X-StreamOffsetFrom* headers (or parameters) name, then live, one JSON text message per event.
+ * Refusals are HTTP answers before the upgrade.
+ */
+export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer, wss: WebSocketServer, deps: HistoryApiDeps | undefined): Promise<void> {
+  let release: (() => void) | undefined
+  try {
+    if (deps === undefined) throw new HttpError(404, 'this broker keeps no journal (journal: false, or no persistence): there is no history to stream')
+    const url = new URL(req.url ?? '/', 'http://firehose')
+    const reader = await readerOf(req, deps.access)
+    const filters = readableFilters(url.searchParams.getAll('topic').length === 0 ? undefined : url.searchParams.getAll('topic'), reader)
+    const resolved = await resolveStart(deps.journal, streamStart(req, url.searchParams))
+    release = deps.streams.take(reader.ip)
+    const taken = release
+    wss.handleUpgrade(req, socket, head, ws => {
+      deps.keepOpen(req.socket)
+      stream(ws, { ...resolved, accept: entryFilter(filters, reader, resolved.minTimestamp), ip: reader.ip }, deps, taken)
+    })
+  } catch (err) {
+    release?.()
+    const status = err instanceof HttpError ? err.status : 500
+    if (err instanceof HttpError) {
+      if (deps !== undefined) deps.stats.historyRefused++
+    } else {
+      deps?.logger.error({ err }, 'history stream upgrade failed')
+    }
+    const message = err instanceof HttpError ? err.message : 'internal error'
+    const headers = err instanceof HttpError ? Object.entries(err.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') : ''
+    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message) + 1}\r\n${headers}connection: close\r\n\r\n${message}\n`)
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error' }
+
+function stream (ws: WebSocket, start: { from: number, accept: (entry: JournalEntry) => boolean, ip: string }, deps: HistoryApiDeps, release: () => void): void {
+  const following = follow(deps.journal, {
+    from: start.from,
+    accept: start.accept,
+    deliver: async (entry, live) => {
+      const text = streamMessage(entry)
+      if (live) {
+        if (ws.bufferedAmount > deps.limits.maxQueuedBytes) {
+          deps.stats.slowReadersDisconnected++
+          deps.logger.info({ event: 'history.slow-reader', ip: start.ip, queued: ws.bufferedAmount }, 'history reader disconnected: it does not keep up')
+          ws.terminate()
+          return
+        }
+        ws.send(text)
+        return
+      }
+      if (ws.bufferedAmount < HISTORY_HIGH_WATER) {
+        ws.send(text)
+        return
+      }
+      await new Promise<void>(resolve => ws.send(text, () => resolve()))
+    }
+  })
+  const ping = setInterval(() => ws.ping(), PING_MS)
+  ws.on('close', () => {
+    clearInterval(ping)
+    following.stop()
+    release()
+  })
+  ws.on('error', () => ws.terminate())
+  // readers send nothing; anything they do send is ignored
+  following.done.catch((err: unknown) => {
+    deps.logger.error({ err }, 'history stream failed')
+    ws.terminate()
+  })
+}

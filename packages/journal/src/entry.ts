@@ -1,0 +1,57 @@
+/** One accepted publish, as the journal keeps it. */
+export interface JournalEntry {
+  /** strictly increasing, never reused; the first entry ever is 1 */
+  offset: number
+  /** ms since the epoch, broker clock, never below the previous entry's */
+  timestamp: number
+  topic: string
+  payload: Buffer
+  qos: 0 | 1 | 2
+  retain: boolean
+  /** the publishing user, for audit (never shown to anonymous readers); none for the broker's own */
+  user?: string
+}
+
+/** What the broker appends; the journal gives it its offset and timestamp. */
+export type NewEntry = Omit<JournalEntry, 'offset' | 'timestamp'>
+
+const FLAG_RETAIN = 4
+const FLAG_USER = 8
+
+/**
+ * One entry's stored bytes (the offset is its key): timestamp (6 bytes, ms), flags (QoS in
+ * bits 0-1, retain, has user), topic length (2) and topic, [user length (2) and user], payload.
+ */
+export function encodeEntry (entry: Omit<JournalEntry, 'offset'>): Buffer {
+  const topic = Buffer.from(entry.topic, 'utf8')
+  const user = entry.user === undefined ? undefined : Buffer.from(entry.user, 'utf8')
+  const size = 9 + topic.length + (user === undefined ? 0 : 2 + user.length) + entry.payload.length
+  const out = Buffer.allocUnsafe(size)
+  out.writeUIntBE(entry.timestamp, 0, 6)
+  out[6] = entry.qos | (entry.retain ? FLAG_RETAIN : 0) | (user === undefined ? 0 : FLAG_USER)
+  out.writeUInt16BE(topic.length, 7)
+  let at = 9 + topic.copy(out, 9)
+  if (user !== undefined) {
+    out.writeUInt16BE(user.length, at)
+    at += 2 + user.copy(out, at + 2)
+  }
+  entry.payload.copy(out, at)
+  return out
+}
+
+export function decodeEntry (offset: number, bytes: Buffer): JournalEntry {
+  const timestamp = bytes.readUIntBE(0, 6)
+  const flags = bytes[6]!
+  const topicLength = bytes.readUInt16BE(7)
+  let at = 9 + topicLength
+  const topic = bytes.toString('utf8', 9, at)
+  let user: string | undefined
+  if ((flags & FLAG_USER) !== 0) {
+    const userLength = bytes.readUInt16BE(at)
+    user = bytes.toString('utf8', at + 2, at + 2 + userLength)
+    at += 2 + userLength
+  }
+  const entry: JournalEntry = { offset, timestamp, topic, payload: bytes.subarray(at), qos: (flags & 3) as 0 | 1 | 2, retain: (flags & FLAG_RETAIN) !== 0 }
+  if (user !== undefined) entry.user = user
+  return entry
+}

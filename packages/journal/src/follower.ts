@@ -1,0 +1,73 @@
+import type { JournalEntry } from './entry.js'
+import type { Journal } from './journal.js'
+
+export interface FollowOptions {
+  /** the first offset to deliver (older ones past retention: from the oldest held) */
+  from: number
+  /** entries per history read */
+  pageSize?: number
+  /** only these are delivered; the others are skipped silently (ACL, topic filters, a start time) */
+  accept: (entry: JournalEntry) => boolean
+  /**
+   * Delivers one entry. History waits for the promise it may return (the reader's pace);
+   * live entries do not (a reader too slow for them is the caller's to cut off).
+   */
+  deliver: (entry: JournalEntry, live: boolean) => void | Promise<void>
+}
+
+/**
+ * Reads the journal from an offset to its end, then follows what is appended — with no gap and
+ * no duplicate at the seam: each entry is delivered once, in offset order. Returns the stop
+ * function; `done` settles when following ends (stopped, or a read failed).
+ */
+export function follow (journal: Journal, options: FollowOptions): { stop: () => void, done: Promise<void> } {
+  const pageSize = options.pageSize ?? 500
+  let next = Math.max(options.from, journal.bounds().first)
+  let live = false
+  let stopped = false
+  /** the highest offset announced while history was being read */
+  let announced = 0
+  let wake: (() => void) | undefined
+
+  const take = (entry: JournalEntry, isLive: boolean): void | Promise<void> => {
+    if (entry.offset < next) return
+    next = entry.offset + 1
+    if (options.accept(entry)) return options.deliver(entry, isLive)
+  }
+  const unsubscribe = journal.onAppended(entries => {
+    if (stopped) return
+    if (!live) {
+      announced = Math.max(announced, entries[entries.length - 1]!.offset)
+      return
+    }
+    // live: nothing waits for the reader (take returns the reader's promise only in history)
+    for (const entry of entries) take(entry, true)?.catch(() => {})
+  })
+  const stop = (): void => {
+    stopped = true
+    unsubscribe()
+    wake?.()
+  }
+  const done = (async () => {
+    try {
+      for (;;) {
+        if (stopped) return
+        const page = await journal.read(next, pageSize)
+        if (page.length === 0) {
+          // an entry written after this read began is announced before we get here: read again
+          if (announced >= next) continue
+          live = true
+          break
+        }
+        for (const entry of page) {
+          if (stopped) return
+          await take(entry, false)
+        }
+      }
+      await new Promise<void>(resolve => { wake = resolve })
+    } finally {
+      stop()
+    }
+  })()
+  return { stop, done }
+}

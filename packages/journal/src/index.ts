@@ -1,0 +1,5 @@
+export { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
+export type { Journal, JournalBounds, Retention } from './journal.js'
+export { follow, type FollowOptions } from './follower.js'
+export { LevelJournal, type LevelJournalOptions } from './level-journal.js'
+export { parseByteSize, parseDuration } from './sizes.js'

@@ -1,0 +1,208 @@
+import { ClassicLevel } from 'classic-level'
+import { openLevelStore } from '@firehose/runtime'
+import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
+import type { Journal, JournalBounds, Retention } from './journal.js'
+
+const ENTRY = 'e'
+const ENTRIES_END = 'f'
+const LAST = 'm:last'
+const BYTES = 'm:bytes'
+const keyOf = (offset: number): string => ENTRY + String(offset).padStart(16, '0')
+const offsetOf = (key: string): number => Number(key.slice(1))
+const number = (value: Buffer | undefined): number => value === undefined ? 0 : Number(value.toString())
+
+interface Waiting {
+  entry: JournalEntry
+  bytes: Buffer
+  resolve: (entry: JournalEntry) => void
+  reject: (err: Error) => void
+}
+
+export interface LevelJournalOptions {
+  retention: Retention
+  /** ms since the epoch */
+  now?: () => number
+  /** ms between retention passes (also run after a write that passes maxBytes) */
+  retentionInterval?: number
+  /** where to say that a retention pass failed */
+  onError?: (err: Error) => void
+  /** names the configuration key in messages about the directory */
+  key?: string
+  source?: string
+}
+
+/** Entries deleted per retention batch: bounds one pass's memory and write size. */
+const TRIM_CHUNK = 5000
+
+/**
+ * The embedded journal: one LevelDB of its own, an entry per key (`e` and the offset,
+ * zero-padded, so key order is offset order), with the last offset given and the bytes held
+ * as two meta keys written in the same batch as the entries. LevelDB rather than segment files:
+ * the project already runs it (sessions, outboxes), a batch is atomic, ranges are ordered
+ * scans, and retention is a range delete; bench/ compares a replay with a bare iteration of
+ * the same store.
+ */
+export class LevelJournal implements Journal {
+  readonly #db: ClassicLevel<string, Buffer>
+  readonly #retention: Retention
+  readonly #now: () => number
+  readonly #onError: (err: Error) => void
+  readonly #listeners = new Set<(entries: readonly JournalEntry[]) => void>()
+  #first: number
+  #last: number
+  #lastTimestamp: number
+  #bytes: number
+  #appends = 0
+  #waiting: Waiting[] = []
+  /** writes and retention batches, one after another (each keeps the bytes meta key exact) */
+  #lane: Promise<void> = Promise.resolve()
+  #writeQueued = false
+  #trimQueued = false
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
+
+  private constructor (db: ClassicLevel<string, Buffer>, state: { first: number, last: number, lastTimestamp: number, bytes: number }, options: LevelJournalOptions) {
+    this.#db = db
+    this.#retention = options.retention
+    this.#now = options.now ?? Date.now
+    this.#onError = options.onError ?? (() => {})
+    this.#first = state.first
+    this.#last = state.last
+    this.#lastTimestamp = state.lastTimestamp
+    this.#bytes = state.bytes
+    this.#timer = setInterval(() => { this.#trim() }, options.retentionInterval ?? 1000)
+    this.#timer.unref()
+  }
+
+  static async open (dir: string, options: LevelJournalOptions): Promise<LevelJournal> {
+    const db = await openLevelStore<Buffer>(dir, 'buffer', { key: options.key ?? 'journal.dir', user: 'broker', source: options.source ?? 'journal' })
+    const [newest] = await db.keys({ gte: ENTRY, lt: ENTRIES_END, reverse: true, limit: 1 }).all()
+    const [oldest] = await db.keys({ gte: ENTRY, lt: ENTRIES_END, limit: 1 }).all()
+    const meta = await db.getMany([LAST, BYTES])
+    // the meta key keeps offsets from being reused once retention has emptied the journal
+    const last = Math.max(number(meta[0]), newest === undefined ? 0 : offsetOf(newest))
+    const lastTimestamp = newest === undefined ? 0 : decodeEntry(last, (await db.get(newest))!).timestamp
+    const journal = new LevelJournal(db, { first: oldest === undefined ? last + 1 : offsetOf(oldest), last, lastTimestamp, bytes: number(meta[1]) }, options)
+    journal.#trim()
+    return journal
+  }
+
+  async append (input: NewEntry): Promise<JournalEntry> {
+    if (this.#closed) throw new Error('the journal is closed')
+    // offset and timestamp now, in call order: the order of the appends is the journal's
+    this.#lastTimestamp = Math.max(this.#lastTimestamp, this.#now())
+    const entry: JournalEntry = { ...input, offset: ++this.#last, timestamp: this.#lastTimestamp }
+    const bytes = encodeEntry(entry)
+    return await new Promise((resolve, reject) => {
+      this.#waiting.push({ entry, bytes, resolve, reject })
+      if (!this.#writeQueued) {
+        this.#writeQueued = true
+        this.#lane = this.#lane.then(async () => { await this.#writeAll() })
+      }
+    })
+  }
+
+  /** Writes what is waiting, one batch at a time, until nothing is: the group commit. */
+  async #writeAll (): Promise<void> {
+    while (this.#waiting.length > 0) {
+      const batch = this.#waiting
+      this.#waiting = []
+      let bytes = 0
+      const ops: Array<{ type: 'put', key: string, value: Buffer }> = batch.map(w => {
+        bytes += w.bytes.length
+        return { type: 'put', key: keyOf(w.entry.offset), value: w.bytes }
+      })
+      const last = batch[batch.length - 1]!.entry.offset
+      ops.push({ type: 'put', key: LAST, value: Buffer.from(String(last)) })
+      ops.push({ type: 'put', key: BYTES, value: Buffer.from(String(this.#bytes + bytes)) })
+      try {
+        await this.#db.batch(ops)
+      } catch (err) {
+        for (const w of batch) w.reject(err as Error)
+        continue
+      }
+      this.#bytes += bytes
+      this.#appends += batch.length
+      if (this.#first > batch[0]!.entry.offset) this.#first = batch[0]!.entry.offset
+      for (const w of batch) w.resolve(w.entry)
+      const entries = batch.map(w => w.entry)
+      for (const listener of this.#listeners) listener(entries)
+      if (this.#bytes > this.#retention.maxBytes) this.#trim()
+    }
+    this.#writeQueued = false
+  }
+
+  async read (from: number, limit: number): Promise<JournalEntry[]> {
+    const start = Math.max(from, this.#first)
+    if (limit <= 0 || start > this.#last) return []
+    const found = await this.#db.iterator({ gte: keyOf(start), lt: ENTRIES_END, limit }).all()
+    return found.map(([key, value]) => decodeEntry(offsetOf(key), value))
+  }
+
+  async offsetAt (timestamp: number): Promise<number> {
+    // timestamps never decrease with the offset: the smallest offset whose entry (or the next
+    // one held) is at or after `timestamp`, by binary search
+    let low = this.#first
+    let high = this.#last + 1
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2)
+      const [found] = await this.read(mid, 1)
+      if (found === undefined || found.timestamp >= timestamp) high = mid
+      else low = mid + 1
+    }
+    return low
+  }
+
+  bounds (): JournalBounds {
+    return { first: this.#first, last: this.#last, bytes: this.#bytes, appends: this.#appends }
+  }
+
+  onAppended (listener: (entries: readonly JournalEntry[]) => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /** Queues a retention batch in the lane, unless one is queued; appends wait for one batch at most. */
+  #trim (): void {
+    if (this.#trimQueued || this.#closed) return
+    this.#trimQueued = true
+    this.#lane = this.#lane.then(async () => {
+      this.#trimQueued = false
+      if (await this.#trimBatch()) this.#trim()
+    }).catch((err: unknown) => { this.#onError(err as Error) })
+  }
+
+  /** Deletes up to TRIM_CHUNK entries past retention, oldest first; true when there may be more. */
+  async #trimBatch (): Promise<boolean> {
+    if (this.#closed) return false
+    const oldestKept = this.#now() - this.#retention.maxAgeMs
+    const chunk = await this.#db.iterator({ gte: keyOf(this.#first), lt: ENTRIES_END, limit: TRIM_CHUNK }).all()
+    let freed = 0
+    const doomed: string[] = []
+    for (const [key, value] of chunk) {
+      const tooOld = value.readUIntBE(0, 6) < oldestKept
+      const tooBig = this.#bytes - freed > this.#retention.maxBytes
+      if (!tooOld && !tooBig) break
+      doomed.push(key)
+      freed += value.length
+    }
+    if (doomed.length === 0) return false
+    await this.#db.batch([
+      ...doomed.map(key => ({ type: 'del' as const, key })),
+      { type: 'put', key: BYTES, value: Buffer.from(String(this.#bytes - freed)) }
+    ])
+    this.#bytes -= freed
+    this.#first = offsetOf(doomed[doomed.length - 1]!) + 1
+    return doomed.length === chunk.length
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    clearInterval(this.#timer)
+    this.#closed = true
+    // what was appended is written; a retention batch under way finishes
+    while (this.#writeQueued || this.#waiting.length > 0) await this.#lane
+    await this.#lane
+    await this.#db.close()
+  }
+}
