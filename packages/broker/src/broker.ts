@@ -5,6 +5,7 @@ import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
 import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
+import { journalBeforePublish } from './aedes/journal-before-publish.js'
 import { orderOutgoingUpdates } from './aedes/ordered-outgoing-updates.js'
 import { orderPublishesPerClient } from './aedes/ordered-publishes.js'
 import { publishBeforePuback } from './aedes/publish-before-puback.js'
@@ -29,7 +30,6 @@ import { startTcpListener, type ListenerDeps } from './listeners/tcp.js'
 import { startWebSocketListener } from './listeners/websocket.js'
 import { createMetrics } from './observability/metrics.js'
 import { StreamLimits } from './http/stream-limits.js'
-import { journalPublishes } from './journal/journal-publishes.js'
 import { openJournal } from './journal/open-journal.js'
 import { BrokerStats } from './observability/stats.js'
 import { SysTopics } from './observability/sys-topics.js'
@@ -75,7 +75,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   const store = await openStore(config, logger)
   const journal = config.journal === false
     ? undefined
-    : await openJournal(config.journal, config.source, logger).catch(async (err: unknown) => { await store.close(logger); throw err })
+    : await openJournal(config.journal, config.source, logger, store.cluster).catch(async (err: unknown) => { await store.close(logger); throw err })
   const { persistence, cluster } = store
   const stats = new BrokerStats()
   const stalled = new StalledSubscriberGuard(config.limits.maxQueuedBytes, stats, logger)
@@ -122,7 +122,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   // innermost: it takes the counter Aedes' own publish is about to give the message
   if (cluster !== undefined) publishQos2Once(broker, recordedWithPublish)
   orderPublishesPerClient(broker)
-  if (journal !== undefined && config.journal !== false) journalPublishes(broker, { journal, topics: config.journal.topics, sessions: ctx.sessions, stats, logger })
+  if (journal !== undefined && config.journal !== false) journalBeforePublish(broker, { journal, topics: config.journal.topics, sessions: ctx.sessions, stats, logger })
   const publishedBeforePuback = new WeakSet<PublishPacket>()
   dropDeniedPublishes(broker, ctx.denied, publishedBeforePuback)
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)

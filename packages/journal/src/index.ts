@@ -1,5 +1,6 @@
 export { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
-export type { Journal, JournalBounds, Retention } from './journal.js'
+export { digestOf, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 export { follow, type FollowOptions } from './follower.js'
 export { LevelJournal, type LevelJournalOptions } from './level-journal.js'
+export { RedisJournal, type RedisJournalOptions } from './redis-journal.js'
 export { parseByteSize, parseDuration } from './sizes.js'

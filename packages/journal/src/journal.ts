@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { JournalEntry, NewEntry } from './entry.js'
 
 /** How long and how much the journal keeps; whichever bites first. */
@@ -19,13 +20,35 @@ export interface JournalBounds {
 }
 
 /**
+ * A QoS 2 publish's identity while it is in flight: the publisher's client id and packet id.
+ * The journal keeps it with the entry until `release`, so a retransmission of the same
+ * packet (after the broker, or a cluster node, died before acknowledging it) is not journaled
+ * twice.
+ */
+export interface InFlight {
+  client: string
+  packetId: number
+}
+
+/** What identifies a retransmission besides its packet id: the same topic and payload. */
+export function digestOf (entry: { topic: string, payload: Buffer }): string {
+  return createHash('sha1').update(entry.topic).update('\u0000').update(entry.payload).digest('base64')
+}
+
+/**
  * The journal of accepted events. Appends are group-committed: those made while a write is
  * under way go out together in the next one. `appended` listeners get each committed batch,
  * in offset order — what live readers follow.
  */
 export interface Journal {
-  /** resolves once the entry is on disk (or in Redis), with its offset and timestamp */
-  append: (entry: NewEntry) => Promise<JournalEntry>
+  /**
+   * Resolves once the entry is on disk (or in Redis), with its offset and timestamp. With
+   * `inFlight` already held (not released), nothing is appended: it resolves with the offset
+   * the first transmission got.
+   */
+  append: (entry: NewEntry, inFlight?: InFlight) => Promise<JournalEntry>
+  /** Forgets a packet id (PUBREL), or all of a client's (a clean session). */
+  release: (client: string, packetId?: number) => Promise<void>
   /** up to `limit` entries from offset `from` on (inclusive), oldest first */
   read: (from: number, limit: number) => Promise<JournalEntry[]>
   /** the first offset whose timestamp is at or after `timestamp` (last + 1 when none) */

@@ -1,12 +1,16 @@
 import { ClassicLevel } from 'classic-level'
 import { openLevelStore } from '@firehose/runtime'
 import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
-import type { Journal, JournalBounds, Retention } from './journal.js'
+import { digestOf, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 const ENTRY = 'e'
 const ENTRIES_END = 'f'
 const LAST = 'm:last'
 const BYTES = 'm:bytes'
+/** in-flight QoS 2 packet ids: `p:<client>\0<packet id>` -> `<offset> <digest of topic and payload>` */
+const PENDING = 'p:'
+const PENDING_END = 'p;'
+const pendingKey = (inFlight: InFlight): string => `${inFlight.client}\u0000${inFlight.packetId}`
 const keyOf = (offset: number): string => ENTRY + String(offset).padStart(16, '0')
 const offsetOf = (key: string): number => Number(key.slice(1))
 const number = (value: Buffer | undefined): number => value === undefined ? 0 : Number(value.toString())
@@ -14,6 +18,8 @@ const number = (value: Buffer | undefined): number => value === undefined ? 0 : 
 interface Waiting {
   entry: JournalEntry
   bytes: Buffer
+  /** its in-flight key and digest */
+  pending: [string, string] | undefined
   resolve: (entry: JournalEntry) => void
   reject: (err: Error) => void
 }
@@ -54,6 +60,10 @@ export class LevelJournal implements Journal {
   #bytes: number
   #appends = 0
   #waiting: Waiting[] = []
+  /** in-flight QoS 2 packets journaled and not yet released; also on disk, read back at open */
+  readonly #pending: Map<string, { offset: number, digest: string }>
+  /** releases to write with the next batch */
+  #released: string[] = []
   /** writes and retention batches, one after another (each keeps the bytes meta key exact) */
   #lane: Promise<void> = Promise.resolve()
   #writeQueued = false
@@ -61,8 +71,9 @@ export class LevelJournal implements Journal {
   #timer: NodeJS.Timeout | undefined
   #closed = false
 
-  private constructor (db: ClassicLevel<string, Buffer>, state: { first: number, last: number, lastTimestamp: number, bytes: number }, options: LevelJournalOptions) {
+  private constructor (db: ClassicLevel<string, Buffer>, state: { first: number, last: number, lastTimestamp: number, bytes: number, pending: Map<string, { offset: number, digest: string }> }, options: LevelJournalOptions) {
     this.#db = db
+    this.#pending = state.pending
     this.#retention = options.retention
     this.#now = options.now ?? Date.now
     this.#onError = options.onError ?? (() => {})
@@ -82,45 +93,85 @@ export class LevelJournal implements Journal {
     // the meta key keeps offsets from being reused once retention has emptied the journal
     const last = Math.max(number(meta[0]), newest === undefined ? 0 : offsetOf(newest))
     const lastTimestamp = newest === undefined ? 0 : decodeEntry(last, (await db.get(newest))!).timestamp
-    const journal = new LevelJournal(db, { first: oldest === undefined ? last + 1 : offsetOf(oldest), last, lastTimestamp, bytes: number(meta[1]) }, options)
+    const pending = new Map<string, { offset: number, digest: string }>()
+    for (const [key, value] of await db.iterator({ gte: PENDING, lt: PENDING_END }).all()) {
+      const [offset, digest] = value.toString().split(' ')
+      pending.set(key.slice(PENDING.length), { offset: Number(offset), digest: digest ?? '' })
+    }
+    const journal = new LevelJournal(db, { first: oldest === undefined ? last + 1 : offsetOf(oldest), last, lastTimestamp, bytes: number(meta[1]), pending }, options)
     journal.#trim()
     return journal
   }
 
-  async append (input: NewEntry): Promise<JournalEntry> {
+  async append (input: NewEntry, inFlight?: InFlight): Promise<JournalEntry> {
     if (this.#closed) throw new Error('the journal is closed')
+    const pending = inFlight === undefined ? undefined : pendingKey(inFlight)
+    const digest = pending === undefined ? '' : digestOf(input)
+    const journaled = pending === undefined ? undefined : this.#pending.get(pending)
+    // the same packet id with another message is a new message (a release was missed), not a retransmission
+    if (journaled !== undefined && journaled.digest === digest) return { ...input, offset: journaled.offset, timestamp: this.#lastTimestamp }
     // offset and timestamp now, in call order: the order of the appends is the journal's
     this.#lastTimestamp = Math.max(this.#lastTimestamp, this.#now())
     const entry: JournalEntry = { ...input, offset: ++this.#last, timestamp: this.#lastTimestamp }
+    if (pending !== undefined) this.#pending.set(pending, { offset: entry.offset, digest })
     const bytes = encodeEntry(entry)
     return await new Promise((resolve, reject) => {
-      this.#waiting.push({ entry, bytes, resolve, reject })
-      if (!this.#writeQueued) {
-        this.#writeQueued = true
-        this.#lane = this.#lane.then(async () => { await this.#writeAll() })
-      }
+      this.#waiting.push({ entry, bytes, pending: pending === undefined ? undefined : [pending, digest], resolve, reject })
+      this.#queueWrite()
     })
+  }
+
+  async release (client: string, packetId?: number): Promise<void> {
+    const keys = packetId === undefined
+      ? [...this.#pending.keys()].filter(key => key.startsWith(`${client}\u0000`))
+      : [pendingKey({ client, packetId })].filter(key => this.#pending.has(key))
+    if (keys.length === 0) return
+    for (const key of keys) this.#pending.delete(key)
+    this.#released.push(...keys)
+    await new Promise<void>((resolve, reject) => {
+      this.#queueWrite()
+      this.#lane.then(resolve, reject)
+    })
+  }
+
+  #queueWrite (): void {
+    if (this.#writeQueued) return
+    this.#writeQueued = true
+    this.#lane = this.#lane.then(async () => { await this.#writeAll() })
   }
 
   /** Writes what is waiting, one batch at a time, until nothing is: the group commit. */
   async #writeAll (): Promise<void> {
-    while (this.#waiting.length > 0) {
+    while (this.#waiting.length > 0 || this.#released.length > 0) {
       const batch = this.#waiting
+      const released = this.#released
       this.#waiting = []
+      this.#released = []
       let bytes = 0
-      const ops: Array<{ type: 'put', key: string, value: Buffer }> = batch.map(w => {
+      const ops: Array<{ type: 'put', key: string, value: Buffer } | { type: 'del', key: string }> = []
+      for (const w of batch) {
         bytes += w.bytes.length
-        return { type: 'put', key: keyOf(w.entry.offset), value: w.bytes }
-      })
-      const last = batch[batch.length - 1]!.entry.offset
-      ops.push({ type: 'put', key: LAST, value: Buffer.from(String(last)) })
-      ops.push({ type: 'put', key: BYTES, value: Buffer.from(String(this.#bytes + bytes)) })
+        ops.push({ type: 'put', key: keyOf(w.entry.offset), value: w.bytes })
+        // with the entry, in one batch: after a crash, the entry and its packet id are both there or neither
+        if (w.pending !== undefined) ops.push({ type: 'put', key: PENDING + w.pending[0], value: Buffer.from(`${w.entry.offset} ${w.pending[1]}`) })
+      }
+      for (const key of released) ops.push({ type: 'del', key: PENDING + key })
+      if (batch.length > 0) {
+        ops.push({ type: 'put', key: LAST, value: Buffer.from(String(batch[batch.length - 1]!.entry.offset)) })
+        ops.push({ type: 'put', key: BYTES, value: Buffer.from(String(this.#bytes + bytes)) })
+      }
       try {
         await this.#db.batch(ops)
       } catch (err) {
-        for (const w of batch) w.reject(err as Error)
+        for (const w of batch) {
+          if (w.pending !== undefined && this.#pending.get(w.pending[0])?.offset === w.entry.offset) this.#pending.delete(w.pending[0])
+          w.reject(err as Error)
+        }
+        // released ids left on disk are harmless: a new message under the id has another digest
+        if (batch.length === 0) this.#onError(err as Error)
         continue
       }
+      if (batch.length === 0) continue
       this.#bytes += bytes
       this.#appends += batch.length
       if (this.#first > batch[0]!.entry.offset) this.#first = batch[0]!.entry.offset
@@ -201,7 +252,7 @@ export class LevelJournal implements Journal {
     clearInterval(this.#timer)
     this.#closed = true
     // what was appended is written; a retention batch under way finishes
-    while (this.#writeQueued || this.#waiting.length > 0) await this.#lane
+    while (this.#writeQueued || this.#waiting.length > 0 || this.#released.length > 0) await this.#lane
     await this.#lane
     await this.#db.close()
   }

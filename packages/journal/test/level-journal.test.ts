@@ -97,3 +97,22 @@ async function waitUntil (check: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000
   while (!check() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
 }
+
+t.test('a QoS 2 packet id in flight: its retransmission is not appended again, across a reopen, until released', async t => {
+  const where = await dir()
+  let journal = await LevelJournal.open(where, { retention: { maxAgeMs: DAY, maxBytes: 1e9 } })
+  const inFlight = { client: 'gerrit-bridge', packetId: 7 }
+  const first = await journal.append(event(1), inFlight)
+  t.equal((await journal.append(event(1), inFlight)).offset, first.offset, 'the retransmission gets the first offset')
+  t.equal(journal.bounds().last, 1, 'and nothing new')
+  t.equal((await journal.append(event(2), inFlight)).offset, 2, 'the same id with another message is a new message')
+  await journal.close()
+  journal = await LevelJournal.open(where, { retention: { maxAgeMs: DAY, maxBytes: 1e9 } })
+  t.equal((await journal.append(event(2), inFlight)).offset, 2, 'still held after a restart')
+  await journal.release('gerrit-bridge', 7)
+  t.equal((await journal.append(event(2), inFlight)).offset, 3, 'released: the id is free for the next message')
+  await journal.append(event(3), { client: 'gerrit-bridge', packetId: 8 })
+  await journal.release('gerrit-bridge') // a clean session
+  t.equal((await journal.append(event(3), { client: 'gerrit-bridge', packetId: 8 })).offset, 5, 'a clean session releases all of its ids')
+  await journal.close()
+})

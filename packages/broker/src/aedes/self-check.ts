@@ -9,6 +9,7 @@ import { dropDeniedPublishesContract } from './drop-denied-publishes.js'
 import { exactDedupeContract } from './exact-dedupe.js'
 import { clientInternals } from './internals.js'
 import { internalsContract } from './internals-contract.js'
+import { journalBeforePublishContract } from './journal-before-publish.js'
 import { qos0FastPathContract } from './qos0-fast-path.js'
 import { recordQos2AfterPublishContract } from './record-qos2-after-publish.js'
 import { sharedAddSubscriptionsContract } from './shared-add-subscriptions.js'
@@ -38,7 +39,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   publishBeforePubackContract,
   queueBeforeLiveContract,
   qos2PublishedOnceContract,
-  qos2PublishedOnceChannelContract
+  qos2PublishedOnceChannelContract,
+  journalBeforePublishContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

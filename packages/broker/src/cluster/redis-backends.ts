@@ -19,14 +19,16 @@ export interface ClusterBackends {
   mq: unknown
   /** aedes-persistence-redis: subscriptions, retained messages, sessions, queued messages, wills */
   persistence: AedesPersistence
+  /** the journal's Redis stream: commands on the persistence's connection, a connection of its own to follow it */
+  journal: { db: Redis, tail: Redis }
   /** called once every connection is back after a Redis outage (and its subscriptions restored) */
   onRecovered: (listener: () => void) => void
   close: () => Promise<void>
 }
 
 /**
- * Connects one cluster node to Redis. Three connections: mqemitter-redis's publisher and
- * subscriber, and the persistence's. While Redis is away ioredis keeps reconnecting and holds
+ * Connects one cluster node to Redis. Four connections: mqemitter-redis's publisher and
+ * subscriber, the persistence's (also the journal's), and one for following the journal. While Redis is away ioredis keeps reconnecting and holds
  * commands until it is back (maxRetriesPerRequest: null), so a Redis restart delays
  * acknowledgements rather than losing messages; the node itself keeps running.
  */
@@ -46,7 +48,7 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
   const down = new Set<string>()
   let outage = false
   const recovered: Array<() => void> = []
-  const connections = ['mq-publish', 'mq-subscribe', 'persistence'].map(role => {
+  const connections = ['mq-publish', 'mq-subscribe', 'persistence', 'journal-tail'].map(role => {
     const redis = new Redis(cluster.redis, { ...options, connectionName: `firehose-${cluster.node}-${role}` })
     // ioredis emits 'error' on every failed reconnection: one line per outage, not one per attempt
     redis.on('error', (err: Error) => {
@@ -64,7 +66,7 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
     })
     return redis
   })
-  const [pubConn, subConn, db] = connections as [Redis, Redis, Redis]
+  const [pubConn, subConn, db, tail] = connections as [Redis, Redis, Redis, Redis]
   try {
     await Promise.all(connections.map(async c => await c.connect()))
   } catch (err) {
@@ -84,6 +86,7 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
     id,
     mq,
     persistence,
+    journal: { db, tail },
     onRecovered: listener => { recovered.push(listener) },
     close: async () => {
       await new Promise<void>(resolve => mq.close(resolve))

@@ -136,8 +136,10 @@ function resolveJournal (raw: RawConfig['journal'], off: boolean, persistence: B
   const maxBytes = parseByteSize(raw.retention.maxBytes)
   if (maxBytes === undefined) problems.push(`journal.retention.maxBytes: ${JSON.stringify(raw.retention.maxBytes)} is not a size (bytes, or a number with KiB, MiB, GiB, KB, MB or GB: 512MiB, 1GiB)`)
   if (off || maxAgeMs === undefined || maxBytes === undefined) return false
-  // a cluster's journal belongs on Redis Streams, which is not built yet: see docs/history.md
-  if (cluster !== false) return false
+  if (cluster !== false) {
+    if (raw.dir !== undefined) problems.push('journal.dir: a cluster node keeps its journal in Redis (a stream every node shares); remove journal.dir')
+    return { dir: undefined, topics: raw.topics, retention: { maxAgeMs, maxBytes } }
+  }
   const dir = raw.dir !== undefined ? abs(raw.dir) : persistence === false ? undefined : join(persistence.dir, 'journal')
   if (dir === undefined) return false
   return { dir, topics: raw.topics, retention: { maxAgeMs, maxBytes } }

@@ -38,8 +38,8 @@ export interface ClusterConfig {
 }
 
 export interface JournalConfig {
-  /** absolute path of its LevelDB */
-  dir: string
+  /** absolute path of its LevelDB; undefined on a cluster node, whose journal is a Redis stream */
+  dir: string | undefined
   /** MQTT filters of the topics journaled */
   topics: readonly string[]
   retention: { maxAgeMs: number, maxBytes: number }
