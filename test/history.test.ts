@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process'
+import { connect as tcpConnect } from 'node:net'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { WebSocket } from 'ws'
@@ -19,7 +20,7 @@ const broker = await BrokerProcess.start({
   // anonymous readers: gerrit/ only; launchpad may also read secret/
   acl: 'topic read gerrit/#\ntopic read $SYS/#\n\nuser gerrit\ntopic readwrite gerrit/#\n\nuser launchpad\ntopic readwrite launchpad/#\ntopic readwrite secret/#\n',
   // a stream outlives the handshake timeout of connections that never speak MQTT
-  config: { journal: { topics: ['#'] }, limits: { connectTimeout: 1 } }
+  config: { journal: { topics: ['#'] }, limits: { connectTimeout: 1, maxStreamsPerIp: 5, maxQueuedBytes: 262144 } }
 })
 t.teardown(() => broker.stop())
 const base = `http://127.0.0.1:${broker.ports.ws}`
@@ -285,4 +286,46 @@ t.test('firehose history: pages of history, --since a date, --follow, refusals a
   await waitFor('--follow to print the live event', () => out.includes('"live":1'), 10000)
   follow.kill()
   t.match(out, /^\{"offset":\d+,"timestamp":\d+,"topic":"gerrit\/cli-follow","payload":\{"live":1\}\}\n$/)
+})
+
+t.test('a reader that stops reading is disconnected and counted; the others keep getting events', async t => {
+  const before = await broker.metric('firehose_history_slow_readers_disconnected_total')
+  // a raw HTTP request whose socket is paused: connected, reading nothing (a frozen tab)
+  const frozen = tcpConnect(broker.ports.ws, '127.0.0.1')
+  await new Promise(resolve => frozen.once('connect', resolve))
+  frozen.write('GET /v1/events?topic=gerrit/flood HTTP/1.1\r\nHost: x\r\n\r\n')
+  let closed = false
+  frozen.on('close', () => { closed = true })
+  frozen.on('error', () => {})
+  await waitFor('the frozen stream to open', async () => await broker.metric('firehose_history_streams') >= 1, 10000)
+  frozen.pause()
+  const healthy = sse('/v1/events?topic=gerrit/flood', e => e.length >= 500)
+  await waitFor('the healthy stream to open', async () => await broker.metric('firehose_history_streams') >= 2, 10000)
+  const big = 'x'.repeat(100 * 1024)
+  const pub = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
+  // 50 MB: more than the kernel buffers a paused loopback reader (tcp_rmem up to 32 MiB here)
+  for (let i = 0; i < 500; i++) await pub.publishAsync('gerrit/flood', `${i} ${big}`, { qos: 1 })
+  await pub.endAsync()
+  t.equal((await healthy).events.length, 500, 'a reader that keeps up gets all 500 (50 MB)')
+  // a paused socket does not see the broker close it: the broker's side is what counts
+  await waitFor('the frozen reader to be cut off', async () => await broker.metric('firehose_history_slow_readers_disconnected_total') === before + 1, 20000)
+  await waitFor('its stream closed', async () => await broker.metric('firehose_history_streams') === 0, 10000)
+  frozen.resume()
+  await waitFor('the frozen reader to see the end once it reads again', () => closed, 20000)
+  t.pass('cut off, counted, its stream closed')
+})
+
+t.test('streams per address are limited: one more gets 429', async t => {
+  await waitFor('earlier streams to close', async () => await broker.metric('firehose_history_streams') === 0, 10000)
+  const controllers = Array.from({ length: 5 }, () => new AbortController())
+  const open = await Promise.all(controllers.map(async c => await fetch(`${base}/v1/events?topic=gerrit/limit`, { signal: c.signal })))
+  t.ok(open.every(r => r.status === 200), 'five open')
+  const sixth = await fetch(`${base}/v1/events?topic=gerrit/limit`)
+  t.equal(sixth.status, 429)
+  t.match(await sixth.text(), /^too many streams from 127\.0\.0\.1 \(limits\.maxStreamsPerIp: 5\)/)
+  const ws = await wsStream('/v1/stream?topic=gerrit/limit', 1).catch((err: Error) => err.message)
+  t.match(ws, /^429 too many streams/, 'the WebSocket stream too')
+  controllers.forEach(c => c.abort())
+  await waitFor('the streams to close', async () => await broker.metric('firehose_history_streams') === 0, 10000)
+  t.equal((await fetch(`${base}/v1/history?topic=gerrit/limit`)).status, 200, 'pages are not streams')
 })

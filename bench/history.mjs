@@ -1,0 +1,510 @@
+// History: the journal's replay against a bare iteration of the same LevelDB, fan-out with the
+// journal on and off, a broker's memory with a full and an empty journal, and live latency over
+// Server-Sent Events against MQTT over WebSocket. Side by side, same machine, one run.
+//   npm run bench:history -- [--events 200000] [--seconds 5] [--rounds 2] [--subscribers 200]
+//                            [--readers 1000] [--only replay,fanout,memory,sse-latency]
+import { randomBytes } from 'node:crypto'
+import { Agent, get } from 'node:http'
+import { connect } from 'node:net'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ClassicLevel } from 'classic-level'
+import mqtt from 'mqtt'
+import mqttPacket from 'mqtt-packet'
+import { follow, LevelJournal } from '../packages/journal/dist/index.js'
+import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
+import { fmt, median } from './lib/latency.mjs'
+import { openNativeSubscribers } from './lib/native.mjs'
+import { processCpuSeconds, startFirehose } from './lib/processes.mjs'
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '200000' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '2' },
+    subscribers: { type: 'string', default: '200' },
+    readers: { type: 'string', default: '1000' },
+    only: { type: 'string', default: 'replay,fanout,memory,sse-latency' }
+  }
+})
+const EVENTS = Number(values.events)
+const SECONDS = Number(values.seconds)
+const ROUNDS = Number(values.rounds)
+const SUBSCRIBERS = Number(values.subscribers)
+const READERS = Number(values.readers)
+const ONLY = new Set(values.only.split(','))
+for (const section of ONLY) {
+  if (!['replay', 'fanout', 'memory', 'sse-latency'].includes(section)) throw new Error(`--only: unknown section "${section}"`)
+}
+const RATE = 100 // messages/s of the live latency load
+const USERS = { bench: 'bench-password' }
+// nothing is trimmed during a run, whatever its size
+const RETENTION = { maxAge: '3650d', maxBytes: '100GiB' }
+const LIMITS = { maxConnections: 100000, maxConnectionsPerIp: 100000, maxStreamsPerIp: Math.max(2000, READERS + 100) }
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+const now = () => Number(process.hrtime.bigint()) // ns, CLOCK_MONOTONIC: exact as a Number for 104 days of uptime
+const MiB = 1024 * 1024
+const saturated = []
+
+// Events are 1 KiB JSON objects, `{"t":"<16-digit ns stamp>","seq":N,"pad":"..."}`: JSON
+// because the broker renders JSON payloads as JSON (its real work per event), the pad random
+// base64 because LevelDB compresses its blocks (a run of 'x' would leave nothing to read)
+const POOL = randomBytes(3 * MiB).toString('base64')
+const MARK = Buffer.from('"t":"')
+const STAMP_DIGITS = 16
+function eventPayload (seq, stamp = 0) {
+  const head = `{"t":"${String(stamp).padStart(STAMP_DIGITS, '0')}","seq":${seq},"pad":"`
+  const padLength = 1024 - head.length - 2
+  const at = (seq * 1031) % (POOL.length - padLength) // consecutive events share no pad bytes
+  return Buffer.from(head + POOL.slice(at, at + padLength) + '"}', 'latin1')
+}
+
+const root = await mkdtemp(join(tmpdir(), 'firehose-bench-history-'))
+const journalConfig = dir => ({ dir, topics: ['#'], retention: RETENTION })
+const startBroker = async journal => await startFirehose({ users: USERS, extra: { journal, limits: LIMITS } })
+const httpJson = async (broker, path) => await (await fetch(`http://127.0.0.1:${broker.wsPort}${path}`)).json()
+
+async function dirBytes (dir) {
+  let total = 0
+  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size
+  return total
+}
+
+/** Resident memory of a process (Linux): all of it, its anonymous part (heap) and file pages (LevelDB maps its tables). */
+async function memoryOf (pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kib = field => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024
+  return { rss: kib('VmRSS'), anon: kib('RssAnon'), file: kib('RssFile') }
+}
+
+// ---- 1. replay, 3. memory -------------------------------------------------------------------
+
+/** Appends `EVENTS` events through LevelJournal, 1000 in flight (the journal group-commits them). */
+async function fillJournal (dir) {
+  const journal = await LevelJournal.open(dir, { retention: { maxAgeMs: 3650 * 86400_000, maxBytes: 100 * 1024 ** 3 } })
+  const started = performance.now()
+  for (let done = 0; done < EVENTS; done += 1000) {
+    await Promise.all(Array.from({ length: Math.min(1000, EVENTS - done) }, (_, i) =>
+      journal.append({ topic: 'bench/history', payload: eventPayload(done + i), qos: 0, retain: false })))
+  }
+  const seconds = (performance.now() - started) / 1000
+  const { bytes } = journal.bounds()
+  await journal.close()
+  return { perSecond: EVENTS / seconds, bytes, onDisk: await dirBytes(dir) }
+}
+
+/** The physical limit: every entry's value read with classic-level, nothing decoded. */
+async function bareIteration (dir) {
+  const db = new ClassicLevel(dir, { valueEncoding: 'buffer' })
+  await db.open()
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  let events = 0
+  let bytes = 0
+  const iterator = db.iterator({ gte: 'e', lt: 'f' })
+  for (;;) {
+    const entries = await iterator.nextv(1000)
+    if (entries.length === 0) break
+    for (const [, value] of entries) bytes += value.length
+    events += entries.length
+  }
+  await iterator.close()
+  const seconds = (performance.now() - started) / 1000
+  const load = cpuSeconds(cpu) / seconds
+  await db.close()
+  return { events, bytes, seconds, load }
+}
+
+/** The broker's read path without HTTP: follow() from offset 1 (journal.read pages of 500, decodeEntry). */
+async function followInProcess (dir) {
+  const journal = await LevelJournal.open(dir, { retention: { maxAgeMs: 3650 * 86400_000, maxBytes: 100 * 1024 ** 3 } })
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  let events = 0
+  let bytes = 0
+  let finish
+  const finished = new Promise(resolve => { finish = resolve })
+  const following = follow(journal, {
+    from: 1,
+    accept: () => true,
+    deliver: entry => {
+      bytes += entry.payload.length
+      if (++events === EVENTS) finish()
+    }
+  })
+  await Promise.race([finished, following.done])
+  const seconds = (performance.now() - started) / 1000
+  const load = cpuSeconds(cpu) / seconds
+  following.stop()
+  await journal.close()
+  return { events, bytes, seconds, load }
+}
+
+/** Counts SSE events in a byte stream: each one starts `id: ` after the blank line ending what came before. */
+function eventCounter () {
+  const mark = Buffer.from('\n\nid: ')
+  let tail = Buffer.alloc(0)
+  const counter = {
+    count: 0,
+    add (chunk) {
+      // a mark across the seam of two chunks, then those within this chunk (never both)
+      const seam = Buffer.concat([tail, chunk.subarray(0, mark.length - 1)])
+      for (let i = seam.indexOf(mark); i !== -1; i = seam.indexOf(mark, i + 1)) counter.count++
+      for (let i = chunk.indexOf(mark); i !== -1; i = chunk.indexOf(mark, i + 1)) counter.count++
+      tail = Buffer.concat([tail, chunk]).subarray(-(mark.length - 1))
+    }
+  }
+  return counter
+}
+
+/** Events/s delivered over SSE from offset 1 (Node's fetch), until all `EVENTS` have arrived. */
+async function sseReplay (broker) {
+  const controller = new AbortController()
+  const cpu = process.cpuUsage()
+  const brokerCpu = await processCpuSeconds(broker.pid)
+  const started = performance.now()
+  const res = await fetch(`http://127.0.0.1:${broker.wsPort}/v1/events?topic=%23&since=1`, { signal: controller.signal })
+  if (res.status !== 200) throw new Error(`GET /v1/events: ${res.status} ${await res.text()}`)
+  const counter = eventCounter()
+  let bytes = 0
+  let firstByte
+  const reader = res.body.getReader()
+  while (counter.count < EVENTS) {
+    const { value, done } = await reader.read()
+    if (done) break
+    firstByte ??= performance.now() - started
+    counter.add(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+    bytes += value.byteLength
+  }
+  const seconds = (performance.now() - started) / 1000
+  const load = cpuSeconds(cpu) / seconds
+  const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / seconds
+  await reader.cancel().catch(() => {})
+  controller.abort()
+  return { events: counter.count, bytes, seconds, load, brokerLoad, firstByteMs: firstByte }
+}
+
+async function replayAndMemory () {
+  const full = join(root, 'journal-full')
+  console.log(`filling a journal with ${fmt(EVENTS)} events of 1 KiB...`)
+  const fill = await fillJournal(full)
+  console.log(`  ${fmt(fill.perSecond)} appends/s; ${fmt(fill.bytes / MiB)} MiB of entries, ${fmt(fill.onDisk / MiB)} MiB on disk`)
+  let bare, inProcess, sse
+  if (ONLY.has('replay')) {
+    // the best of two passes: the first open after the fill also turns LevelDB's log into a table
+    const passes = [await bareIteration(full), await bareIteration(full)]
+    bare = passes.reduce((a, b) => a.seconds <= b.seconds ? a : b)
+    console.log(`  bare iteration: ${fmt(bare.events)} events in ${passes.map(p => p.seconds.toFixed(2)).join(' s, then ')} s`)
+    inProcess = await followInProcess(full)
+    console.log(`  follow() in this process: ${fmt(inProcess.events)} events in ${inProcess.seconds.toFixed(2)} s`)
+  }
+  const brokers = []
+  try {
+    const fullBroker = await startBroker(journalConfig(full))
+    brokers.push(fullBroker)
+    const bounds = await httpJson(fullBroker, '/v1/journal')
+    if (bounds.first !== 1 || bounds.last !== EVENTS) console.log(`  UNEXPECTED: the broker holds offsets ${bounds.first} to ${bounds.last}, not 1 to ${EVENTS}`)
+    let memory
+    if (ONLY.has('memory')) {
+      const emptyBroker = await startBroker(journalConfig(join(root, 'journal-empty')))
+      brokers.push(emptyBroker)
+      // both idle side by side for 5 s: what each holds, and what each spends doing nothing
+      await sleep(1000)
+      const cpuBefore = await Promise.all(brokers.map(b => processCpuSeconds(b.pid)))
+      await sleep(5000)
+      const cpuAfter = await Promise.all(brokers.map(b => processCpuSeconds(b.pid)))
+      const [fullMemory, emptyMemory] = await Promise.all(brokers.map(b => memoryOf(b.pid)))
+      memory = { full: fullMemory, empty: emptyMemory, fullCpu: (cpuAfter[0] - cpuBefore[0]) / 5, emptyCpu: (cpuAfter[1] - cpuBefore[1]) / 5 }
+    }
+    if (ONLY.has('replay')) {
+      sse = await sseReplay(fullBroker)
+      console.log(`  SSE: ${fmt(sse.events)} events in ${sse.seconds.toFixed(2)} s`)
+      if (sse.load > 0.9) saturated.push('the SSE replay\'s reader (fetch)')
+    }
+    if (memory !== undefined && sse !== undefined) {
+      await sleep(3000)
+      memory.afterReplay = await memoryOf(fullBroker.pid)
+    }
+
+    if (sse !== undefined) {
+      const row = (name, r) => console.log(`| ${name} | ${fmt(r.events / r.seconds)} | ${fmt(r.bytes / MiB / r.seconds)} | ${(100 * r.load).toFixed(0)}% | ${((r.events / r.seconds) / (bare.events / bare.seconds)).toFixed(2)} |`)
+      console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB | events/s | MiB/s read | CPU (this process / broker) | ratio to bare |`)
+      console.log('|---|---|---|---|---|')
+      row('bare LevelDB iteration (classic-level, nextv 1000, values only; best of 2)', bare)
+      row('follow() in process (journal.read pages of 500, decodeEntry; no HTTP)', inProcess)
+      console.log(`| SSE from the broker (fetch, topic=#, since=1) | ${fmt(sse.events / sse.seconds)} | ${fmt(sse.bytes / MiB / sse.seconds)} | ${(100 * sse.load).toFixed(0)}% / ${(100 * sse.brokerLoad).toFixed(0)}% | ` +
+        `**${((sse.events / sse.seconds) / (bare.events / bare.seconds)).toFixed(2)}** (target ≥ 0.5) |`)
+      console.log(`\nfill: ${fmt(fill.perSecond)} appends/s (1000 in flight); SSE first byte after ${sse.firstByteMs.toFixed(0)} ms; ` +
+        `SSE bytes per event ${fmt(sse.bytes / sse.events)} (the 1 KiB payload re-serialised in its envelope)`)
+    }
+    if (memory !== undefined) {
+      const m = bytes => `${fmt(bytes / MiB)} MiB`
+      const row = (name, r, cpu) => console.log(`| ${name} | ${m(r.rss)} | ${m(r.anon)} | ${m(r.file)} | ${cpu === undefined ? '' : `${(100 * cpu).toFixed(1)}%`} |`)
+      console.log('\n| broker memory, idle 5 s | RSS | anonymous (heap) | file pages | CPU while idle |')
+      console.log('|---|---|---|---|---|')
+      row('empty journal', memory.empty, memory.emptyCpu)
+      row(`journal of ${fmt(EVENTS)} events (${m(fill.onDisk)} on disk)`, memory.full, memory.fullCpu)
+      if (memory.afterReplay !== undefined) row('the same, 3 s after the SSE replay of all of it', memory.afterReplay)
+      const d = key => m(memory.full[key] - memory.empty[key])
+      console.log(`| difference, full − empty (idle) | ${d('rss')} | ${d('anon')} | ${d('file')} | |`)
+    }
+  } finally {
+    for (const broker of brokers) await broker.stop()
+  }
+}
+
+// ---- 2. fan-out, journal on and off ---------------------------------------------------------
+
+const FANOUT_PAYLOAD = eventPayload(0)
+
+/** Deliveries/s to `SUBSCRIBERS` lean subscribers on `bench/#` (as bench/fanout.mjs measures them). */
+async function fanOut (broker, transport, label) {
+  const port = transport === 'ws' ? broker.wsPort : broker.port
+  const subs = await openNativeSubscribers({ port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label, transport })
+  const publisher = await openPublisher({ port: broker.port, clientId: `${label}-pub`, username: 'bench', password: USERS.bench })
+  const packet = publisher.publishPacket('bench/fanout', FANOUT_PAYLOAD)
+  let published = await flood(publisher, packet, 1, subs) // warm-up
+  await sleep(300)
+  const before = subs.bytes()
+  const cpu = process.cpuUsage()
+  const subsCpu = await processCpuSeconds(subs.pid)
+  const brokerCpu = await processCpuSeconds(broker.pid)
+  const started = Date.now()
+  published += await flood(publisher, packet, SECONDS, subs)
+  const elapsed = (Date.now() - started) / 1000
+  const perSecond = (subs.bytes() - before) / packet.length / elapsed
+  const generator = Math.max(cpuSeconds(cpu), await processCpuSeconds(subs.pid) - subsCpu) / elapsed
+  const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / elapsed
+  if (generator > 0.9) saturated.push(`the fan-out generator (${label})`)
+  await sleep(500) // what the publisher wrote is read (and journaled) before it goes
+  publisher.close()
+  await subs.close()
+  return { perSecond, published, brokerLoad }
+}
+
+async function fanOutOnOff () {
+  const off = await startBroker(false)
+  const on = await startBroker(journalConfig(join(root, 'journal-fanout')))
+  try {
+    const figures = { tcp: { off: [], on: [] }, ws: { off: [], on: [] } }
+    const cpu = { tcp: { off: [], on: [] }, ws: { off: [], on: [] } }
+    let publishedOn = 0
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [key, broker] of [['off', off], ['on', on]]) {
+        for (const transport of ['tcp', 'ws']) {
+          const run = await fanOut(broker, transport, `${key}-${transport}-${round}`)
+          figures[transport][key].push(run.perSecond)
+          cpu[transport][key].push(run.brokerLoad)
+          if (key === 'on') publishedOn += run.published
+        }
+      }
+      console.log(`  round ${round + 1}: TCP off ${fmt(figures.tcp.off.at(-1))} on ${fmt(figures.tcp.on.at(-1))}, ` +
+        `WebSocket off ${fmt(figures.ws.off.at(-1))} on ${fmt(figures.ws.on.at(-1))} deliveries/s`)
+    }
+    const journal = await httpJson(on, '/v1/journal')
+    console.log(`\n| fan-out, ${SUBSCRIBERS} subscribers, 1 KiB QoS 0 (median of ${ROUNDS}) | journal off | journal on | ratio on/off |`)
+    console.log('|---|---|---|---|')
+    for (const [transport, name] of [['tcp', 'TCP'], ['ws', 'WebSocket']]) {
+      const o = median(figures[transport].off)
+      const n = median(figures[transport].on)
+      const load = key => `${(100 * median(cpu[transport][key])).toFixed(0)}%`
+      console.log(`| ${name} deliveries/s | ${fmt(o)} | ${fmt(n)} | **${(n / o).toFixed(2)}** (target ≥ 0.9) |`)
+      console.log(`| ${name} broker CPU | ${load('off')} | ${load('on')} | |`)
+    }
+    console.log(`\njournal on: ${fmt(journal.appends)} appends for ${fmt(publishedOn)} messages published (${fmt(journal.bytes / MiB)} MiB)`)
+  } finally {
+    await off.stop()
+    await on.stop()
+  }
+}
+
+// ---- 4. live latency: SSE readers against MQTT-over-WebSocket subscribers --------------------
+
+/**
+ * Records publish-to-receive latency from the stamps in a byte stream: SSE text or WebSocket
+ * frames of MQTT packets alike, since each event's payload holds `"t":"<16 digits>"` once and
+ * Firehose sends each packet whole in one frame.
+ */
+function stampScanner (samples) {
+  return () => {
+    let carry
+    return chunk => {
+      const arrived = now()
+      const buf = carry === undefined ? chunk : Buffer.concat([carry, chunk])
+      carry = undefined
+      let at = 0
+      for (;;) {
+        const i = buf.indexOf(MARK, at)
+        if (i === -1) {
+          // a mark may begin in the last bytes
+          const keep = Math.max(at, buf.length - (MARK.length - 1))
+          if (keep < buf.length) carry = Buffer.from(buf.subarray(keep))
+          return
+        }
+        const digits = i + MARK.length
+        if (digits + STAMP_DIGITS > buf.length) {
+          carry = Buffer.from(buf.subarray(i))
+          return
+        }
+        const stamp = Number(buf.toString('latin1', digits, digits + STAMP_DIGITS))
+        if (!Number.isFinite(stamp)) samples.bad++
+        else if (stamp >= samples.since) samples.values.push((arrived - stamp) / 1e6) // not the warm-up's
+        at = digits + STAMP_DIGITS
+      }
+    }
+  }
+}
+
+async function inBatches (count, open) {
+  const opened = []
+  for (let start = 0; start < count; start += 100) { // a batch at a time: listen backlogs
+    opened.push(...await Promise.all(Array.from({ length: Math.min(100, count - start) }, (_, i) => open(start + i))))
+  }
+  return opened
+}
+
+/** `READERS` SSE readers of live events on bench/#, raw node:http. */
+async function openSseReaders (broker, samples) {
+  const scanner = stampScanner(samples)
+  const agent = new Agent({ maxSockets: Infinity })
+  const requests = await inBatches(READERS, () => new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port: broker.wsPort, path: '/v1/events?topic=bench/%23', agent }, res => {
+      if (res.statusCode !== 200) return reject(new Error(`GET /v1/events: ${res.statusCode}`))
+      res.on('data', scanner())
+      res.on('error', () => {})
+      res.on('close', () => { if (!samples.closing) samples.dropped++ })
+      resolve(req) // the broker follows the journal once it has answered
+    })
+    req.on('error', reject)
+  }))
+  return () => { for (const req of requests) req.destroy(); agent.destroy() }
+}
+
+/** `READERS` lean MQTT-over-WebSocket subscribers on bench/#: raw upgrade, frames scanned, not parsed. */
+async function openWsSubscribers (broker, samples) {
+  const scanner = stampScanner(samples)
+  const frame = packet => { // a client frame must be masked; a zero mask leaves the bytes as they are
+    const header = packet.length < 126 ? Buffer.from([0x82, 0x80 | packet.length]) : Buffer.from([0x82, 0x80 | 126, packet.length >> 8, packet.length & 0xff])
+    return Buffer.concat([header, Buffer.alloc(4), packet])
+  }
+  const SUBACK = Buffer.from([0x90, 0x03, 0x00, 0x01]) // message id 1, one filter granted
+  const sockets = await inBatches(READERS, index => new Promise((resolve, reject) => {
+    const socket = connect(broker.wsPort, '127.0.0.1')
+    socket.setNoDelay(true)
+    let head = Buffer.alloc(0)
+    let upgraded = false
+    socket.on('error', reject)
+    socket.on('connect', () => {
+      socket.write(`GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:${broker.wsPort}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n`)
+    })
+    const handshake = chunk => {
+      head = Buffer.concat([head, chunk])
+      if (!upgraded) {
+        const end = head.indexOf('\r\n\r\n')
+        if (end === -1) return
+        if (!head.toString('latin1', 0, 12).startsWith('HTTP/1.1 101')) return reject(new Error(`upgrade refused: ${head.toString('latin1', 0, 60)}`))
+        upgraded = true
+        head = head.subarray(end + 4)
+        socket.write(frame(Buffer.concat([
+          mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `ws-${index}`, keepalive: 0 }),
+          mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] })
+        ])))
+      }
+      if (head.includes(SUBACK)) {
+        socket.off('data', handshake)
+        socket.on('data', scanner())
+        socket.on('close', () => { if (!samples.closing) samples.dropped++ })
+        resolve(socket)
+      }
+    }
+    socket.on('data', handshake)
+  }))
+  return () => { for (const socket of sockets) socket.destroy() }
+}
+
+/** Publishes stamped events at `RATE`/s for `seconds` from mqtt.js, paced by the clock (sleeping, not spinning). */
+async function publishStamped (pub, seconds, firstSeq) {
+  const total = Math.round(RATE * seconds)
+  const started = now()
+  for (let i = 0; i < total; i++) {
+    const wait = (started + (i * 1e9) / RATE - now()) / 1e6
+    if (wait > 0) await sleep(wait)
+    pub.publish('bench/latency', eventPayload(firstSeq + i, now()), { qos: 0 })
+  }
+  return total
+}
+
+/** p50/p99 publish-to-receive over every delivery to every reader; `open` connects the readers. */
+async function liveLatency (broker, open, label) {
+  const samples = { since: Infinity, values: [], bad: 0, dropped: 0, closing: false }
+  const close = await open(broker, samples)
+  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `${label}-pub` })
+  try {
+    await publishStamped(pub, 1, 0) // warm-up
+    await sleep(1000)
+    const cpu = process.cpuUsage()
+    const brokerCpu = await processCpuSeconds(broker.pid)
+    const started = performance.now()
+    samples.since = now()
+    const sent = await publishStamped(pub, SECONDS, RATE)
+    const elapsed = (performance.now() - started) / 1000
+    const load = cpuSeconds(cpu) / elapsed
+    const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / elapsed
+    const expected = sent * READERS
+    // until every delivery has arrived, or none has for a second (late ones count, however late)
+    for (let last = -1, waited = 0; samples.values.length < expected && samples.values.length !== last && waited < 30; waited++) {
+      last = samples.values.length
+      await sleep(1000)
+    }
+    if (load > 0.9) saturated.push(`the ${label} readers`)
+    const sorted = Float64Array.from(samples.values).sort()
+    const at = q => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
+    return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN, received: sorted.length, expected, bad: samples.bad, dropped: samples.dropped, load, brokerLoad }
+  } finally {
+    await pub.endAsync()
+    samples.closing = true
+    close()
+  }
+}
+
+async function sseLatency () {
+  const broker = await startBroker(journalConfig(join(root, 'journal-live')))
+  try {
+    const sse = await liveLatency(broker, openSseReaders, 'sse')
+    console.log(`  SSE: p50 ${fmt(sse.p50)} ms, p99 ${fmt(sse.p99)} ms`)
+    await sleep(1000)
+    const ws = await liveLatency(broker, openWsSubscribers, 'mqtt-ws')
+    console.log(`  MQTT over WebSocket: p50 ${fmt(ws.p50)} ms, p99 ${fmt(ws.p99)} ms`)
+    console.log(`\n| live, ${RATE} msg/s of 1 KiB × ${fmt(READERS)} readers, ${SECONDS} s | p50 ms | p99 ms | max ms | received | CPU (this process: readers, publisher / broker) |`)
+    console.log('|---|---|---|---|---|---|')
+    for (const [name, r] of [['SSE, GET /v1/events?topic=bench/%23', sse], ['MQTT over WebSocket, bench/#', ws]]) {
+      console.log(`| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${r.received}/${r.expected}${r.bad > 0 ? ` (${r.bad} unreadable)` : ''}${r.dropped > 0 ? `, ${r.dropped} readers disconnected` : ''} | ${(100 * r.load).toFixed(0)}% / ${(100 * r.brokerLoad).toFixed(0)}% |`)
+    }
+    console.log(`| ratio SSE / MQTT over WebSocket | ${(sse.p50 / ws.p50).toFixed(2)} | ${(sse.p99 / ws.p99).toFixed(2)} | | | |`)
+  } finally {
+    await broker.stop()
+  }
+}
+
+console.log(`History: ${fmt(EVENTS)} events, ${SECONDS} s per run, ${ROUNDS} rounds, ${SUBSCRIBERS} subscribers, ${fmt(READERS)} readers; ` +
+  `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+try {
+  if (ONLY.has('replay') || ONLY.has('memory')) {
+    console.log('\n## replay and memory')
+    await replayAndMemory()
+  }
+  if (ONLY.has('fanout')) {
+    console.log('\n## fan-out, journal off and on')
+    await fanOutOnOff()
+  }
+  if (ONLY.has('sse-latency')) {
+    console.log('\n## live latency, SSE and MQTT over WebSocket')
+    await sseLatency()
+  }
+  if (saturated.length > 0) console.log(`\nSATURATED a core: ${saturated.join(', ')}: those figures are its limit, not the broker's`)
+} finally {
+  await rm(root, { recursive: true, force: true })
+}
