@@ -57,3 +57,19 @@ export interface Journal {
   onAppended: (listener: (entries: readonly JournalEntry[]) => void) => () => void
   close: () => Promise<void>
 }
+
+/**
+ * The smallest offset in [first, last + 1] whose entry (or the next one held) is at or after
+ * `timestamp`, by binary search: timestamps never decrease with the offset.
+ */
+export async function firstOffsetAt (timestamp: number, first: number, last: number, read: Journal['read']): Promise<number> {
+  let low = first
+  let high = last + 1
+  while (low < high) {
+    const mid = Math.floor((low + high) / 2)
+    const [found] = await read(mid, 1)
+    if (found === undefined || found.timestamp >= timestamp) high = mid
+    else low = mid + 1
+  }
+  return low
+}

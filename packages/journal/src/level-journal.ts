@@ -1,7 +1,7 @@
 import { ClassicLevel } from 'classic-level'
 import { openLevelStore } from '@firehose/runtime'
 import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
-import { digestOf, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
+import { digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 const ENTRY = 'e'
 const ENTRIES_END = 'f'
@@ -191,17 +191,7 @@ export class LevelJournal implements Journal {
   }
 
   async offsetAt (timestamp: number): Promise<number> {
-    // timestamps never decrease with the offset: the smallest offset whose entry (or the next
-    // one held) is at or after `timestamp`, by binary search
-    let low = this.#first
-    let high = this.#last + 1
-    while (low < high) {
-      const mid = Math.floor((low + high) / 2)
-      const [found] = await this.read(mid, 1)
-      if (found === undefined || found.timestamp >= timestamp) high = mid
-      else low = mid + 1
-    }
-    return low
+    return await firstOffsetAt(timestamp, this.#first, this.#last, async (from, limit) => await this.read(from, limit))
   }
 
   bounds (): JournalBounds {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
-import { digestOf, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
+import { digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 /**
  * KEYS: the stream, the meta hash, then for each entry the hash of its publisher's in-flight
@@ -245,15 +245,7 @@ export class RedisJournal implements Journal {
   }
 
   async offsetAt (timestamp: number): Promise<number> {
-    let low = this.#first
-    let high = this.#last + 1
-    while (low < high) {
-      const mid = Math.floor((low + high) / 2)
-      const [found] = await this.read(mid, 1)
-      if (found === undefined || found.timestamp >= timestamp) high = mid
-      else low = mid + 1
-    }
-    return low
+    return await firstOffsetAt(timestamp, this.#first, this.#last, async (from, limit) => await this.read(from, limit))
   }
 
   bounds (): JournalBounds {
