@@ -299,8 +299,13 @@ t.test('a reader that stops reading is disconnected and counted; the others keep
   frozen.on('error', () => {})
   await waitFor('the frozen stream to open', async () => await broker.metric('firehose_history_streams') >= 1, 10000)
   frozen.pause()
+  // and a WebSocket stream whose reader stops reading too
+  const frozenWs = new WebSocket(`ws://127.0.0.1:${broker.ports.ws}/v1/stream?topic=gerrit/flood`)
+  frozenWs.on('error', () => {})
+  await new Promise(resolve => frozenWs.once('open', resolve))
+  ;(frozenWs as unknown as { _socket: { pause: () => void } })._socket.pause()
   const healthy = sse('/v1/events?topic=gerrit/flood', e => e.length >= 500)
-  await waitFor('the healthy stream to open', async () => await broker.metric('firehose_history_streams') >= 2, 10000)
+  await waitFor('the healthy stream to open', async () => await broker.metric('firehose_history_streams') >= 3, 10000)
   const big = 'x'.repeat(100 * 1024)
   const pub = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { username: 'gerrit', password: USERS.gerrit })
   // 50 MB: more than the kernel buffers a paused loopback reader (tcp_rmem up to 32 MiB here)
@@ -308,11 +313,12 @@ t.test('a reader that stops reading is disconnected and counted; the others keep
   await pub.endAsync()
   t.equal((await healthy).events.length, 500, 'a reader that keeps up gets all 500 (50 MB)')
   // a paused socket does not see the broker close it: the broker's side is what counts
-  await waitFor('the frozen reader to be cut off', async () => await broker.metric('firehose_history_slow_readers_disconnected_total') === before + 1, 20000)
+  await waitFor('both frozen readers to be cut off', async () => await broker.metric('firehose_history_slow_readers_disconnected_total') === before + 2, 20000)
   await waitFor('its stream closed', async () => await broker.metric('firehose_history_streams') === 0, 10000)
   frozen.resume()
   await waitFor('the frozen reader to see the end once it reads again', () => closed, 20000)
-  t.pass('cut off, counted, its stream closed')
+  t.pass('cut off (SSE and WebSocket), counted, their streams closed')
+  frozenWs.terminate()
 })
 
 t.test('streams per address are limited: one more gets 429', async t => {
