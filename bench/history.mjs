@@ -285,9 +285,14 @@ async function fanOut (broker, transport, label) {
 }
 
 async function fanOutOnOff () {
-  const off = await startBroker(false)
-  const on = await startBroker(journalConfig(join(root, 'journal-fanout')))
+  const brokers = []
   try {
+    // started inside the try: a broker that failed to start must not leave the other running
+    // (it holds this process's stderr, so whatever reads it would wait for ever)
+    const off = await startBroker(false)
+    brokers.push(off)
+    const on = await startBroker(journalConfig(join(root, 'journal-fanout')))
+    brokers.push(on)
     const figures = { tcp: { off: [], on: [] }, ws: { off: [], on: [] } }
     const cpu = { tcp: { off: [], on: [] }, ws: { off: [], on: [] } }
     let publishedOn = 0
@@ -315,8 +320,7 @@ async function fanOutOnOff () {
     }
     console.log(`\njournal on: ${fmt(journal.appends)} appends for ${fmt(publishedOn)} messages published (${fmt(journal.bytes / MiB)} MiB)`)
   } finally {
-    await off.stop()
-    await on.stop()
+    for (const broker of brokers) await broker.stop()
   }
 }
 
