@@ -87,7 +87,7 @@ async function fillJournal (dir) {
   const started = performance.now()
   for (let done = 0; done < EVENTS; done += 1000) {
     await Promise.all(Array.from({ length: Math.min(1000, EVENTS - done) }, (_, i) =>
-      journal.append({ topic: 'bench/history', payload: eventPayload(done + i), qos: 0, retain: false })))
+      journal.append({ topic: 'bench/history', payload: eventPayload(done + i), qos: 0, retain: false, json: true })))
   }
   const seconds = (performance.now() - started) / 1000
   const { bytes } = journal.bounds()

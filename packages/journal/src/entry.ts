@@ -10,6 +10,8 @@ export interface JournalEntry {
   retain: boolean
   /** the publishing user, for audit (never shown to anonymous readers); none for the broker's own */
   user?: string
+  /** the payload is JSON text (checked once, when it was appended: readers need not parse it) */
+  json?: boolean
 }
 
 /** What the broker appends; the journal gives it its offset and timestamp. */
@@ -17,10 +19,24 @@ export type NewEntry = Omit<JournalEntry, 'offset' | 'timestamp'>
 
 const FLAG_RETAIN = 4
 const FLAG_USER = 8
+const FLAG_JSON = 16
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Whether bytes are UTF-8 JSON text (any JSON value). */
+export function isJsonText (bytes: Uint8Array): boolean {
+  try {
+    JSON.parse(utf8.decode(bytes))
+    return true
+  } catch {
+    return false
+  }
+}
 
 /**
  * One entry's stored bytes (the offset is its key): timestamp (6 bytes, ms), flags (QoS in
- * bits 0-1, retain, has user), topic length (2) and topic, [user length (2) and user], payload.
+ * bits 0-1, retain, has user, JSON payload), topic length (2) and topic, [user length (2) and
+ * user], payload.
  */
 export function encodeEntry (entry: Omit<JournalEntry, 'offset'>): Buffer {
   const topic = Buffer.from(entry.topic, 'utf8')
@@ -28,7 +44,7 @@ export function encodeEntry (entry: Omit<JournalEntry, 'offset'>): Buffer {
   const size = 9 + topic.length + (user === undefined ? 0 : 2 + user.length) + entry.payload.length
   const out = Buffer.allocUnsafe(size)
   out.writeUIntBE(entry.timestamp, 0, 6)
-  out[6] = entry.qos | (entry.retain ? FLAG_RETAIN : 0) | (user === undefined ? 0 : FLAG_USER)
+  out[6] = entry.qos | (entry.retain ? FLAG_RETAIN : 0) | (user === undefined ? 0 : FLAG_USER) | (entry.json === true ? FLAG_JSON : 0)
   out.writeUInt16BE(topic.length, 7)
   let at = 9 + topic.copy(out, 9)
   if (user !== undefined) {
@@ -53,5 +69,6 @@ export function decodeEntry (offset: number, bytes: Buffer): JournalEntry {
   }
   const entry: JournalEntry = { offset, timestamp, topic, payload: bytes.subarray(at), qos: (flags & 3) as 0 | 1 | 2, retain: (flags & FLAG_RETAIN) !== 0 }
   if (user !== undefined) entry.user = user
+  if ((flags & FLAG_JSON) !== 0) entry.json = true
   return entry
 }

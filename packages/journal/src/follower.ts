@@ -21,7 +21,7 @@ export interface FollowOptions {
  * function; `done` settles when following ends (stopped, or a read failed).
  */
 export function follow (journal: Journal, options: FollowOptions): { stop: () => void, done: Promise<void> } {
-  const pageSize = options.pageSize ?? 500
+  const pageSize = options.pageSize ?? 1000
   let next = Math.max(options.from, journal.bounds().first)
   let live = false
   let stopped = false
@@ -50,18 +50,26 @@ export function follow (journal: Journal, options: FollowOptions): { stop: () =>
   }
   const done = (async () => {
     try {
+      let reading = journal.read(next, pageSize)
       for (;;) {
         if (stopped) return
-        const page = await journal.read(next, pageSize)
+        const page = await reading
         if (page.length === 0) {
           // an entry written after this read began is announced before we get here: read again
-          if (announced >= next) continue
+          if (announced >= next) {
+            reading = journal.read(next, pageSize)
+            continue
+          }
           live = true
           break
         }
+        // the next page is read while this one is delivered (and not left unhandled if we stop)
+        reading = journal.read(page[page.length - 1]!.offset + 1, pageSize)
+        reading.catch(() => {})
         for (const entry of page) {
           if (stopped) return
-          await take(entry, false)
+          const waiting = take(entry, false)
+          if (waiting !== undefined) await waiting
         }
       }
       await new Promise<void>(resolve => { wake = resolve })

@@ -1,4 +1,4 @@
-export { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
+export { decodeEntry, encodeEntry, isJsonText, type JournalEntry, type NewEntry } from './entry.js'
 export { digestOf, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 export { follow, type FollowOptions } from './follower.js'
 export { LevelJournal, type LevelJournalOptions } from './level-journal.js'

@@ -52,17 +52,23 @@ return out`
  * at. Deletes the oldest entries past either limit, up to that many, and the bytes they held,
  * in one step however many nodes run it. Returns the number deleted.
  */
-const TRIM = `local entries = redis.call('xrange', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[3]))
-local bytes = tonumber(redis.call('hget', KEYS[2], 'bytes') or '0')
+const TRIM = `local bytes = tonumber(redis.call('hget', KEYS[2], 'bytes') or '0')
 local oldest = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
+local function stamp (value)
+  local ts = 0
+  for i = 1, 6 do ts = ts * 256 + string.byte(value, i) end
+  return ts
+end
+-- the usual case, every second: nothing is due unless the oldest entry is
+local first = redis.call('xrange', KEYS[1], '-', '+', 'COUNT', 1)
+if #first == 0 or (bytes <= max and stamp(first[1][2][2]) >= oldest) then return 0 end
+local entries = redis.call('xrange', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[3]))
 local freed = 0
 local n = 0
 for _, entry in ipairs(entries) do
   local value = entry[2][2]
-  local ts = 0
-  for i = 1, 6 do ts = ts * 256 + string.byte(value, i) end
-  if ts >= oldest and bytes - freed <= max then break end
+  if stamp(value) >= oldest and bytes - freed <= max then break end
   redis.call('xdel', KEYS[1], entry[1])
   freed = freed + #value
   n = n + 1

@@ -18,6 +18,8 @@ export interface StoreOptions {
   user: string
   /** the configuration's source, for a ConfigError */
   source: string
+  /** LevelDB's tuning (write buffer, compression), for a store with another load than the default */
+  tuning?: { writeBufferSize?: number, compression?: boolean }
 }
 
 /**
@@ -28,7 +30,7 @@ export interface StoreOptions {
 export async function openLevelStore<V extends string | Buffer> (dir: string, valueEncoding: V extends Buffer ? 'buffer' : 'utf8', options: StoreOptions): Promise<ClassicLevel<string, V>> {
   try {
     await mkdir(dir, { recursive: true })
-    const db = new ClassicLevel<string, V>(dir, { valueEncoding })
+    const db = new ClassicLevel<string, V>(dir, { valueEncoding, ...options.tuning })
     await db.open()
     return db
   } catch (err) {

@@ -1,6 +1,6 @@
 import type { Aedes, Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import type { InFlight, Journal } from '@firehose/journal'
+import { isJsonText, type InFlight, type Journal } from '@firehose/journal'
 import { topicMatches } from '../auth/topic-filter.js'
 import { WILL_OWNER, type Session } from '../hooks/context.js'
 import type { BrokerStats } from '../observability/stats.js'
@@ -29,9 +29,10 @@ export function journaledTopics (filters: readonly string[]): (topic: string) =>
  * `persistence.incomingDelPacket`) and lib/handlers/connect.js (a clean session's incoming
  * records go with `persistence.cleanIncoming`).
  *
- * Every publish the broker accepts on a journaled topic is appended to the journal before it
- * is published, and so before the publisher's PUBACK or PUBREC, which wait for the publish
- * (publish-before-puback.ts, Aedes' QoS 2 handler). Installed between the patch that drops
+ * Every QoS 1 and 2 publish the broker accepts on a journaled topic is appended to the journal
+ * before it is published, and so before the publisher's PUBACK or PUBREC, which wait for the
+ * publish (publish-before-puback.ts, Aedes' QoS 2 handler). A QoS 0 publish, with nothing to
+ * acknowledge, takes its offset at once and is published while it is written. Installed between the patch that drops
  * denied publishes (outside: those never get here) and the one that orders a client's
  * publishes (inside: appends take their offsets in the order the client sent them, and each
  * publish goes on once its append is written). A failed append fails the publish: nothing is
@@ -61,12 +62,22 @@ export function journalBeforePublish (broker: Aedes, deps: JournalBeforePublishD
     const inFlight: InFlight | undefined = from !== undefined && from.id !== null && packet.qos === 2 && typeof packet.messageId === 'number'
       ? { client: from.id, packetId: packet.messageId }
       : undefined
-    deps.journal.append({ topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, ...(user === undefined ? {} : { user }) }, inFlight)
-      .then(() => { publish(packet, client, done) }, (err: Error) => {
-        deps.stats.journalFailures++
-        deps.logger.error({ event: 'journal.append-failed', topic: packet.topic, err: err.message }, 'journal append failed: the publish is refused')
-        done?.(err)
-      })
+    // JSON checked once here, so that no reader and no replay parses it again
+    const appended = deps.journal.append({ topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, json: isJsonText(payload), ...(user === undefined ? {} : { user }) }, inFlight)
+    if (packet.qos === 0) {
+      // nothing to acknowledge: published at once, journaled meanwhile (its offset is already taken, in order)
+      appended.catch((err: Error) => { failed(err, 'journal append failed for a QoS 0 message: it is missing from history') })
+      publish(packet, client, done)
+      return
+    }
+    appended.then(() => { publish(packet, client, done) }, (err: Error) => {
+      failed(err, 'journal append failed: the publish is refused')
+      done?.(err)
+    })
+  }
+  const failed = (err: Error, message: string): void => {
+    deps.stats.journalFailures++
+    deps.logger.error({ event: 'journal.append-failed', err: err.message }, message)
   }
 
   const persistence = internals.persistence as Record<string, unknown>

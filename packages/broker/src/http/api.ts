@@ -6,7 +6,7 @@ import type { Journal } from '@firehose/journal'
 import type { AccessControl } from '../auth/access-control.js'
 import type { Limits } from '../config/types.js'
 import type { BrokerStats } from '../observability/stats.js'
-import type { EnvelopeCache } from './envelope.js'
+import type { FrameCache } from './envelope.js'
 import { historyPage } from './history-page.js'
 import { HttpError } from './reader-access.js'
 import { serveEvents } from './sse.js'
@@ -18,7 +18,7 @@ export interface HistoryApiDeps {
   limits: Limits
   stats: BrokerStats
   streams: StreamLimits
-  envelopes: EnvelopeCache
+  frames: FrameCache
   logger: Logger
   /** a request became a long-lived stream: the connection guard's handshake timeout no longer applies */
   keepOpen: (socket: Socket) => void

@@ -39,13 +39,49 @@ export function envelopeOf (entry: JournalEntry, withUser = false): Envelope {
   }
 }
 
-/** One serialised envelope per entry object, shared by every live reader of it. */
-export class EnvelopeCache {
-  readonly #cache = new WeakMap<JournalEntry, string>()
+/**
+ * An envelope's JSON text, written directly: a payload that is JSON (as found when it was
+ * journaled) goes in as its own text, not parsed and serialised again, with its line breaks —
+ * whitespace, in valid JSON — made spaces so that it fits on one SSE `data:` line.
+ */
+export function envelopeJson (entry: JournalEntry): string {
+  const head = `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${JSON.stringify(entry.topic)},`
+  if (entry.json === true) {
+    const text = entry.payload.toString('utf8')
+    return `${head}"payload":${/[\r\n]/.test(text) ? text.replace(/[\r\n]/g, ' ') : text}}`
+  }
+  let text: string
+  try {
+    text = decoder.decode(entry.payload)
+  } catch {
+    return `${head}"payloadBase64":"${entry.payload.toString('base64')}"}`
+  }
+  return `${head}"payload":${JSON.stringify(text)}}`
+}
 
-  json (entry: JournalEntry): string {
-    let text = this.#cache.get(entry)
-    if (text === undefined) this.#cache.set(entry, text = JSON.stringify(envelopeOf(entry)))
-    return text
+const FRAME_TAIL = Buffer.from('}\n\n')
+const hasLineBreak = (bytes: Buffer): boolean => bytes.includes(0x0a) || bytes.includes(0x0d)
+
+/**
+ * One entry's SSE frame (`id:`, `event: message`, `data:` and the envelope) as byte parts: a
+ * JSON payload without line breaks is one of them as it is, never decoded or encoded again.
+ */
+export function sseFrameParts (entry: JournalEntry): Buffer[] {
+  const id = `id: ${entry.offset}\nevent: message\ndata: `
+  if (entry.json === true && !hasLineBreak(entry.payload)) {
+    return [Buffer.from(`${id}{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${JSON.stringify(entry.topic)},"payload":`), entry.payload, FRAME_TAIL]
+  }
+  return [Buffer.from(`${id}${envelopeJson(entry)}\n\n`)]
+}
+
+/** One SSE frame per live entry object, shared by every live reader of it (history frames are each reader's own). */
+export class FrameCache {
+  readonly #cache = new WeakMap<JournalEntry, Buffer[]>()
+
+  parts (entry: JournalEntry, live: boolean): Buffer[] {
+    if (!live) return sseFrameParts(entry)
+    let parts = this.#cache.get(entry)
+    if (parts === undefined) this.#cache.set(entry, parts = sseFrameParts(entry))
+    return parts
   }
 }

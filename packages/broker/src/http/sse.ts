@@ -6,6 +6,8 @@ import { readerOf, HttpError } from './reader-access.js'
 import { entryFilter, readableFilters, resolveStart, startParameter } from './stream-request.js'
 
 export const KEEP_ALIVE_MS = 15_000
+/** unsent bytes past which a history replay waits for the reader */
+const HISTORY_HIGH_WATER = 1 << 20
 
 /**
  * GET /v1/events?topic=FILTER[&topic=...][&since=...]: Server-Sent Events, history from `since`
@@ -36,14 +38,34 @@ export async function serveEvents (request: FastifyRequest, reply: FastifyReply,
   })
   res.write(resolved.truncatedTo === undefined ? ': firehose\n\n' : `: history starts at offset ${resolved.truncatedTo}: older events are past retention\n\n`)
 
+  // the frames of one event-loop turn (a history page, a batch of live appends) are copied into
+  // one buffer and written once
+  let frames: Buffer[] = []
+  let framed = 0
+  const flush = (): void => {
+    if (frames.length === 0 || res.destroyed) return
+    const out = frames.length === 1 ? frames[0]! : Buffer.concat(frames, framed)
+    frames = []
+    framed = 0
+    res.write(out)
+  }
   const following = follow(deps.journal, {
     from: resolved.from,
     accept: entryFilter(filters, reader, resolved.minTimestamp),
-    deliver: async (entry, live) => {
-      const written = res.write(`id: ${entry.offset}\nevent: message\ndata: ${deps.envelopes.json(entry)}\n\n`)
-      if (written) return
-      if (!live) await drained(res)
-      else if (res.writableLength > deps.limits.maxQueuedBytes) cutOff(res)
+    deliver: (entry, live) => {
+      if (frames.length === 0) setImmediate(flush)
+      for (const part of deps.frames.parts(entry, live)) {
+        frames.push(part)
+        framed += part.length
+      }
+      const queued = res.writableLength + framed
+      // history waits for the reader past a megabyte in hand; live cannot wait: past the limit it is cut off
+      if (!live) {
+        if (queued <= HISTORY_HIGH_WATER) return
+        flush()
+        return drained(res)
+      }
+      if (queued > deps.limits.maxQueuedBytes) cutOff(res)
     }
   })
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS)
@@ -64,7 +86,7 @@ export async function serveEvents (request: FastifyRequest, reply: FastifyReply,
 }
 
 async function drained (res: ServerResponse): Promise<void> {
-  if (res.destroyed) return
+  if (res.destroyed || !res.writableNeedDrain) return
   await new Promise<void>(resolve => {
     const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
     res.on('drain', done)

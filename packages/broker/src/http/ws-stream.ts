@@ -46,6 +46,14 @@ export function streamStart (req: IncomingMessage, query: URLSearchParams): Star
 
 /** One message: the event's own JSON object with `ess_offset` and `ess_timestamp`, or `{ topic, payload }` wrapped. */
 export function streamMessage (entry: JournalEntry): string {
+  const added = `"ess_offset":${entry.offset},"ess_timestamp":${entry.timestamp}`
+  if (entry.json === true) {
+    // an object's own text, the two keys spliced in before its closing brace: not parsed again
+    const text = entry.payload.toString('utf8').trim()
+    if (text.startsWith('{') && text.endsWith('}')) {
+      return text.slice(1, -1).trim() === '' ? `{${added}}` : `${text.slice(0, -1)},${added}}`
+    }
+  }
   const readable = readablePayload(entry.payload)
   const own = 'payload' in readable ? readable.payload : undefined
   const object = own !== null && typeof own === 'object' && !Array.isArray(own)

@@ -20,7 +20,7 @@ export interface ListenerDeps {
   /** the configuration's source, for error messages */
   source: string
   /** the journal's read API, served on the WebSocket listeners; undefined: the broker keeps no journal */
-  history?: Omit<HistoryApiDeps, 'envelopes' | 'keepOpen'>
+  history?: Omit<HistoryApiDeps, 'frames' | 'keepOpen'>
 }
 
 /** MQTT over TCP, or over TLS when the listener has `tls`. */

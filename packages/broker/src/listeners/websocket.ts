@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream'
 import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
 import { createHistoryApi } from '../http/api.js'
-import { EnvelopeCache } from '../http/envelope.js'
+import { FrameCache } from '../http/envelope.js'
 import { isStreamPath, serveStreamUpgrade } from '../http/ws-stream.js'
 import { guardPacketSize } from './packet-size-guard.js'
 import { writeWholeFrames } from '../aedes/write-coalescer.js'
@@ -30,7 +30,7 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
   const server = config.tls === undefined
     ? createHttpServer()
     : createHttpsServer({ ...await readTlsOptions(config.tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000 })
-  const history = deps.history === undefined ? undefined : { ...deps.history, envelopes: new EnvelopeCache(), keepOpen: (socket: Socket) => { guard.handedOver(rawSocket(socket)) } }
+  const history = deps.history === undefined ? undefined : { ...deps.history, frames: new FrameCache(), keepOpen: (socket: Socket) => { guard.handedOver(rawSocket(socket)) } }
   const api = createHistoryApi(history, () => server)
   await api.ready()
   server.headersTimeout = limits.connectTimeout * 1000
