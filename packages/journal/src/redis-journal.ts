@@ -48,12 +48,14 @@ redis.call('hincrby', KEYS[2], 'bytes', bytes)
 return out`
 
 /**
- * KEYS: the stream, the meta hash. ARGV: oldest timestamp kept (ms), maxBytes, how many to look
- * at. Deletes the oldest entries past either limit, up to that many, and the bytes they held,
- * in one step however many nodes run it. Returns the number deleted.
+ * KEYS: the stream, the meta hash. ARGV: maxAge (ms), maxBytes, how many to look at. Deletes the
+ * oldest entries past either limit, up to that many, and the bytes they held, in one step
+ * however many nodes run it; ages by Redis' clock, the one the timestamps come from. Returns the
+ * number deleted.
  */
 const TRIM = `local bytes = tonumber(redis.call('hget', KEYS[2], 'bytes') or '0')
-local oldest = tonumber(ARGV[1])
+local now = redis.call('time')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
 local function stamp (value)
   local ts = 0
@@ -69,11 +71,14 @@ local n = 0
 for _, entry in ipairs(entries) do
   local value = entry[2][2]
   if stamp(value) >= oldest and bytes - freed <= max then break end
-  redis.call('xdel', KEYS[1], entry[1])
   freed = freed + #value
   n = n + 1
 end
-if freed > 0 then redis.call('hincrby', KEYS[2], 'bytes', -freed) end
+if n == 0 then return 0 end
+-- ids are <offset>-0: everything below the next offset goes in one command
+local last = entries[n][1]
+redis.call('xtrim', KEYS[1], 'MINID', (tonumber(string.sub(last, 1, string.find(last, '-', 1, true) - 1)) + 1) .. '-0')
+redis.call('hincrby', KEYS[2], 'bytes', -freed)
 return n`
 
 export interface RedisJournalOptions {
@@ -164,10 +169,9 @@ export class RedisJournal implements Journal {
   }
 
   async #trim (): Promise<void> {
-    const oldestKept = Date.now() - this.#retention.maxAgeMs
     for (;;) {
       const deleted = await (this.#db as unknown as { firehoseJournalTrim: (...args: Array<string | number>) => Promise<number> })
-        .firehoseJournalTrim(this.#stream, this.#meta, oldestKept, this.#retention.maxBytes, TRIM_CHUNK)
+        .firehoseJournalTrim(this.#stream, this.#meta, this.#retention.maxAgeMs, this.#retention.maxBytes, TRIM_CHUNK)
       if (deleted < TRIM_CHUNK || this.#closed) return
     }
   }
