@@ -13,11 +13,12 @@ import { parseArgs } from 'node:util'
 import { ClassicLevel } from 'classic-level'
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
-import { follow, LevelJournal } from '../packages/journal/dist/index.js'
+import { Redis } from 'ioredis'
+import { follow, LevelJournal, RedisJournal } from '../packages/journal/dist/index.js'
 import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
 import { fmt, median } from './lib/latency.mjs'
 import { openNativeSubscribers } from './lib/native.mjs'
-import { processCpuSeconds, startFirehose } from './lib/processes.mjs'
+import { processCpuSeconds, startFirehose, startRedis } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +27,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     subscribers: { type: 'string', default: '200' },
     readers: { type: 'string', default: '1000' },
-    only: { type: 'string', default: 'replay,fanout,memory,sse-latency' }
+    only: { type: 'string', default: 'replay,replay-redis,fanout,memory,sse-latency' }
   }
 })
 const EVENTS = Number(values.events)
@@ -36,7 +37,7 @@ const SUBSCRIBERS = Number(values.subscribers)
 const READERS = Number(values.readers)
 const ONLY = new Set(values.only.split(','))
 for (const section of ONLY) {
-  if (!['replay', 'fanout', 'memory', 'sse-latency'].includes(section)) throw new Error(`--only: unknown section "${section}"`)
+  if (!['replay', 'replay-redis', 'fanout', 'memory', 'sse-latency'].includes(section)) throw new Error(`--only: unknown section "${section}"`)
 }
 const RATE = 100 // messages/s of the live latency load
 const USERS = { bench: 'bench-password' }
@@ -256,6 +257,54 @@ async function replayAndMemory () {
 }
 
 // ---- 2. fan-out, journal on and off ---------------------------------------------------------
+
+/**
+ * The cluster's journal: `EVENTS` events appended through RedisJournal into Debian's
+ * redis-server, then read back bare (XRANGE pages of 1000, values only, in this process) and
+ * over SSE from a cluster node on that Redis.
+ */
+const pct = load => `${(100 * load).toFixed(0)}%`
+
+async function replayRedis () {
+  const redis = await startRedis()
+  let broker
+  try {
+    const db = new Redis(redis.url)
+    const tail = new Redis(redis.url)
+    const journal = await RedisJournal.open({ db, tail, retention: { maxAgeMs: 3650 * 86400_000, maxBytes: 100 * 1024 ** 3 } })
+    console.log(`filling the Redis journal with ${fmt(EVENTS)} events of 1 KiB...`)
+    const filling = performance.now()
+    for (let done = 0; done < EVENTS; done += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, EVENTS - done) }, (_, i) =>
+        journal.append({ topic: 'bench/history', payload: eventPayload(done + i), qos: 0, retain: false, json: true })))
+    }
+    console.log(`  ${fmt(EVENTS / ((performance.now() - filling) / 1000))} appends/s`)
+    await journal.close()
+    // bare: XRANGE pages, values only
+    const cpu = process.cpuUsage()
+    const started = performance.now()
+    let events = 0
+    for (let from = '-'; ;) {
+      const page = await db.xrangeBuffer('firehose:journal', from, '+', 'COUNT', 1000)
+      if (page.length === 0) break
+      events += page.length
+      const last = page[page.length - 1][0].toString()
+      from = `(${last}`
+    }
+    const bareSeconds = (performance.now() - started) / 1000
+    const bare = { events, seconds: bareSeconds, load: cpuSeconds(cpu) / bareSeconds }
+    db.disconnect()
+    broker = await startFirehose({ users: USERS, extra: { cluster: { redis: redis.url, node: 'bench' }, journal: { topics: ['#'], retention: RETENTION }, limits: LIMITS } })
+    const sse = await sseReplay(broker)
+    console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB from Redis Streams | events/s | CPU (this process / broker) | ratio to bare |`)
+    console.log('|---|---|---|---|')
+    console.log(`| bare XRANGE pages of 1000 (ioredis, values only) | ${fmt(bare.events / bare.seconds)} | ${pct(bare.load)} | 1.00 |`)
+    console.log(`| SSE from a cluster node (fetch, topic=#, since=1) | ${fmt(sse.events / sse.seconds)} | ${pct(sse.load)} / ${pct(sse.brokerLoad)} | **${((sse.events / sse.seconds) / (bare.events / bare.seconds)).toFixed(2)}** |`)
+  } finally {
+    await broker?.stop()
+    await redis.stop()
+  }
+}
 
 const FANOUT_PAYLOAD = eventPayload(0)
 
@@ -499,6 +548,10 @@ try {
   if (ONLY.has('replay') || ONLY.has('memory')) {
     console.log('\n## replay and memory')
     await replayAndMemory()
+  }
+  if (ONLY.has('replay-redis')) {
+    console.log('\n## replay from Redis Streams (a cluster node)')
+    await replayRedis()
   }
   if (ONLY.has('fanout')) {
     console.log('\n## fan-out, journal off and on')
