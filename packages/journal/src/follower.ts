@@ -72,7 +72,8 @@ export function follow (journal: Journal, options: FollowOptions): { stop: () =>
           if (waiting !== undefined) await waiting
         }
       }
-      await new Promise<void>(resolve => { wake = resolve })
+      // stopped during the last read: there is no wake to come
+      if (!stopped) await new Promise<void>(resolve => { wake = resolve })
     } finally {
       stop()
     }
