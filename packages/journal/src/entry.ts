@@ -55,8 +55,13 @@ export function encodeEntry (entry: Omit<JournalEntry, 'offset'>): Buffer {
   return out
 }
 
+/** The timestamp of an entry's stored bytes, without decoding the rest (retention looks at nothing else). */
+export function storedTimestamp (bytes: Buffer): number {
+  return bytes.readUIntBE(0, 6)
+}
+
 export function decodeEntry (offset: number, bytes: Buffer): JournalEntry {
-  const timestamp = bytes.readUIntBE(0, 6)
+  const timestamp = storedTimestamp(bytes)
   const flags = bytes[6]!
   const topicLength = bytes.readUInt16BE(7)
   let at = 9 + topicLength

@@ -73,3 +73,17 @@ export async function firstOffsetAt (timestamp: number, first: number, last: num
   }
   return low
 }
+
+/** Who follows a journal's appends: the listeners `onAppended` registers, told of each batch in order. */
+export class Announcer {
+  readonly #listeners = new Set<(entries: readonly JournalEntry[]) => void>()
+
+  add (listener: (entries: readonly JournalEntry[]) => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  announce (entries: readonly JournalEntry[]): void {
+    for (const listener of this.#listeners) listener(entries)
+  }
+}

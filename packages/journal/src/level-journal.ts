@@ -1,7 +1,7 @@
 import { ClassicLevel } from 'classic-level'
 import { openLevelStore } from '@firehose/runtime'
-import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
-import { digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
+import { decodeEntry, encodeEntry, storedTimestamp, type JournalEntry, type NewEntry } from './entry.js'
+import { Announcer, digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 const ENTRY = 'e'
 const ENTRIES_END = 'f'
@@ -53,7 +53,7 @@ export class LevelJournal implements Journal {
   readonly #retention: Retention
   readonly #now: () => number
   readonly #onError: (err: Error) => void
-  readonly #listeners = new Set<(entries: readonly JournalEntry[]) => void>()
+  readonly #announcer = new Announcer()
   #first: number
   #last: number
   #lastTimestamp: number
@@ -178,7 +178,7 @@ export class LevelJournal implements Journal {
       if (this.#first > batch[0]!.entry.offset) this.#first = batch[0]!.entry.offset
       for (const w of batch) w.resolve(w.entry)
       const entries = batch.map(w => w.entry)
-      for (const listener of this.#listeners) listener(entries)
+      this.#announcer.announce(entries)
       if (this.#bytes > this.#retention.maxBytes) this.#trim()
     }
     this.#writeQueued = false
@@ -200,8 +200,7 @@ export class LevelJournal implements Journal {
   }
 
   onAppended (listener: (entries: readonly JournalEntry[]) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
+    return this.#announcer.add(listener)
   }
 
   /** Queues a retention batch in the lane, unless one is queued; appends wait for one batch at most. */
@@ -221,13 +220,13 @@ export class LevelJournal implements Journal {
     if (this.#bytes <= this.#retention.maxBytes) {
       // the usual case, every second: nothing is due unless the oldest entry is past its age
       const [oldest] = await this.#db.values({ gte: keyOf(this.#first), lt: ENTRIES_END, limit: 1 }).all()
-      if (oldest === undefined || oldest.readUIntBE(0, 6) >= oldestKept) return false
+      if (oldest === undefined || storedTimestamp(oldest) >= oldestKept) return false
     }
     const chunk = await this.#db.iterator({ gte: keyOf(this.#first), lt: ENTRIES_END, limit: TRIM_CHUNK }).all()
     let freed = 0
     const doomed: string[] = []
     for (const [key, value] of chunk) {
-      const tooOld = value.readUIntBE(0, 6) < oldestKept
+      const tooOld = storedTimestamp(value) < oldestKept
       const tooBig = this.#bytes - freed > this.#retention.maxBytes
       if (!tooOld && !tooBig) break
       doomed.push(key)

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
-import { digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
+import { Announcer, digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 /**
  * KEYS: the stream, the meta hash, then for each entry the hash of its publisher's in-flight
@@ -106,6 +106,8 @@ const TRIM_CHUNK = 1000
 const TAIL_COUNT = 1000
 const idOf = (offset: number): string => `${offset}-0`
 const offsetOf = (id: string): number => Number(id.slice(0, id.indexOf('-')))
+/** Stream entries as XRANGE and XREAD return them: `[id, ['e', value]]`. */
+const entriesOf = (found: Array<[Buffer, Buffer[]]>): JournalEntry[] => found.map(([id, fields]) => decodeEntry(offsetOf(id.toString()), fields[1]!))
 
 /**
  * The journal of a cluster, on Redis Streams: every node appends to and reads the same stream,
@@ -120,9 +122,10 @@ export class RedisJournal implements Journal {
   readonly #meta: string
   readonly #retention: Retention
   readonly #onError: (err: Error) => void
-  readonly #listeners = new Set<(entries: readonly JournalEntry[]) => void>()
+  readonly #announcer = new Announcer()
   #waiting: Waiting[] = []
-  #writing = false
+  /** the group commit under way, if any */
+  #writing: Promise<void> | undefined
   #first = 1
   #last = 0
   #bytes = 0
@@ -181,10 +184,7 @@ export class RedisJournal implements Journal {
     const bytes = encodeEntry({ ...input, timestamp: 0 })
     return await new Promise((resolve, reject) => {
       this.#waiting.push({ input, bytes, inFlight, resolve, reject })
-      if (!this.#writing) {
-        this.#writing = true
-        this.#writeAll().catch(this.#onError)
-      }
+      this.#writing ??= this.#writeAll().catch((err: Error) => { this.#writing = undefined; this.#onError(err) })
     })
   }
 
@@ -215,7 +215,8 @@ export class RedisJournal implements Journal {
         w.resolve(entry)
       })
     }
-    this.#writing = false
+    // at once, not in a later callback: an append made after this must start the next writer
+    this.#writing = undefined
   }
 
   /** Follows the stream from the last offset known at start: every node's appends, in order. */
@@ -227,10 +228,10 @@ export class RedisJournal implements Journal {
         failures = 0
         const found = reply?.[0]?.[1] ?? []
         if (found.length === 0) continue
-        const entries = found.map(([id, fields]) => decodeEntry(offsetOf(id.toString()), fields[1]!))
+        const entries = entriesOf(found)
         this.#tailed = entries[entries.length - 1]!.offset
         this.#last = Math.max(this.#last, this.#tailed)
-        for (const listener of this.#listeners) listener(entries)
+        this.#announcer.announce(entries)
       } catch (err) {
         if (this.#closed) return
         if (failures++ === 0) this.#onError(err as Error)
@@ -250,8 +251,7 @@ export class RedisJournal implements Journal {
 
   async read (from: number, limit: number): Promise<JournalEntry[]> {
     if (limit <= 0) return []
-    const found = await this.#db.xrangeBuffer(this.#stream, idOf(Math.max(from, 1)), '+', 'COUNT', limit)
-    return found.map(([id, fields]) => decodeEntry(offsetOf(id.toString()), fields[1]!))
+    return entriesOf(await this.#db.xrangeBuffer(this.#stream, idOf(Math.max(from, 1)), '+', 'COUNT', limit))
   }
 
   async offsetAt (timestamp: number): Promise<number> {
@@ -264,13 +264,12 @@ export class RedisJournal implements Journal {
 
   /** Announced by the tail, so readers on this node see the appends of every node. */
   onAppended (listener: (entries: readonly JournalEntry[]) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
+    return this.#announcer.add(listener)
   }
 
   async close (): Promise<void> {
     if (this.#closed) return
-    while (this.#writing) await new Promise(resolve => setTimeout(resolve, 5))
+    while (this.#writing !== undefined) await this.#writing
     this.#closed = true
     clearInterval(this.#timer)
     this.#tail.disconnect()
