@@ -10,7 +10,7 @@ import type { FrameCache } from './envelope.js'
 import { historyPage } from './history-page.js'
 import { HttpError } from './reader-access.js'
 import { serveEvents } from './sse.js'
-import type { StreamLimits } from './stream-limits.js'
+import { NO_JOURNAL, type StreamLimits } from './stream-limits.js'
 
 export interface HistoryApiDeps {
   journal: Journal
@@ -55,7 +55,7 @@ export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () =
   app.setNotFoundHandler((_request, reply) => reply.code(426).header('upgrade', 'websocket').type('text/plain; charset=utf-8').send(ABOUT))
   if (deps === undefined) {
     for (const path of ['/v1/events', '/v1/history', '/v1/journal']) {
-      app.get(path, (_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send('this broker keeps no journal (journal: false, or no persistence): there is no history to read\n'))
+      app.get(path, (_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send(`${NO_JOURNAL}\n`))
     }
     return app
   }

@@ -39,13 +39,16 @@ export function envelopeOf (entry: JournalEntry, withUser = false): Envelope {
   }
 }
 
+/** An envelope's JSON text up to its payload: `{"offset":...,"timestamp":...,"topic":"...",` */
+const envelopeHead = (entry: JournalEntry): string => `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${JSON.stringify(entry.topic)},`
+
 /**
  * An envelope's JSON text, written directly: a payload that is JSON (as found when it was
  * journaled) goes in as its own text, not parsed and serialised again, with its line breaks —
  * whitespace, in valid JSON — made spaces so that it fits on one SSE `data:` line.
  */
 export function envelopeJson (entry: JournalEntry): string {
-  const head = `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${JSON.stringify(entry.topic)},`
+  const head = envelopeHead(entry)
   if (entry.json === true) {
     const text = entry.payload.toString('utf8')
     return `${head}"payload":${/[\r\n]/.test(text) ? text.replace(/[\r\n]/g, ' ') : text}}`
@@ -69,7 +72,7 @@ const hasLineBreak = (bytes: Buffer): boolean => bytes.includes(0x0a) || bytes.i
 export function sseFrameParts (entry: JournalEntry): Buffer[] {
   const id = `id: ${entry.offset}\nevent: message\ndata: `
   if (entry.json === true && !hasLineBreak(entry.payload)) {
-    return [Buffer.from(`${id}{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${JSON.stringify(entry.topic)},"payload":`), entry.payload, FRAME_TAIL]
+    return [Buffer.from(`${id}${envelopeHead(entry)}"payload":`), entry.payload, FRAME_TAIL]
   }
   return [Buffer.from(`${id}${envelopeJson(entry)}\n\n`)]
 }

@@ -3,11 +3,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { follow } from '@firehose/journal'
 import type { HistoryApiDeps } from './api.js'
 import { readerOf, HttpError } from './reader-access.js'
+import { cutOffSlowReader, HISTORY_HIGH_WATER } from './stream-limits.js'
 import { entryFilter, readableFilters, resolveStart, startParameter } from './stream-request.js'
 
 export const KEEP_ALIVE_MS = 15_000
-/** unsent bytes past which a history replay waits for the reader */
-const HISTORY_HIGH_WATER = 1 << 20
 
 /**
  * GET /v1/events?topic=FILTER[&topic=...][&since=...]: Server-Sent Events, history from `since`
@@ -65,15 +64,10 @@ export async function serveEvents (request: FastifyRequest, reply: FastifyReply,
         flush()
         return drained(res)
       }
-      if (queued > deps.limits.maxQueuedBytes) cutOff(res)
+      if (queued > deps.limits.maxQueuedBytes) cutOffSlowReader(deps, reader.ip, res.writableLength, () => res.destroy())
     }
   })
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS)
-  const cutOff = (r: ServerResponse): void => {
-    deps.stats.slowReadersDisconnected++
-    deps.logger.info({ event: 'history.slow-reader', ip: reader.ip, queued: r.writableLength }, 'history reader disconnected: it does not keep up')
-    r.destroy()
-  }
   res.on('close', () => {
     clearInterval(keepAlive)
     following.stop()

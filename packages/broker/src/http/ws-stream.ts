@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { follow, type JournalEntry } from '@firehose/journal'
 import type { WebSocket, WebSocketServer } from 'ws'
@@ -6,6 +6,7 @@ import type { HistoryApiDeps } from './api.js'
 import { readablePayload } from './envelope.js'
 import { HttpError, readerOf } from './reader-access.js'
 import { parseDatetime, SINCE_PROBLEM, type Start } from './since.js'
+import { cutOffSlowReader, HISTORY_HIGH_WATER, NO_JOURNAL } from './stream-limits.js'
 import { entryFilter, readableFilters, resolveStart } from './stream-request.js'
 
 /** Paths where an upgrade offering no MQTT subprotocol is a JSON stream. */
@@ -13,8 +14,6 @@ export function isStreamPath (path: string): boolean {
   return path === '/v1/stream'
 }
 
-/** Sent bytes waiting beyond this pause a history replay until they are written. */
-const HISTORY_HIGH_WATER = 1 << 20
 const PING_MS = 30_000
 
 /**
@@ -70,7 +69,7 @@ export function streamMessage (entry: JournalEntry): string {
 export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer, wss: WebSocketServer, deps: HistoryApiDeps | undefined): Promise<void> {
   let release: (() => void) | undefined
   try {
-    if (deps === undefined) throw new HttpError(404, 'this broker keeps no journal (journal: false, or no persistence): there is no history to stream')
+    if (deps === undefined) throw new HttpError(404, NO_JOURNAL)
     const url = new URL(req.url ?? '/', 'http://firehose')
     const reader = await readerOf(req, deps.access)
     const filters = readableFilters(url.searchParams.getAll('topic').length === 0 ? undefined : url.searchParams.getAll('topic'), reader)
@@ -91,11 +90,9 @@ export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, 
     }
     const message = err instanceof HttpError ? err.message : 'internal error'
     const headers = err instanceof HttpError ? Object.entries(err.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') : ''
-    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message) + 1}\r\n${headers}connection: close\r\n\r\n${message}\n`)
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message) + 1}\r\n${headers}connection: close\r\n\r\n${message}\n`)
   }
 }
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error' }
 
 function stream (ws: WebSocket, start: { from: number, accept: (entry: JournalEntry) => boolean, ip: string }, deps: HistoryApiDeps, release: () => void): void {
   const following = follow(deps.journal, {
@@ -105,9 +102,7 @@ function stream (ws: WebSocket, start: { from: number, accept: (entry: JournalEn
       const text = streamMessage(entry)
       if (live) {
         if (ws.bufferedAmount > deps.limits.maxQueuedBytes) {
-          deps.stats.slowReadersDisconnected++
-          deps.logger.info({ event: 'history.slow-reader', ip: start.ip, queued: ws.bufferedAmount }, 'history reader disconnected: it does not keep up')
-          ws.terminate()
+          cutOffSlowReader(deps, start.ip, ws.bufferedAmount, () => ws.terminate())
           return
         }
         ws.send(text)
