@@ -35,7 +35,7 @@ export function journaledTopics (filters: readonly string[]): (topic: string) =>
  * acknowledge, takes its offset at once and is published while it is written. Installed between the patch that drops
  * denied publishes (outside: those never get here) and the one that orders a client's
  * publishes (inside: appends take their offsets in the order the client sent them, and each
- * publish goes on once its append is written). A failed append fails the publish: nothing is
+ * publish goes on once its append is written). A failed append fails a QoS 1/2 publish: nothing is
  * acknowledged that history lacks.
  *
  * A client's QoS 2 message is journaled with its packet id, held until PUBREL (or a clean

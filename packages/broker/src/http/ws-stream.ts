@@ -72,7 +72,7 @@ export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, 
     if (deps === undefined) throw new HttpError(404, NO_JOURNAL)
     const url = new URL(req.url ?? '/', 'http://firehose')
     const reader = await readerOf(req, deps.access)
-    const filters = readableFilters(url.searchParams.getAll('topic').length === 0 ? undefined : url.searchParams.getAll('topic'), reader)
+    const filters = readableFilters(url.searchParams.getAll('topic'), reader)
     const resolved = await resolveStart(deps.journal, streamStart(req, url.searchParams))
     release = deps.streams.take(reader.ip)
     const taken = release
