@@ -3,13 +3,14 @@
 // Server-Sent Events against MQTT over WebSocket. Side by side, same machine, one run.
 //   npm run bench:history -- [--events 200000] [--seconds 5] [--rounds 2] [--subscribers 200]
 //                            [--readers 1000] [--only replay,fanout,memory,sse-latency]
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Agent, get } from 'node:http'
 import { connect } from 'node:net'
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { ClassicLevel } from 'classic-level'
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
@@ -44,6 +45,7 @@ const USERS = { bench: 'bench-password' }
 // nothing is trimmed during a run, whatever its size
 const RETENTION = { maxAge: '3650d', maxBytes: '100GiB' }
 const LIMITS = { maxConnections: 100000, maxConnectionsPerIp: 100000, maxStreamsPerIp: Math.max(2000, READERS + 100) }
+const run = promisify(execFile)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const now = () => Number(process.hrtime.bigint()) // ns, CLOCK_MONOTONIC: exact as a Number for 104 days of uptime
 const MiB = 1024 * 1024
@@ -104,7 +106,7 @@ async function bareIteration (dir) {
   const started = performance.now()
   let events = 0
   let bytes = 0
-  const iterator = db.iterator({ gte: 'e', lt: 'f' })
+  const iterator = db.iterator({ gte: 'e', lt: 'f', highWaterMarkBytes: 4 << 20 })
   for (;;) {
     const entries = await iterator.nextv(1000)
     if (entries.length === 0) break
@@ -118,7 +120,7 @@ async function bareIteration (dir) {
   return { events, bytes, seconds, load }
 }
 
-/** The broker's read path without HTTP: follow() from offset 1 (journal.read pages of 500, decodeEntry). */
+/** The broker's read path without HTTP: follow() from offset 1 (journal.read pages of 250, decodeEntry). */
 async function followInProcess (dir) {
   const journal = await LevelJournal.open(dir, { retention: { maxAgeMs: 3650 * 86400_000, maxBytes: 100 * 1024 ** 3 } })
   const cpu = process.cpuUsage()
@@ -143,48 +145,14 @@ async function followInProcess (dir) {
   return { events, bytes, seconds, load }
 }
 
-/** Counts SSE events in a byte stream: each one starts `id: ` after the blank line ending what came before. */
-function eventCounter () {
-  const mark = Buffer.from('\n\nid: ')
-  let tail = Buffer.alloc(0)
-  const counter = {
-    count: 0,
-    add (chunk) {
-      // a mark across the seam of two chunks, then those within this chunk (never both)
-      const seam = Buffer.concat([tail, chunk.subarray(0, mark.length - 1)])
-      for (let i = seam.indexOf(mark); i !== -1; i = seam.indexOf(mark, i + 1)) counter.count++
-      for (let i = chunk.indexOf(mark); i !== -1; i = chunk.indexOf(mark, i + 1)) counter.count++
-      tail = Buffer.concat([tail, chunk]).subarray(-(mark.length - 1))
-    }
-  }
-  return counter
-}
-
-/** Events/s delivered over SSE from offset 1 (Node's fetch), until all `EVENTS` have arrived. */
+/** Events/s delivered over SSE from offset 1 until all `EVENTS` have arrived, to a reader process of its own (bench/lib/sse-count.mjs). */
 async function sseReplay (broker) {
-  const controller = new AbortController()
-  const cpu = process.cpuUsage()
   const brokerCpu = await processCpuSeconds(broker.pid)
   const started = performance.now()
-  const res = await fetch(`http://127.0.0.1:${broker.wsPort}/v1/events?topic=%23&since=1`, { signal: controller.signal })
-  if (res.status !== 200) throw new Error(`GET /v1/events: ${res.status} ${await res.text()}`)
-  const counter = eventCounter()
-  let bytes = 0
-  let firstByte
-  const reader = res.body.getReader()
-  while (counter.count < EVENTS) {
-    const { value, done } = await reader.read()
-    if (done) break
-    firstByte ??= performance.now() - started
-    counter.add(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
-    bytes += value.byteLength
-  }
-  const seconds = (performance.now() - started) / 1000
-  const load = cpuSeconds(cpu) / seconds
-  const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / seconds
-  await reader.cancel().catch(() => {})
-  controller.abort()
-  return { events: counter.count, bytes, seconds, load, brokerLoad, firstByteMs: firstByte }
+  const url = `http://127.0.0.1:${broker.wsPort}/v1/events?topic=%23&since=1`
+  const { stdout } = await run(process.execPath, [new URL('./lib/sse-count.mjs', import.meta.url).pathname, url, String(EVENTS)], { maxBuffer: 1 << 20 })
+  const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / ((performance.now() - started) / 1000)
+  return { ...JSON.parse(stdout), brokerLoad }
 }
 
 async function replayAndMemory () {
@@ -220,9 +188,11 @@ async function replayAndMemory () {
       memory = { full: fullMemory, empty: emptyMemory, fullCpu: (cpuAfter[0] - cpuBefore[0]) / 5, emptyCpu: (cpuAfter[1] - cpuBefore[1]) / 5 }
     }
     if (ONLY.has('replay')) {
-      sse = await sseReplay(fullBroker)
-      console.log(`  SSE: ${fmt(sse.events)} events in ${sse.seconds.toFixed(2)} s`)
-      if (sse.load > 0.9) saturated.push('the SSE replay\'s reader (fetch)')
+      // the best of two, as the bare iteration: the first also warms the broker's code
+      const passes = [await sseReplay(fullBroker), await sseReplay(fullBroker)]
+      sse = passes.reduce((a, b) => a.events / a.seconds >= b.events / b.seconds ? a : b)
+      console.log(`  SSE: ${fmt(sse.events)} events in ${passes.map(p => p.seconds.toFixed(2)).join(' s, then ')} s`)
+      if (sse.load > 0.9) saturated.push('the SSE replay\'s reader')
     }
     if (memory !== undefined && sse !== undefined) {
       await sleep(3000)
@@ -231,11 +201,11 @@ async function replayAndMemory () {
 
     if (sse !== undefined) {
       const row = (name, r) => console.log(`| ${name} | ${fmt(r.events / r.seconds)} | ${fmt(r.bytes / MiB / r.seconds)} | ${(100 * r.load).toFixed(0)}% | ${((r.events / r.seconds) / (bare.events / bare.seconds)).toFixed(2)} |`)
-      console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB | events/s | MiB/s read | CPU (this process / broker) | ratio to bare |`)
+      console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB | events/s | MiB/s read | CPU (bench process or SSE reader / broker) | ratio to bare |`)
       console.log('|---|---|---|---|---|')
-      row('bare LevelDB iteration (classic-level, nextv 1000, values only; best of 2)', bare)
-      row('follow() in process (journal.read pages of 500, decodeEntry; no HTTP)', inProcess)
-      console.log(`| SSE from the broker (fetch, topic=#, since=1) | ${fmt(sse.events / sse.seconds)} | ${fmt(sse.bytes / MiB / sse.seconds)} | ${(100 * sse.load).toFixed(0)}% / ${(100 * sse.brokerLoad).toFixed(0)}% | ` +
+      row('bare LevelDB iteration (classic-level, nextv 1000 with 4 MiB a trip, values only; best of 2)', bare)
+      row('follow() in process (journal.read pages of 250, decodeEntry; no HTTP)', inProcess)
+      console.log(`| SSE from the broker (node:http, topic=#, since=1; best of 2) | ${fmt(sse.events / sse.seconds)} | ${fmt(sse.bytes / MiB / sse.seconds)} | ${(100 * sse.load).toFixed(0)}% / ${(100 * sse.brokerLoad).toFixed(0)}% | ` +
         `**${((sse.events / sse.seconds) / (bare.events / bare.seconds)).toFixed(2)}** (target ≥ 0.5) |`)
       console.log(`\nfill: ${fmt(fill.perSecond)} appends/s (1000 in flight); SSE first byte after ${sse.firstByteMs.toFixed(0)} ms; ` +
         `SSE bytes per event ${fmt(sse.bytes / sse.events)} (the 1 KiB payload re-serialised in its envelope)`)
@@ -296,10 +266,10 @@ async function replayRedis () {
     db.disconnect()
     broker = await startFirehose({ users: USERS, extra: { cluster: { redis: redis.url, node: 'bench' }, journal: { topics: ['#'], retention: RETENTION }, limits: LIMITS } })
     const sse = await sseReplay(broker)
-    console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB from Redis Streams | events/s | CPU (this process / broker) | ratio to bare |`)
+    console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB from Redis Streams | events/s | CPU (bench process or SSE reader / broker) | ratio to bare |`)
     console.log('|---|---|---|---|')
     console.log(`| bare XRANGE pages of 1000 (ioredis, values only) | ${fmt(bare.events / bare.seconds)} | ${pct(bare.load)} | 1.00 |`)
-    console.log(`| SSE from a cluster node (fetch, topic=#, since=1) | ${fmt(sse.events / sse.seconds)} | ${pct(sse.load)} / ${pct(sse.brokerLoad)} | **${((sse.events / sse.seconds) / (bare.events / bare.seconds)).toFixed(2)}** |`)
+    console.log(`| SSE from a cluster node (node:http, topic=#, since=1) | ${fmt(sse.events / sse.seconds)} | ${pct(sse.load)} / ${pct(sse.brokerLoad)} | **${((sse.events / sse.seconds) / (bare.events / bare.seconds)).toFixed(2)}** |`)
   } finally {
     await broker?.stop()
     await redis.stop()

@@ -60,12 +60,12 @@ export function storedTimestamp (bytes: Buffer): number {
   return bytes.readUIntBE(0, 6)
 }
 
-export function decodeEntry (offset: number, bytes: Buffer): JournalEntry {
+export function decodeEntry (offset: number, bytes: Buffer, knownTopic?: string): JournalEntry {
   const timestamp = storedTimestamp(bytes)
   const flags = bytes[6]!
   const topicLength = bytes.readUInt16BE(7)
   let at = 9 + topicLength
-  const topic = bytes.toString('utf8', 9, at)
+  const topic = knownTopic ?? bytes.toString('utf8', 9, at)
   let user: string | undefined
   if ((flags & FLAG_USER) !== 0) {
     const userLength = bytes.readUInt16BE(at)
@@ -76,4 +76,24 @@ export function decodeEntry (offset: number, bytes: Buffer): JournalEntry {
   if (user !== undefined) entry.user = user
   if ((flags & FLAG_JSON) !== 0) entry.json = true
   return entry
+}
+
+/**
+ * Decodes a page of stored entries. Consecutive entries on one topic (the usual run of a
+ * replay) share one string for it, compared as bytes rather than decoded each time.
+ */
+export function decodeEntries<T> (items: readonly T[], offsetOf: (item: T) => number, bytesOf: (item: T) => Buffer): JournalEntry[] {
+  const entries: JournalEntry[] = new Array(items.length)
+  let previous: Buffer | undefined
+  let previousTopic: string | undefined
+  for (let i = 0; i < items.length; i++) {
+    const bytes = bytesOf(items[i]!)
+    const end = 9 + bytes.readUInt16BE(7)
+    const same = previous !== undefined && previous.readUInt16BE(7) === end - 9 && bytes.compare(previous, 9, end, 9, end) === 0
+    const entry = decodeEntry(offsetOf(items[i]!), bytes, same ? previousTopic : undefined)
+    entries[i] = entry
+    previous = bytes
+    previousTopic = entry.topic
+  }
+  return entries
 }

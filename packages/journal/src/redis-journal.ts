@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { decodeEntry, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
+import { decodeEntries, encodeEntry, type JournalEntry, type NewEntry } from './entry.js'
 import { Announcer, digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 /**
@@ -107,7 +107,7 @@ const TAIL_COUNT = 1000
 const idOf = (offset: number): string => `${offset}-0`
 const offsetOf = (id: string): number => Number(id.slice(0, id.indexOf('-')))
 /** Stream entries as XRANGE and XREAD return them: `[id, ['e', value]]`. */
-const entriesOf = (found: Array<[Buffer, Buffer[]]>): JournalEntry[] => found.map(([id, fields]) => decodeEntry(offsetOf(id.toString()), fields[1]!))
+const entriesOf = (found: Array<[Buffer, Buffer[]]>): JournalEntry[] => decodeEntries(found, ([id]) => offsetOf(id.toString()), ([, fields]) => fields[1]!)
 
 /**
  * The journal of a cluster, on Redis Streams: every node appends to and reads the same stream,

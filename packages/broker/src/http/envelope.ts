@@ -40,7 +40,7 @@ export function envelopeOf (entry: JournalEntry, withUser = false): Envelope {
 }
 
 /** An envelope's JSON text up to its payload: `{"offset":...,"timestamp":...,"topic":"...",` */
-const envelopeHead = (entry: JournalEntry): string => `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${JSON.stringify(entry.topic)},`
+export const envelopeHead = (entry: JournalEntry, topicJson = JSON.stringify(entry.topic)): string => `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${topicJson},`
 
 /**
  * An envelope's JSON text, written directly: a payload that is JSON (as found when it was
@@ -63,7 +63,7 @@ export function envelopeJson (entry: JournalEntry): string {
 }
 
 const FRAME_TAIL = Buffer.from('}\n\n')
-const hasLineBreak = (bytes: Buffer): boolean => bytes.includes(0x0a) || bytes.includes(0x0d)
+export const hasLineBreak = (bytes: Buffer): boolean => bytes.includes(0x0a) || bytes.includes(0x0d)
 
 /**
  * One entry's SSE frame (`id:`, `event: message`, `data:` and the envelope) as byte parts: a
@@ -77,12 +77,11 @@ export function sseFrameParts (entry: JournalEntry): Buffer[] {
   return [Buffer.from(`${id}${envelopeJson(entry)}\n\n`)]
 }
 
-/** One SSE frame per live entry object, shared by every live reader of it (history frames are each reader's own). */
+/** One SSE frame per live entry object, shared by every live reader of it (history is framed by each reader's SseOutput). */
 export class FrameCache {
   readonly #cache = new WeakMap<JournalEntry, Buffer[]>()
 
-  parts (entry: JournalEntry, live: boolean): Buffer[] {
-    if (!live) return sseFrameParts(entry)
+  parts (entry: JournalEntry): Buffer[] {
     let parts = this.#cache.get(entry)
     if (parts === undefined) this.#cache.set(entry, parts = sseFrameParts(entry))
     return parts

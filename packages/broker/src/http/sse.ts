@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { follow } from '@firehose/journal'
 import type { HistoryApiDeps } from './api.js'
 import { readerOf, HttpError } from './reader-access.js'
+import { SseOutput } from './sse-output.js'
 import { cutOffSlowReader, HISTORY_HIGH_WATER } from './stream-limits.js'
 import { entryFilter, readableFilters, resolveStart, startParameter } from './stream-request.js'
 
@@ -37,27 +38,21 @@ export async function serveEvents (request: FastifyRequest, reply: FastifyReply,
   })
   res.write(resolved.truncatedTo === undefined ? ': firehose\n\n' : `: history starts at offset ${resolved.truncatedTo}: older events are past retention\n\n`)
 
-  // the frames of one event-loop turn (a history page, a batch of live appends) are copied into
-  // one buffer and written once
-  let frames: Buffer[] = []
-  let framed = 0
+  // the frames of one event-loop turn (a history page, a batch of live appends) are written at once
+  const output = new SseOutput()
+  const write = (data: Buffer, sent?: () => void): void => { res.write(data, sent) }
   const flush = (): void => {
-    if (frames.length === 0 || res.destroyed) return
-    const out = frames.length === 1 ? frames[0]! : Buffer.concat(frames, framed)
-    frames = []
-    framed = 0
-    res.write(out)
+    if (res.destroyed) return
+    output.flush(write)
   }
   const following = follow(deps.journal, {
     from: resolved.from,
     accept: entryFilter(filters, reader, resolved.minTimestamp),
     deliver: (entry, live) => {
-      if (frames.length === 0) setImmediate(flush)
-      for (const part of deps.frames.parts(entry, live)) {
-        frames.push(part)
-        framed += part.length
-      }
-      const queued = res.writableLength + framed
+      if (output.length === 0) setImmediate(flush)
+      if (live) output.addFrame(deps.frames.parts(entry))
+      else output.add(entry)
+      const queued = res.writableLength + output.length
       // history waits for the reader past a megabyte in hand; live cannot wait: past the limit it is cut off
       if (!live) {
         if (queued <= HISTORY_HIGH_WATER) return

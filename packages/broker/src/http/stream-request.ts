@@ -14,11 +14,26 @@ export function readableFilters (value: unknown, reader: Reader): string[] {
   return filters
 }
 
-/** Which entries a reader gets: its filters, then the ACL on each topic, as an MQTT subscriber would. */
+/** Topics whose answer an entry filter remembers; past it, it starts again (a stream sees few topics, mostly). */
+const REMEMBERED_TOPICS = 4096
+
+/**
+ * Which entries a reader gets: its filters, then the ACL on each topic, as an MQTT subscriber
+ * would. The answer for a topic is the same for the whole stream, so it is worked out once.
+ */
 export function entryFilter (filters: readonly string[], reader: Reader, minTimestamp = 0): (entry: JournalEntry) => boolean {
-  return entry => entry.timestamp >= minTimestamp &&
-    filters.some(filter => topicMatches(filter, entry.topic)) &&
-    (reader.access.readsEverything || reader.access.canReceive(entry.topic))
+  const answers = new Map<string, boolean>()
+  const readable = (topic: string): boolean => filters.some(filter => topicMatches(filter, topic)) &&
+    (reader.access.readsEverything || reader.access.canReceive(topic))
+  return entry => {
+    if (entry.timestamp < minTimestamp) return false
+    let answer = answers.get(entry.topic)
+    if (answer === undefined) {
+      if (answers.size >= REMEMBERED_TOPICS) answers.clear()
+      answers.set(entry.topic, answer = readable(entry.topic))
+    }
+    return answer
+  }
 }
 
 /** A `since`-like parameter, or a 400 naming it. */
