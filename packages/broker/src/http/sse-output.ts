@@ -109,5 +109,4 @@ export class SseOutput {
     this.#ready.push(data)
     this.#readyBytes += data.length
   }
-
 }
