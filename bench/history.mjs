@@ -120,7 +120,7 @@ async function bareIteration (dir) {
   return { events, bytes, seconds, load }
 }
 
-/** The broker's read path without HTTP: follow() from offset 1 (journal.read pages of 250, decodeEntry). */
+/** The broker's read path without HTTP: follow() from offset 1 (journal.read pages of 120, decodeEntry). */
 async function followInProcess (dir) {
   const journal = await LevelJournal.open(dir, { retention: { maxAgeMs: 3650 * 86400_000, maxBytes: 100 * 1024 ** 3 } })
   const cpu = process.cpuUsage()
@@ -204,7 +204,7 @@ async function replayAndMemory () {
       console.log(`\n| replay of ${fmt(EVENTS)} events of 1 KiB | events/s | MiB/s read | CPU (bench process or SSE reader / broker) | ratio to bare |`)
       console.log('|---|---|---|---|---|')
       row('bare LevelDB iteration (classic-level, nextv 1000 with 4 MiB a trip, values only; best of 2)', bare)
-      row('follow() in process (journal.read pages of 250, decodeEntry; no HTTP)', inProcess)
+      row('follow() in process (journal.read pages of 120, decodeEntry; no HTTP)', inProcess)
       console.log(`| SSE from the broker (node:http, topic=#, since=1; best of 2) | ${fmt(sse.events / sse.seconds)} | ${fmt(sse.bytes / MiB / sse.seconds)} | ${(100 * sse.load).toFixed(0)}% / ${(100 * sse.brokerLoad).toFixed(0)}% | ` +
         `**${((sse.events / sse.seconds) / (bare.events / bare.seconds)).toFixed(2)}** (target ≥ 0.5) |`)
       console.log(`\nfill: ${fmt(fill.perSecond)} appends/s (1000 in flight); SSE first byte after ${sse.firstByteMs.toFixed(0)} ms; ` +

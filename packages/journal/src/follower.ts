@@ -16,11 +16,13 @@ export interface FollowOptions {
 }
 
 /**
- * Entries per history read: a page is in memory until delivered, and pages that outlive a
- * young-generation collection or two are promoted and cost a full one later; a few hundred
- * measured faster than a thousand (bench/history.mjs).
+ * Entries per history read: a page of ordinary events (1 KiB) is one trip to LevelDB's thread
+ * (the journal reads 128 KiB a trip), so the next page is read whole while this one is
+ * delivered; a page is also in memory until delivered, and pages that outlive a young-generation
+ * collection or two are promoted and cost a full one later (bench/history.mjs measured 120
+ * against 64, 100, 250 and 1000).
  */
-const DEFAULT_PAGE = 250
+const DEFAULT_PAGE = 120
 
 /**
  * Reads the journal from an offset to its end, then follows what is appended — with no gap and

@@ -1,6 +1,7 @@
 import { ClassicLevel } from 'classic-level'
 import { openLevelStore } from '@firehose/runtime'
 import { decodeEntries, decodeEntry, encodeEntry, storedTimestamp, type JournalEntry, type NewEntry } from './entry.js'
+import { ReadCursors, type EntryIterator } from './read-cursors.js'
 import { Announcer, digestOf, firstOffsetAt, type InFlight, type Journal, type JournalBounds, type Retention } from './journal.js'
 
 const ENTRY = 'e'
@@ -78,6 +79,8 @@ export class LevelJournal implements Journal {
   #trimQueued = false
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  /** where sequential readers' pages left off */
+  readonly #cursors = new ReadCursors()
 
   private constructor (db: ClassicLevel<string, Buffer>, state: { first: number, last: number, lastTimestamp: number, bytes: number, pending: Map<string, { offset: number, digest: string }> }, options: LevelJournalOptions) {
     this.#db = db
@@ -89,7 +92,10 @@ export class LevelJournal implements Journal {
     this.#last = state.last
     this.#lastTimestamp = state.lastTimestamp
     this.#bytes = state.bytes
-    this.#timer = setInterval(() => { this.#trim() }, options.retentionInterval ?? 1000)
+    this.#timer = setInterval(() => {
+      this.#trim()
+      this.#cursors.sweep(this.#first)
+    }, options.retentionInterval ?? 1000)
     this.#timer.unref()
   }
 
@@ -195,9 +201,39 @@ export class LevelJournal implements Journal {
   async read (from: number, limit: number): Promise<JournalEntry[]> {
     const start = Math.max(from, this.#first)
     if (limit <= 0 || start > this.#last) return []
-    // one trip to LevelDB's thread for a page of ordinary events: classic-level's default stops
-    // each trip at 16 KiB, and a replay then waits on the event loop between trips
-    const found = await this.#db.iterator({ gte: keyOf(start), lt: ENTRIES_END, limit, highWaterMarkBytes: READ_AHEAD_BYTES }).all()
+    // a reader's next page goes on where its last one ended (ReadCursors), else a new iterator
+    const open = (at: number): EntryIterator => this.#db.iterator({ gte: keyOf(at), lt: ENTRIES_END, highWaterMarkBytes: READ_AHEAD_BYTES })
+    let iterator = this.#cursors.take(start)
+    let fresh = iterator === undefined
+    iterator ??= open(start)
+    const found: Array<[string, Buffer]> = []
+    let ended = false
+    try {
+      while (found.length < limit) {
+        const trip = await iterator.nextv(limit - found.length)
+        if (trip.length > 0) {
+          for (const item of trip) found.push(item)
+          continue
+        }
+        iterator.close().catch(() => {})
+        const next = found.length === 0 ? start : offsetOf(found[found.length - 1]![0]) + 1
+        // a kept iterator does not see what was appended after it was opened: go on with a new one
+        if (!fresh && next <= this.#last) {
+          iterator = open(next)
+          fresh = true
+          continue
+        }
+        ended = true
+        break
+      }
+    } catch (err) {
+      iterator.close().catch(() => {})
+      throw err
+    }
+    if (!ended) {
+      if (this.#closed || found.length === 0) iterator.close().catch(() => {})
+      else this.#cursors.keep(offsetOf(found[found.length - 1]![0]) + 1, iterator)
+    }
     return decodeEntries(found, ([key]) => offsetOf(key), ([, value]) => value)
   }
 
@@ -259,6 +295,7 @@ export class LevelJournal implements Journal {
     // what was appended is written; a retention batch under way finishes
     while (this.#writeQueued || this.#waiting.length > 0 || this.#released.length > 0) await this.#lane
     await this.#lane
+    await this.#cursors.closeAll()
     await this.#db.close()
   }
 }

@@ -116,3 +116,36 @@ t.test('a QoS 2 packet id in flight: its retransmission is not appended again, a
   t.equal((await journal.append(event(3), { client: 'gerrit-bridge', packetId: 8 })).offset, 5, 'a clean session releases all of its ids')
   await journal.close()
 })
+
+t.test('pages read one after another go on where the last ended, and see what was appended since', async t => {
+  const journal = await LevelJournal.open(await dir(), { retention: { maxAgeMs: DAY, maxBytes: 1e9 }, retentionInterval: 50 })
+  t.teardown(() => journal.close())
+  const offsets = (entries: Array<{ offset: number }>): number[] => entries.map(e => e.offset)
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+  await Promise.all(range(1, 600).map(async i => await journal.append(event(i))))
+  t.same(offsets(await journal.read(1, 250)), range(1, 250))
+  t.same(offsets(await journal.read(251, 250)), range(251, 500))
+  // the iterator kept at 501 was opened before these
+  await Promise.all(range(601, 610).map(async i => await journal.append(event(i))))
+  t.same(offsets(await journal.read(501, 250)), range(501, 610), 'the ten appended since are read too')
+  // two readers at once, each on its own way through; and a page read again from its start
+  const [a, b] = await Promise.all([journal.read(1, 100), journal.read(301, 100)])
+  t.same([offsets(a), offsets(b)], [range(1, 100), range(301, 400)])
+  t.same(offsets(await journal.read(101, 100)), range(101, 200))
+  t.same(offsets(await journal.read(1, 100)), range(1, 100))
+})
+
+t.test('an iterator kept across a retention pass does not hand back what it deleted', async t => {
+  let clock = 1_000_000
+  const journal = await LevelJournal.open(await dir(), { retention: { maxAgeMs: 10_000, maxBytes: 1e9 }, now: () => clock, retentionInterval: 20 })
+  t.teardown(() => journal.close())
+  await Promise.all(Array.from({ length: 200 }, async (_, i) => await journal.append(event(i + 1))))
+  clock += 5_000
+  await Promise.all(Array.from({ length: 200 }, async (_, i) => await journal.append(event(i + 201))))
+  t.equal((await journal.read(1, 100)).at(-1)?.offset, 100, 'an iterator is kept at 101')
+  clock += 7_000 // the first 200 are now past their age
+  for (let i = 0; i < 200 && journal.bounds().first !== 201; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(journal.bounds().first, 201)
+  const page = await journal.read(101, 100)
+  t.same([page[0]?.offset, page.at(-1)?.offset], [201, 300], 'from the oldest entry held')
+})
