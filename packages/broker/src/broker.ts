@@ -31,6 +31,7 @@ import { startWebSocketListener } from './listeners/websocket.js'
 import { createMetrics } from './observability/metrics.js'
 import { StreamLimits } from './http/stream-limits.js'
 import { openJournal } from './journal/open-journal.js'
+import { openSubscriptions, subscriptionTotals } from './journal/open-subscriptions.js'
 import { BrokerStats } from './observability/stats.js'
 import { SysTopics } from './observability/sys-topics.js'
 import { createReload } from './reload.js'
@@ -76,6 +77,9 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   const journal = config.journal === false
     ? undefined
     : await openJournal(config.journal, config.source, logger, store.cluster).catch(async (err: unknown) => { await store.close(logger); throw err })
+  const subscriptions = journal === undefined || config.subscriptions === false
+    ? undefined
+    : await openSubscriptions(config.subscriptions, journal, access, config.source, logger).catch(async (err: unknown) => { await journal.close(); await store.close(logger); throw err })
   const { persistence, cluster } = store
   const stats = new BrokerStats()
   const stalled = new StalledSubscriberGuard(config.limits.maxQueuedBytes, stats, logger)
@@ -115,6 +119,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     checkAedesPatches(broker, { cluster: cluster !== undefined })
   } catch (err) {
     await new Promise<void>(resolve => broker.close(() => resolve()))
+    await subscriptions?.close()
     await journal?.close()
     await store.close(logger)
     throw err
@@ -158,7 +163,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     logger,
     source: config.source,
     handle: createConnectionHandler(broker, stalled),
-    ...(journal === undefined ? {} : { history: { journal, access, limits: config.limits, stats, streams, logger } })
+    ...(journal === undefined ? {} : { history: { journal, access, limits: config.limits, stats, streams, logger, ...(subscriptions === undefined ? {} : { subscriptions }) } })
   }
   const listeners: Listener[] = []
   const sys = new SysTopics({
@@ -170,7 +175,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     now,
     intervalSeconds: config.sysInterval,
     disconnectedClients: () => persistentOffline.size,
-    ...(journal === undefined ? {} : { journal: () => journal.bounds() })
+    ...(journal === undefined ? {} : { journal: () => journal.bounds() }),
+    ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptionTotals(subscriptions.all()) })
   })
   let admin: OpsServer | undefined
 
@@ -182,6 +188,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     guard.destroyAll()
     await closing
     await admin?.close()
+    await subscriptions?.close()
     await journal?.close()
     await store.close(logger)
   }
@@ -198,7 +205,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
           stats,
           guard,
           listeners: () => config.listeners,
-          ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open })
+          ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open }),
+          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all() })
         }),
         logger,
         health: () => ({ ok: !broker.closed, clients: broker.connectedClients, listeners: listeners.map(l => ({ name: l.config.name, port: l.port })) })

@@ -101,3 +101,16 @@ t.test('journal: on by default inside the data directory, durations and sizes wi
     /journal\.retention\.maxBytes: "lots" is not a size/
   ])
 })
+
+t.test('subscriptions: on wherever there is a journal and a disk, off on cluster nodes, and said so when asked for there', async t => {
+  const c = parse(undefined)
+  t.same(c.subscriptions, { dir: join(c.persistence === false ? '' : c.persistence.dir, 'subscriptions'), admins: [] })
+  t.same(parse('subscriptions: { dir: subs, admins: [root] }\n').subscriptions, { dir: join('/etc/firehose', 'subs'), admins: ['root'] })
+  t.equal(parse('subscriptions: false\n').subscriptions, false)
+  t.equal(parse('journal: false\n').subscriptions, false, 'no journal: nothing to read')
+  t.equal(parse('cluster: { redis: redis://127.0.0.1:6379 }\n').subscriptions, false, 'not on a cluster node yet')
+  t.match(problemsOf(() => parse('cluster: { redis: redis://127.0.0.1:6379 }\nsubscriptions: { admins: [root] }\n')), [/subscriptions: not served by cluster nodes yet/])
+  t.match(problemsOf(() => parse('journal: false\nsubscriptions: {}\n')), [/subscriptions: they read the journal, and this broker keeps none/])
+  t.match(problemsOf(() => parse('persistence: false\njournal: { dir: j }\nsubscriptions: {}\n')), [/subscriptions\.dir: needed when persistence is false/])
+  t.match(problemsOf(() => parse('subscriptions: { admins: root }\n')), [/subscriptions\.admins: /])
+})

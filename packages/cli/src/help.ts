@@ -11,6 +11,7 @@ Commands:
   bridge launchpad --config FILE  run the Launchpad bridge (bug mail over IMAP -> launchpad/<project>/...)
   bridge ansible --config FILE    run the Ansible receiver (callback plugin events -> ansible/playbook/...)
   history [--since S] [--follow]  print the broker's journal, one JSON event per line
+  subscriptions ACTION ...        pull subscriptions: mk-pull, ls, show, rm, seek, listen
   help [COMMAND]                  show help for a command
 
 Options:
@@ -70,6 +71,42 @@ Options:
 
 Exit codes: 0 done; 2 a bad option, or the broker refused the request (400, 401, 403);
 1 the broker cannot be reached or failed.
+`
+
+export const SUBSCRIPTIONS_HELP = `Usage: firehose subscriptions ACTION [NAME] [options]
+
+Pull subscriptions: named queues over the broker's journal, owned by the broker user who made
+them. Events are pulled, then acked; one not acked within its deadline comes back (at least
+once), and after --max-deliveries goes to the subscription's dead letters.
+
+Actions:
+  mk-pull NAME --topic FILTER...   make a pull subscription (prints it as JSON)
+      [--ack-deadline S]           seconds a pulled event waits for its ack (default 60)
+      [--max-deliveries N]         deliveries before the dead letters (default 10)
+      [--start-at WHEN]            now (default), earliest, an offset, or an ISO 8601 date
+      [--ordered]                  one event in flight at a time, in journal order
+      [--creds FILE]               also write FILE (mode 0600): the URL, user and password,
+                                   for the other actions' --creds
+  ls                               your subscriptions (an admin's: everyone's), one per line
+  show NAME                        one subscription, with its counters, as JSON
+  rm NAME                          remove it, with what it holds
+  seek NAME --to WHEN              go on from WHEN (an offset, an ISO 8601 date, earliest, now);
+                                   what was pulled and not acked is forgotten
+  listen NAME [--max N] [--count N]
+                                   pull and print each event as a JSON line (offset, timestamp,
+                                   topic, payload, delivery), acking a batch once printed;
+                                   --count N stops after N events (default: run until stopped)
+
+Connection:
+      --creds FILE     JSON { "url", "username", "password" }, as mk-pull --creds writes it
+      --url URL        the broker's WebSocket listener (default: FIREHOSE_URL or
+                       http://127.0.0.1; https://HOST:8080 for TLS, as passwords go with it)
+  -u, --user NAME      the broker user (default: FIREHOSE_USER); the password comes from
+                       FIREHOSE_PASSWORD (never on the command line)
+  -h, --help           show this help
+
+Exit codes: 0 done; 2 a bad option, or the broker refused the request (400, 401, 403, 404,
+409, 413); 1 the broker cannot be reached or failed.
 `
 
 export const PASSWD_HELP = `Usage: firehose passwd [--password-stdin] [--delete] FILE USER

@@ -3,8 +3,9 @@ import { bridgeCommand } from './commands/bridge.js'
 import { brokerCommand } from './commands/broker.js'
 import { historyCommand } from './commands/history.js'
 import { passwdCommand } from './commands/passwd.js'
+import { subscriptionsCommand } from './commands/subscriptions.js'
 import { EXIT } from '@firehose/runtime'
-import { BRIDGE_HELP, brokerHelp, HISTORY_HELP, MAIN_HELP, PASSWD_HELP } from './help.js'
+import { BRIDGE_HELP, brokerHelp, HISTORY_HELP, MAIN_HELP, PASSWD_HELP, SUBSCRIPTIONS_HELP } from './help.js'
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
 
@@ -12,7 +13,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   broker: brokerCommand,
   bridge: bridgeCommand,
   history: historyCommand,
-  passwd: passwdCommand
+  passwd: passwdCommand,
+  subscriptions: subscriptionsCommand
 }
 
 /** The `firehose` command. Returns the exit code: 0 ok, 1 failure, 2 bad configuration or usage. */
@@ -28,7 +30,7 @@ export async function main (argv: string[]): Promise<number> {
   }
   if (command === 'help') {
     const topic = rest[0]
-    process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : topic === 'bridge' ? BRIDGE_HELP : topic === 'history' ? HISTORY_HELP : MAIN_HELP)
+    process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : topic === 'bridge' ? BRIDGE_HELP : topic === 'history' ? HISTORY_HELP : topic === 'subscriptions' ? SUBSCRIPTIONS_HELP : MAIN_HELP)
     return EXIT.ok
   }
   const run = COMMANDS[command]

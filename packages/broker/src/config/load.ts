@@ -39,7 +39,7 @@ export interface ParseOptions { source: string; baseDir: string; env?: NodeJS.Pr
 export function parseConfig (yamlText: string | undefined, { source, baseDir, env = process.env }: ParseOptions): BrokerConfig {
   const problems: string[] = []
   const data = yamlText === undefined ? {} : parseYaml(yamlText, source)
-  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin', 'journal'])
+  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin', 'journal', 'subscriptions'])
   const config = resolveConfig(validate(configSchema, rest, source), switchedOff, baseDir, env, problems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   return deepFreeze({ ...config, source })
@@ -90,12 +90,14 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
   if (cluster !== false && raw.persistence !== undefined) problems.push('persistence: a cluster node keeps its state in Redis; remove persistence (or cluster)')
 
   const persistence: BrokerConfig['persistence'] = off.has('persistence') || cluster !== false ? false : { dir: abs(raw.persistence?.dir ?? env.FIREHOSE_DATA_DIR ?? 'data') }
+  const journal = resolveJournal(raw.journal, off.has('journal'), persistence, cluster, abs, problems)
   return {
     listeners,
     ...(raw.passwordFile ? { passwordFile: abs(raw.passwordFile) } : {}),
     ...(raw.aclFile ? { aclFile: abs(raw.aclFile) } : {}),
     persistence,
-    journal: resolveJournal(raw.journal, off.has('journal'), persistence, cluster, abs, problems),
+    journal,
+    subscriptions: resolveSubscriptions(raw.subscriptions, off.has('subscriptions'), journal, persistence, cluster, abs, problems),
     cluster,
     sysInterval: raw.sysInterval,
     limits: raw.limits,
@@ -143,6 +145,28 @@ function resolveJournal (raw: RawConfig['journal'], off: boolean, persistence: B
   const dir = raw.dir !== undefined ? abs(raw.dir) : persistence === false ? undefined : join(persistence.dir, 'journal')
   if (dir === undefined) return false
   return { dir, topics: raw.topics, retention: { maxAgeMs, maxBytes } }
+}
+
+/**
+ * Subscriptions read the journal: on by default wherever there is one to read and a disk to
+ * keep them on. Asked for explicitly where they cannot be served, the configuration says why.
+ */
+function resolveSubscriptions (raw: RawConfig['subscriptions'], off: boolean, journal: BrokerConfig['journal'], persistence: BrokerConfig['persistence'], cluster: BrokerConfig['cluster'], abs: (p: string) => string, problems: string[]): BrokerConfig['subscriptions'] {
+  if (off) return false
+  if (cluster !== false) {
+    if (raw !== undefined) problems.push('subscriptions: not served by cluster nodes yet (their store on Redis is still to come); remove the section or set it to false')
+    return false
+  }
+  if (journal === false) {
+    if (raw !== undefined) problems.push('subscriptions: they read the journal, and this broker keeps none (journal: false, or no persistence and no journal.dir)')
+    return false
+  }
+  const dir = raw?.dir !== undefined ? abs(raw.dir) : persistence === false ? undefined : join(persistence.dir, 'subscriptions')
+  if (dir === undefined) {
+    if (raw !== undefined) problems.push('subscriptions.dir: needed when persistence is false (subscriptions are kept on disk)')
+    return false
+  }
+  return { dir, admins: raw?.admins ?? [] }
 }
 
 const nonEmpty = (value: string | undefined): string | undefined => value === '' ? undefined : value

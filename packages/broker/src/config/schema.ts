@@ -66,6 +66,13 @@ const journalSchema = z.strictObject({
   }).prefault({})
 }).prefault({})
 
+const subscriptionsSchema = z.strictObject({
+  /** their LevelDB (default: subscriptions/ inside persistence.dir) */
+  dir: z.string().min(1).optional(),
+  /** users who see and manage every user's subscriptions */
+  admins: z.array(z.string().min(1)).default([])
+}).optional()
+
 export const configSchema = z.strictObject({
   listeners: z.array(listenerSchema).optional(),
   passwordFile: z.string().min(1).optional(),
@@ -79,6 +86,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema,
   /** every accepted publish kept with an offset and a timestamp, for replay; `journal: false` keeps none */
   journal: journalSchema,
+  /** named pull queues over the journal, owned by users (the journal is needed); `subscriptions: false` serves none */
+  subscriptions: subscriptionsSchema,
   admin: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9883) }).optional(),
   log: logSchema
 })

@@ -45,6 +45,12 @@ export interface JournalConfig {
   retention: { maxAgeMs: number, maxBytes: number }
 }
 
+export interface SubscriptionsConfig {
+  /** absolute path of their LevelDB */
+  dir: string
+  admins: readonly string[]
+}
+
 export interface BrokerConfig {
   listeners: readonly ListenerConfig[]
   passwordFile?: string
@@ -58,6 +64,8 @@ export interface BrokerConfig {
   limits: Limits
   /** false: no journal (switched off, or a broker without persistence and without journal.dir) */
   journal: JournalConfig | false
+  /** false: none (switched off, no journal, or a cluster node: subscriptions on Redis are not built yet) */
+  subscriptions: SubscriptionsConfig | false
   admin: { host: string; port: number } | false
   log: { level: string }
   /** where the configuration came from, for messages */

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Journal } from '@firehose/journal'
+import type { Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
 import type { Limits } from '../config/types.js'
 import type { BrokerStats } from '../observability/stats.js'
@@ -11,6 +12,7 @@ import { historyPage } from './history-page.js'
 import { HttpError } from './reader-access.js'
 import { serveEvents } from './sse.js'
 import { NO_JOURNAL, type StreamLimits } from './stream-limits.js'
+import { registerSubscriptionsApi, subscriptionRefusal } from './subscriptions-api.js'
 
 export interface HistoryApiDeps {
   journal: Journal
@@ -19,10 +21,14 @@ export interface HistoryApiDeps {
   stats: BrokerStats
   streams: StreamLimits
   frames: FrameCache
+  /** none: subscriptions: false, or a cluster node */
+  subscriptions?: Subscriptions
   logger: Logger
   /** a request became a long-lived stream: the connection guard's handshake timeout no longer applies */
   keepOpen: (socket: Socket) => void
 }
+
+const NO_SUBSCRIPTIONS = 'this broker serves no subscriptions (subscriptions: false, or a cluster node: see docs/subscriptions.md)'
 
 /** The text an HTTP request with no route gets: what this port is for. */
 const ABOUT = 'Firehose: connect with an MQTT client over WebSocket (subprotocol "mqtt"), on any path; history: GET /v1/events?topic=%23 (Server-Sent Events) or /v1/history?topic=%23. See docs/history.md.\n'
@@ -43,7 +49,8 @@ export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () =
     return503OnClosing: false,
     forceCloseConnections: false
   })
-  app.setErrorHandler((err, _request, reply) => {
+  app.setErrorHandler((thrown, _request, reply) => {
+    const err = subscriptionRefusal(thrown) ?? thrown
     if (err instanceof HttpError) {
       if (deps !== undefined) deps.stats.historyRefused++
       return reply.code(err.status).headers(err.headers).type('text/plain; charset=utf-8').send(`${err.message}\n`)
@@ -53,10 +60,16 @@ export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () =
     return reply.code(status).type('text/plain; charset=utf-8').send(`${status >= 500 ? 'internal error' : (err as Error).message}\n`)
   })
   app.setNotFoundHandler((_request, reply) => reply.code(426).header('upgrade', 'websocket').type('text/plain; charset=utf-8').send(ABOUT))
+  const notServed = (paths: string[], why: string): void => {
+    for (const path of paths) app.all(path, (_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send(`${why}\n`))
+  }
+  if (deps?.subscriptions === undefined) {
+    notServed(['/v1/subscriptions', '/v1/subscriptions/*'], deps === undefined ? NO_JOURNAL : NO_SUBSCRIPTIONS)
+  } else {
+    registerSubscriptionsApi(app, { subscriptions: deps.subscriptions, journal: deps.journal, access: deps.access })
+  }
   if (deps === undefined) {
-    for (const path of ['/v1/events', '/v1/history', '/v1/journal']) {
-      app.get(path, (_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send(`${NO_JOURNAL}\n`))
-    }
+    notServed(['/v1/events', '/v1/history', '/v1/journal'], NO_JOURNAL)
     return app
   }
   app.get('/v1/events', async (request, reply) => { await serveEvents(request, reply, deps) })

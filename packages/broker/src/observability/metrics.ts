@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { JournalBounds } from '@firehose/journal'
+import type { PullQueue, SubscriptionCounters } from '@firehose/subscriptions'
 import type { ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
 import type { BrokerStats } from './stats.js'
@@ -14,13 +15,25 @@ export interface MetricsDeps {
   journal?: () => JournalBounds
   /** history streams (SSE, WebSocket) open now */
   historyStreams?: () => number
+  /** the subscriptions, when the broker serves them */
+  subscriptions?: () => readonly PullQueue[]
 }
+
+/** Per-subscription counters: metric name, help, the counter it reads. */
+const SUBSCRIPTION_COUNTERS: Array<[string, string, keyof SubscriptionCounters]> = [
+  ['firehose_subscription_delivered_total', 'Events handed out by pulls, first deliveries and redeliveries', 'delivered'],
+  ['firehose_subscription_redelivered_total', 'Events handed out again: their ack deadline passed, or they were nacked', 'redelivered'],
+  ['firehose_subscription_acked_total', 'Deliveries acked', 'acked'],
+  ['firehose_subscription_nacked_total', 'Deliveries handed back (nack)', 'nacked'],
+  ['firehose_subscription_dead_lettered_total', 'Events moved to the dead letters after maxDeliveries', 'deadLettered'],
+  ['firehose_subscription_expired_total', 'Events dropped unacked: past the subscription\'s retention or the journal\'s', 'expired']
+]
 
 /**
  * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
  * the message path. One registry per broker, no global state.
  */
-export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams }: MetricsDeps): Registry {
+export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions }: MetricsDeps): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
@@ -68,6 +81,7 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
       registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
     }
   }
+  if (subscriptions !== undefined) registerSubscriptionMetrics(registry, subscriptions, journal)
   for (const [name, help, read] of counters) {
     registry.registerMetric(new Counter({
       name,
@@ -80,4 +94,39 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
     }))
   }
   return registry
+}
+
+/** Counters and gauges per subscription (label `subscription`); a deleted one disappears. */
+function registerSubscriptionMetrics (registry: Registry, subscriptions: () => readonly PullQueue[], journal: (() => JournalBounds) | undefined): void {
+  const labelNames = ['subscription']
+  for (const [name, help, key] of SUBSCRIPTION_COUNTERS) {
+    registry.registerMetric(new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [],
+      collect () {
+        this.reset()
+        for (const queue of subscriptions()) this.inc({ subscription: queue.name }, queue.counters[key])
+      }
+    }))
+  }
+  const gauges: Array<[string, string, (queue: PullQueue) => number]> = [
+    ['firehose_subscription_outstanding', 'Events pulled and not acked yet', queue => queue.outstanding],
+    ['firehose_subscription_dead_letters', 'Events in the dead letters', queue => queue.state.deadLetters.size],
+    ['firehose_subscription_unread_entries', 'Journal entries the subscription has not looked at yet (of any topic)', queue => Math.max(0, (journal?.().last ?? 0) - queue.state.next + 1)]
+  ]
+  for (const [name, help, read] of gauges) {
+    registry.registerMetric(new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [],
+      collect () {
+        this.reset()
+        for (const queue of subscriptions()) this.set({ subscription: queue.name }, read(queue))
+      }
+    }))
+  }
+  registry.registerMetric(new Gauge({ name: 'firehose_subscriptions', help: 'Subscriptions on the broker', registers: [], collect () { this.set(subscriptions().length) } }))
 }

@@ -1,6 +1,15 @@
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import type { JournalBounds } from '@firehose/journal'
+
+/** What $SYS/broker/subscriptions/... shows: sums over every subscription. */
+export interface SubscriptionTotals {
+  count: number
+  delivered: number
+  acked: number
+  outstanding: number
+  deadLetters: number
+}
 import { subscriptionCount } from '../aedes/internals.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
 import { LoadAverage } from './load-average.js'
@@ -19,6 +28,8 @@ export interface SysDeps {
   disconnectedClients: () => number
   /** the journal's figures, when the broker keeps one: $SYS/broker/journal/... */
   journal?: () => JournalBounds
+  /** totals over every subscription, when the broker serves them: $SYS/broker/subscriptions/... (no names: $SYS is public) */
+  subscriptions?: () => SubscriptionTotals
 }
 
 type Counter = 'messages/received' | 'messages/sent' | 'publish/received' | 'publish/sent' | 'publish/dropped' | 'bytes/received' | 'bytes/sent'
@@ -106,6 +117,14 @@ export class SysTopics {
       values.set('journal/offset/last', String(journal.last))
       values.set('journal/bytes', String(journal.bytes))
       values.set('journal/appends', String(journal.appends))
+    }
+    const subscriptions = this.deps.subscriptions?.()
+    if (subscriptions !== undefined) {
+      values.set('subscriptions/count', String(subscriptions.count))
+      values.set('subscriptions/delivered', String(subscriptions.delivered))
+      values.set('subscriptions/acked', String(subscriptions.acked))
+      values.set('subscriptions/outstanding', String(subscriptions.outstanding))
+      values.set('subscriptions/dead-letters', String(subscriptions.deadLetters))
     }
     for (const [name, total] of Object.entries(counters) as [Counter, number][]) {
       for (const [label, seconds] of WINDOWS) {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { EXIT } from '@firehose/runtime'
 import { HISTORY_HELP } from '../help.js'
+import { basicAuth, brokerUrl, request, Stop, write } from './broker-http.js'
 
 interface Options {
   base: URL
@@ -10,11 +11,6 @@ interface Options {
   until: string | undefined
   follow: boolean
   headers: Record<string, string>
-}
-
-/** Exits the command with a code after a message (usage, a refusal from the broker). */
-class Stop extends Error {
-  constructor (readonly code: number, message: string) { super(message) }
 }
 
 /**
@@ -64,19 +60,13 @@ function parseOptions (args: string[]): Options | undefined {
     process.stdout.write(HISTORY_HELP)
     return undefined
   }
-  let base: URL
-  try {
-    base = new URL(values.url)
-  } catch {
-    throw new Stop(EXIT.usage, `--url: ${JSON.stringify(values.url)} is not a URL (http://firehose.example.org, https://firehose.example.org:8080)`)
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Stop(EXIT.usage, `--url: ${values.url} is not http:// or https://`)
+  const base = brokerUrl(values.url)
   if (values.follow === true && values.until !== undefined) throw new Stop(EXIT.usage, '--until and --follow do not go together')
   const headers: Record<string, string> = {}
   if (values.user !== undefined) {
     const password = process.env.FIREHOSE_PASSWORD
     if (password === undefined) throw new Stop(EXIT.usage, '--user: set the password in FIREHOSE_PASSWORD (never on the command line)')
-    headers.authorization = `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`
+    headers.authorization = basicAuth(values.user, password)
   }
   return { base, topics: values.topic ?? ['#'], since: values.since, until: values.until, follow: values.follow === true, headers }
 }
@@ -89,17 +79,7 @@ function query (options: Options, extra: Record<string, string | undefined>): st
 }
 
 async function get (url: URL, options: Options, extraHeaders: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-  let response: Response
-  try {
-    response = await fetch(url, { headers: { ...options.headers, ...extraHeaders }, signal })
-  } catch (err) {
-    throw new Stop(EXIT.failure, `cannot reach ${url.origin}: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`)
-  }
-  if (response.status !== 200) {
-    const text = (await response.text()).trim()
-    throw new Stop(response.status === 400 || response.status === 401 || response.status === 403 ? EXIT.usage : EXIT.failure, `${response.status}: ${text}`)
-  }
-  return response
+  return await request(url, { headers: { ...options.headers, ...extraHeaders }, signal })
 }
 
 async function printPages (options: Options): Promise<void> {
@@ -137,8 +117,4 @@ async function followEvents (options: Options): Promise<void> {
     }
     await sleep(Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)))
   }
-}
-
-async function write (text: string): Promise<void> {
-  if (!process.stdout.write(text)) await new Promise(resolve => process.stdout.once('drain', resolve))
 }

@@ -1,0 +1,180 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Journal, JournalEntry } from '@firehose/journal'
+import { parseSubscriptionRequest, SpecError, SubscriptionError, type PullQueue, type StartAt, type Subscriptions } from '@firehose/subscriptions'
+import type { AccessControl } from '../auth/access-control.js'
+import { isValidFilter } from '../auth/topic-filter.js'
+import { envelopeOf } from './envelope.js'
+import { HttpError, readerOf, type Reader } from './reader-access.js'
+import { parseSince } from './since.js'
+
+export interface SubscriptionsApiDeps {
+  subscriptions: Subscriptions
+  journal: Journal
+  access: AccessControl
+}
+
+/** Bodies are small JSON objects: past this, 413. */
+const BODY_LIMIT = 64 * 1024
+const MAX_PULL = 1000
+const MAX_WAIT_SECONDS = 60
+const DAY = 86_400_000
+
+/** A start as the API writes it: "now", "earliest", an offset, or text as history's `since`. */
+export function parseStart (text: string): StartAt | undefined {
+  const start = parseSince(text)
+  return start === undefined ? undefined : 'offset' in start ? { offset: start.offset } : { timestamp: start.timestamp }
+}
+
+/** What GET shows of a subscription. */
+function view (queue: PullQueue): Record<string, unknown> {
+  const { spec, next } = queue.state
+  return {
+    name: spec.name,
+    owner: spec.owner,
+    type: spec.type,
+    topics: spec.topics,
+    ackDeadline: spec.ackDeadlineMs / 1000,
+    maxDeliveries: spec.maxDeliveries,
+    retentionDays: spec.retentionMs / DAY,
+    ordered: spec.ordered,
+    created: new Date(spec.created).toISOString(),
+    next,
+    outstanding: queue.outstanding,
+    deadLetters: queue.state.deadLetters.size,
+    counters: queue.counters
+  }
+}
+
+/** The user behind a request: subscriptions belong to users, so anonymous requests are refused. */
+async function userOf (request: FastifyRequest, access: AccessControl): Promise<Reader & { username: string }> {
+  const reader = await readerOf(request, access)
+  if (reader.username === undefined) throw new HttpError(401, 'subscriptions belong to users: authenticate with HTTP Basic (a broker user)', { 'www-authenticate': 'Basic realm="firehose"' })
+  return reader as Reader & { username: string }
+}
+
+const objectBody = (body: unknown): Record<string, unknown> => {
+  if (body === undefined || body === null) return {}
+  if (typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, '(body): expected a JSON object')
+  return body as Record<string, unknown>
+}
+
+function wholeNumber (body: Record<string, unknown>, field: string, fallback: number, min: number, max: number): number {
+  const value = body[field] ?? fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new HttpError(400, `${field}: ${JSON.stringify(body[field])} is not a whole number from ${min} to ${max}`)
+  return value
+}
+
+function ackIds (body: Record<string, unknown>): string[] {
+  const ids = body.ackIds
+  if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_PULL) throw new HttpError(400, `ackIds: expected a list of 1 to ${MAX_PULL} ack ids`)
+  ids.forEach((id, i) => { if (typeof id !== 'string') throw new HttpError(400, `ackIds[${i}]: expected a string`) })
+  return ids as string[]
+}
+
+/**
+ * Pulls up to `max`; with nothing to hand out, waits up to `waitMs` for an append, a lease's
+ * deadline or the reader going away (long poll), and pulls again.
+ */
+async function pullWaiting (queue: PullQueue, journal: Journal, max: number, waitMs: number, gone: AbortSignal): Promise<Awaited<ReturnType<PullQueue['pull']>>> {
+  const until = Date.now() + waitMs
+  for (;;) {
+    const deliveries = await queue.pull(max)
+    const left = until - Date.now()
+    if (deliveries.length > 0 || left <= 0 || gone.aborted) return deliveries
+    const deadline = queue.nextDeadline()
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        stopListening()
+        gone.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(0, Math.min(left, deadline === undefined ? left : deadline - Date.now())))
+      const stopListening = journal.onAppended(done)
+      gone.addEventListener('abort', done)
+    })
+  }
+}
+
+const envelope = (entry: JournalEntry): Record<string, unknown> => {
+  const { offset, timestamp, topic, ...payload } = envelopeOf(entry)
+  return { offset, timestamp, topic, ...payload }
+}
+
+/**
+ * /v1/subscriptions: each authenticated user's pull subscriptions (docs/subscriptions.md).
+ * Another user's subscription is "not found" (404) unless the user is an admin.
+ */
+export function registerSubscriptionsApi (app: FastifyInstance, deps: SubscriptionsApiDeps): void {
+  const { subscriptions, journal, access } = deps
+  const options = { bodyLimit: BODY_LIMIT }
+  const queueOf = async (request: FastifyRequest): Promise<PullQueue> => {
+    const user = await userOf(request, access)
+    return subscriptions.get(user.username, (request.params as { name: string }).name)
+  }
+
+  app.post('/v1/subscriptions', options, async (request, reply) => {
+    const user = await userOf(request, access)
+    const parsed = parseSubscriptionRequest(request.body, isValidFilter, parseStart)
+    parsed.spec.topics.forEach((filter, i) => {
+      if (!user.access.canSubscribe(filter)) throw new HttpError(403, `topics[${i}]: ${JSON.stringify(filter)} may not be read by ${user.username}`)
+    })
+    const queue = await subscriptions.create(user.username, parsed)
+    return await reply.code(201).header('location', `/v1/subscriptions/${queue.name}`).send(view(queue))
+  })
+  app.get('/v1/subscriptions', async request => {
+    const user = await userOf(request, access)
+    return { subscriptions: subscriptions.list(user.username).map(view) }
+  })
+  app.get('/v1/subscriptions/:name', async request => view(await queueOf(request)))
+  app.delete('/v1/subscriptions/:name', async (request, reply) => {
+    const user = await userOf(request, access)
+    await subscriptions.delete(user.username, (request.params as { name: string }).name)
+    return await reply.code(204).send()
+  })
+  app.post('/v1/subscriptions/:name/pull', options, async request => {
+    const queue = await queueOf(request)
+    const body = objectBody(request.body)
+    const max = wholeNumber(body, 'max', 100, 1, MAX_PULL)
+    const waitSeconds = wholeNumber(body, 'waitSeconds', 0, 0, MAX_WAIT_SECONDS)
+    const gone = new AbortController()
+    request.raw.socket.once('close', () => gone.abort())
+    const deliveries = await pullWaiting(queue, journal, max, waitSeconds * 1000, gone.signal)
+    return deliveries.map(d => ({ ackId: d.ackId, delivery: d.delivery, ...envelope(d.entry) }))
+  })
+  app.post('/v1/subscriptions/:name/ack', options, async request => {
+    const queue = await queueOf(request)
+    return { acked: await queue.ack(ackIds(objectBody(request.body))) }
+  })
+  app.post('/v1/subscriptions/:name/nack', options, async request => {
+    const queue = await queueOf(request)
+    return { nacked: await queue.nack(ackIds(objectBody(request.body))) }
+  })
+  app.post('/v1/subscriptions/:name/seek', options, async request => {
+    const queue = await queueOf(request)
+    const to = objectBody(request.body).to
+    const start: StartAt | undefined = to === 'now' || to === 'earliest'
+      ? { from: to }
+      : typeof to === 'number' && Number.isSafeInteger(to) && to >= 0 ? { offset: to } : typeof to === 'string' ? parseStart(to) : undefined
+    if (start === undefined) throw new HttpError(400, `to: ${JSON.stringify(to)} is not "now", "earliest", an offset or an ISO 8601 date`)
+    await queue.seek(await subscriptions.startOffset(start))
+    return view(queue)
+  })
+  app.get('/v1/subscriptions/:name/dead-letters', async request => {
+    const queue = await queueOf(request)
+    const letters = []
+    for (const [offset, letter] of [...queue.state.deadLetters].sort((a, b) => a[0] - b[0])) {
+      const [entry] = await journal.read(offset, 1)
+      letters.push({ offset, deliveries: letter.deliveries, reason: letter.reason, at: new Date(letter.at).toISOString(), event: entry?.offset === offset ? envelope(entry) : null })
+    }
+    return { deadLetters: letters }
+  })
+  app.post('/v1/subscriptions/:name/dead-letters/replay', async request => ({ replayed: await (await queueOf(request)).replayDeadLetters() }))
+}
+
+/** The HTTP status and message of a refusal from the subscriptions package, if it is one. */
+export function subscriptionRefusal (err: unknown): HttpError | undefined {
+  if (err instanceof SpecError) return new HttpError(400, err.message)
+  if (err instanceof SubscriptionError) return new HttpError(err.status, err.message)
+  return undefined
+}

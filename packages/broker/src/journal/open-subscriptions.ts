@@ -1,0 +1,35 @@
+import type { Logger } from 'pino'
+import type { Journal } from '@firehose/journal'
+import { Subscriptions, SubscriptionStore, type PullQueue } from '@firehose/subscriptions'
+import type { AccessControl } from '../auth/access-control.js'
+import type { SubscriptionsConfig } from '../config/types.js'
+import type { SubscriptionTotals } from '../observability/sys-topics.js'
+import { entryFilter } from '../http/stream-request.js'
+
+/**
+ * The broker's subscriptions, kept in their own LevelDB. Each reads the journal through its
+ * filters and its owner's read ACL as it stands at each pull (a reloaded ACL applies at once).
+ */
+export async function openSubscriptions (config: SubscriptionsConfig, journal: Journal, access: AccessControl, source: string, logger: Logger): Promise<Subscriptions> {
+  const store = await SubscriptionStore.open(config.dir, { key: 'subscriptions.dir', source })
+  const subscriptions = await Subscriptions.open({
+    journal,
+    store,
+    admins: new Set(config.admins),
+    filterFor: (owner, topics) => entryFilter(topics, { username: owner, access: access.rulesFor({ username: owner, clientId: '' }), ip: '' })
+  })
+  logger.info({ event: 'subscriptions.opened', store: config.dir, subscriptions: subscriptions.all().length }, 'subscriptions open')
+  return subscriptions
+}
+
+/** Sums over every subscription, for $SYS (which anyone may read: no names). */
+export function subscriptionTotals (queues: readonly PullQueue[]): SubscriptionTotals {
+  const totals: SubscriptionTotals = { count: queues.length, delivered: 0, acked: 0, outstanding: 0, deadLetters: 0 }
+  for (const queue of queues) {
+    totals.delivered += queue.counters.delivered
+    totals.acked += queue.counters.acked
+    totals.outstanding += queue.outstanding
+    totals.deadLetters += queue.state.deadLetters.size
+  }
+  return totals
+}

@@ -1,0 +1,15 @@
+/** What happened to one subscription's events since the broker started. */
+export interface SubscriptionCounters {
+  /** events handed out by pulls, first deliveries and redeliveries */
+  delivered: number
+  /** of those, redeliveries (deadline passed, or nacked) */
+  redelivered: number
+  acked: number
+  nacked: number
+  /** moved to the dead letters after maxDeliveries */
+  deadLettered: number
+  /** dropped unacked: older than the subscription's retention, or no longer in the journal */
+  expired: number
+}
+
+export const newCounters = (): SubscriptionCounters => ({ delivered: 0, redelivered: 0, acked: 0, nacked: 0, deadLettered: 0, expired: 0 })

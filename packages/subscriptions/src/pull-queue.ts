@@ -1,0 +1,193 @@
+import type { Journal, JournalEntry } from '@firehose/journal'
+import { ackIdOf, parseAckId } from './ack-id.js'
+import { newCounters, type SubscriptionCounters } from './counters.js'
+import { ops, type Lease, type StoreOp, type StoredSubscription, type SubscriptionStore } from './store.js'
+
+export interface PullQueueDeps {
+  journal: Journal
+  store: SubscriptionStore
+  /** ms since the epoch */
+  now: () => number
+  /** the subscription's filters and its owner's read ACL as they stand (made anew for each pull: the ACL may be reloaded) */
+  filter: () => (entry: JournalEntry) => boolean
+}
+
+/** One event handed out by a pull. */
+export interface Delivery {
+  ackId: string
+  /** 1 for the first delivery */
+  delivery: number
+  entry: JournalEntry
+}
+
+/** Entries read from the journal per page while looking for new events. */
+const PAGE = 500
+
+/**
+ * One pull subscription: a cursor into the journal (the next offset not yet looked at), the
+ * events pulled and not acked (leases, each with a deadline), and the dead letters. Every change
+ * is written to the store before the caller sees it, so a broker killed at any point forgets
+ * nothing it has answered: an event is acked once, and until then comes back after its deadline
+ * (at least once). Pulls, acks and seeks on one subscription run one after another.
+ */
+export class PullQueue {
+  readonly counters: SubscriptionCounters = newCounters()
+  #lane: Promise<unknown> = Promise.resolve()
+
+  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {}
+
+  get name (): string {
+    return this.state.spec.name
+  }
+
+  /** Events pulled and not acked yet. */
+  get outstanding (): number {
+    return this.state.leases.size
+  }
+
+  /** The earliest deadline of a lease (ms), if any: when a waiting pull may find a redelivery. */
+  nextDeadline (): number | undefined {
+    let earliest: number | undefined
+    for (const lease of this.state.leases.values()) if (earliest === undefined || lease.deadline < earliest) earliest = lease.deadline
+    return earliest
+  }
+
+  /** Whether the journal holds entries this subscription has not looked at. */
+  hasUnread (): boolean {
+    return this.state.next <= this.deps.journal.bounds().last
+  }
+
+  /** Up to `max` events: due redeliveries first (oldest first), then new ones in journal order. */
+  async pull (max: number): Promise<Delivery[]> {
+    return await this.#serial(async () => await this.#pull(max))
+  }
+
+  /** Acks deliveries; returns how many acked something (a stale or repeated ack id acks nothing). */
+  async ack (ackIds: readonly string[]): Promise<number> {
+    return await this.#serial(async () => await this.#settle(ackIds, (offset, _lease, changes) => {
+      this.state.leases.delete(offset)
+      changes.push(ops.dropLease(this.name, offset))
+      this.counters.acked++
+    }))
+  }
+
+  /** Hands deliveries back: due again at once. */
+  async nack (ackIds: readonly string[]): Promise<number> {
+    return await this.#serial(async () => await this.#settle(ackIds, (offset, lease, changes) => {
+      lease.deadline = this.deps.now()
+      changes.push(ops.lease(this.name, offset, lease))
+      this.counters.nacked++
+    }))
+  }
+
+  /** Goes on from `next`: outstanding events are forgotten (as if acked), the journal read again from there. */
+  async seek (next: number): Promise<void> {
+    await this.#serial(async () => {
+      const changes: StoreOp[] = [...this.state.leases.keys()].map(offset => ops.dropLease(this.name, offset))
+      this.state.leases.clear()
+      this.state.next = next
+      changes.push(ops.subscription(this.state.spec, next))
+      await this.deps.store.write(changes)
+    })
+  }
+
+  /** Puts every dead letter back in the queue, due at once, as if never delivered; returns how many. */
+  async replayDeadLetters (): Promise<number> {
+    return await this.#serial(async () => {
+      const now = this.deps.now()
+      const changes: StoreOp[] = []
+      for (const offset of this.state.deadLetters.keys()) {
+        const lease: Lease = { deliveries: 0, deadline: now }
+        this.state.leases.set(offset, lease)
+        changes.push(ops.dropDeadLetter(this.name, offset), ops.lease(this.name, offset, lease))
+      }
+      const replayed = this.state.deadLetters.size
+      this.state.deadLetters.clear()
+      await this.deps.store.write(changes)
+      return replayed
+    })
+  }
+
+  async #pull (max: number): Promise<Delivery[]> {
+    const { spec } = this.state
+    const now = this.deps.now()
+    const oldestKept = now - spec.retentionMs
+    const changes: StoreOp[] = []
+    const out: Delivery[] = []
+    if (spec.ordered) {
+      // one in flight: nothing new while an event waits for its ack
+      for (const lease of this.state.leases.values()) if (lease.deadline > now) return []
+      max = 1
+    }
+    const due = [...this.state.leases].filter(([, lease]) => lease.deadline <= now).sort((a, b) => a[0] - b[0])
+    for (const [offset, lease] of due) {
+      if (out.length >= max) break
+      if (lease.deliveries >= spec.maxDeliveries) {
+        this.state.leases.delete(offset)
+        const letter = { deliveries: lease.deliveries, reason: `not acked after ${lease.deliveries} deliveries (maxDeliveries)`, at: now }
+        this.state.deadLetters.set(offset, letter)
+        changes.push(ops.dropLease(this.name, offset), ops.deadLetter(this.name, offset, letter))
+        this.counters.deadLettered++
+        continue
+      }
+      const [entry] = await this.deps.journal.read(offset, 1)
+      if (entry === undefined || entry.offset !== offset || entry.timestamp < oldestKept) {
+        this.#expire(offset, changes)
+        continue
+      }
+      out.push(this.#lease(entry, lease.deliveries + 1, now, changes))
+      if (lease.deliveries > 0) this.counters.redelivered++
+    }
+    // the journal's retention may have passed the cursor: go on from the oldest entry held
+    this.state.next = Math.max(this.state.next, this.deps.journal.bounds().first)
+    const accepts = this.deps.filter()
+    while (out.length < max) {
+      const page = await this.deps.journal.read(this.state.next, PAGE)
+      if (page.length === 0) break
+      for (const entry of page) {
+        this.state.next = entry.offset + 1
+        if (entry.timestamp < oldestKept || !accepts(entry)) continue
+        out.push(this.#lease(entry, 1, now, changes))
+        if (out.length >= max) break
+      }
+    }
+    changes.push(ops.subscription(spec, this.state.next))
+    await this.deps.store.write(changes)
+    this.counters.delivered += out.length
+    return out
+  }
+
+  #lease (entry: JournalEntry, delivery: number, now: number, changes: StoreOp[]): Delivery {
+    const lease: Lease = { deliveries: delivery, deadline: now + this.state.spec.ackDeadlineMs }
+    this.state.leases.set(entry.offset, lease)
+    changes.push(ops.lease(this.name, entry.offset, lease))
+    return { ackId: ackIdOf(entry.offset, delivery), delivery, entry }
+  }
+
+  #expire (offset: number, changes: StoreOp[]): void {
+    this.state.leases.delete(offset)
+    changes.push(ops.dropLease(this.name, offset))
+    this.counters.expired++
+  }
+
+  /** Applies `settle` to each current delivery named, then writes the changes; returns how many. */
+  async #settle (ackIds: readonly string[], settle: (offset: number, lease: Lease, changes: StoreOp[]) => void): Promise<number> {
+    const changes: StoreOp[] = []
+    let settled = 0
+    for (const ackId of ackIds) {
+      const id = parseAckId(ackId)
+      const lease = id === undefined ? undefined : this.state.leases.get(id.offset)
+      if (id === undefined || lease === undefined || lease.deliveries !== id.delivery) continue
+      settle(id.offset, lease, changes)
+      settled++
+    }
+    await this.deps.store.write(changes)
+    return settled
+  }
+
+  async #serial<T> (task: () => Promise<T>): Promise<T> {
+    const run = this.#lane.then(task, task)
+    this.#lane = run.catch(() => {})
+    return await run
+  }
+}

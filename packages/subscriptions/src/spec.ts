@@ -1,0 +1,76 @@
+import { z } from 'zod'
+import { formatZodIssues } from '@firehose/runtime'
+
+/** A subscription's name: its URL path segment and its key in the store. */
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/** Where a new subscription starts: only what comes next, the oldest event held, an offset, or a time (ms). */
+export type StartAt = { from: 'now' } | { from: 'earliest' } | { offset: number } | { timestamp: number }
+
+/** What a subscription is, as created: everything but where it has got to. */
+export interface SubscriptionSpec {
+  name: string
+  owner: string
+  /** MQTT filters */
+  topics: string[]
+  type: 'pull'
+  /** ms a pulled event waits for its ack before it is delivered again */
+  ackDeadlineMs: number
+  /** deliveries of one event before it goes to the dead letters */
+  maxDeliveries: number
+  /** ms an event is kept for the subscription; older unacked ones are dropped (and counted) */
+  retentionMs: number
+  /** one event in flight at a time, in journal order */
+  ordered: boolean
+  /** ms since the epoch */
+  created: number
+}
+
+/** A request the API refuses: `field: problem`, for a 400. */
+export class SpecError extends Error {}
+
+const DAY = 86_400_000
+
+const requestSchema = z.strictObject({
+  name: z.string().regex(NAME, 'letters, digits, ".", "_" and "-", starting with a letter or a digit, at most 128'),
+  topics: z.array(z.string()).min(1, 'at least one MQTT topic filter').max(100),
+  type: z.enum(['pull', 'push', 'stream']).default('pull'),
+  ackDeadline: z.number().int().min(1).max(3600).default(60),
+  maxDeliveries: z.number().int().min(1).max(1000).default(10),
+  retentionDays: z.number().min(1 / 24).max(365).default(7),
+  ordered: z.boolean().default(false),
+  startAt: z.union([z.literal('now'), z.literal('earliest'), z.number().int().min(1), z.string()]).default('now')
+})
+
+export interface SubscriptionRequest {
+  spec: Omit<SubscriptionSpec, 'owner' | 'created'>
+  startAt: StartAt
+}
+
+/**
+ * A creation request's body, checked: every problem named by its field. `isValidFilter` is the
+ * broker's (MQTT filter syntax); `parseStart` reads a start given as text (an offset, a ms
+ * timestamp, an ISO 8601 date: as the history API's `since`).
+ */
+export function parseSubscriptionRequest (body: unknown, isValidFilter: (filter: string) => boolean, parseStart: (text: string) => StartAt | undefined): SubscriptionRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SpecError('(body): expected a JSON object')
+  const parsed = requestSchema.safeParse(body)
+  if (!parsed.success) throw new SpecError(formatZodIssues(parsed.error.issues).join('; '))
+  const r = parsed.data
+  const problems: string[] = []
+  r.topics.forEach((filter, i) => { if (!isValidFilter(filter)) problems.push(`topics[${i}]: ${JSON.stringify(filter)} is not an MQTT topic filter`) })
+  if (r.type !== 'pull') problems.push(`type: "${r.type}" subscriptions are not served by this version yet (only "pull")`)
+  let startAt: StartAt
+  if (r.startAt === 'now' || r.startAt === 'earliest') startAt = { from: r.startAt }
+  else if (typeof r.startAt === 'number') startAt = { offset: r.startAt }
+  else {
+    const parsed = parseStart(r.startAt)
+    if (parsed === undefined) problems.push(`startAt: ${JSON.stringify(r.startAt)} is not "now", "earliest", an offset or an ISO 8601 date`)
+    startAt = parsed ?? { from: 'now' }
+  }
+  if (problems.length > 0) throw new SpecError(problems.join('; '))
+  return {
+    spec: { name: r.name, topics: r.topics, type: 'pull', ackDeadlineMs: r.ackDeadline * 1000, maxDeliveries: r.maxDeliveries, retentionMs: Math.round(r.retentionDays * DAY), ordered: r.ordered },
+    startAt
+  }
+}

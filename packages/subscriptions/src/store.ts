@@ -1,0 +1,85 @@
+import type { ClassicLevel } from 'classic-level'
+import { openLevelStore } from '@firehose/runtime'
+import type { SubscriptionSpec } from './spec.js'
+
+/** A pulled event not acked yet: delivered `deliveries` times, due again at `deadline` (ms). */
+export interface Lease {
+  deliveries: number
+  deadline: number
+}
+
+/** An event given up on: why, after how many deliveries, when (ms). */
+export interface DeadLetter {
+  deliveries: number
+  reason: string
+  at: number
+}
+
+/** A subscription as kept: its spec, the next journal offset it has not looked at, its leases and dead letters. */
+export interface StoredSubscription {
+  spec: SubscriptionSpec
+  next: number
+  leases: Map<number, Lease>
+  deadLetters: Map<number, DeadLetter>
+}
+
+export type StoreOp = { type: 'put', key: string, value: string } | { type: 'del', key: string }
+
+// `s!name` -> { spec, next }; `l!name!offset` -> Lease; `d!name!offset` -> DeadLetter. Names
+// never hold "!" (spec.ts NAME), offsets are zero-padded so key order is offset order.
+const pad = (offset: number): string => String(offset).padStart(16, '0')
+const specKey = (name: string): string => `s!${name}`
+const leaseKey = (name: string, offset: number): string => `l!${name}!${pad(offset)}`
+const deadKey = (name: string, offset: number): string => `d!${name}!${pad(offset)}`
+
+/** The subscriptions' LevelDB: every change to one subscription is one atomic batch. */
+export class SubscriptionStore {
+  private constructor (private readonly db: ClassicLevel<string, string>) {}
+
+  static async open (dir: string, options: { key?: string, source?: string } = {}): Promise<SubscriptionStore> {
+    return new SubscriptionStore(await openLevelStore<string>(dir, 'utf8', { key: options.key ?? 'subscriptions.dir', user: 'broker', source: options.source ?? 'subscriptions' }))
+  }
+
+  async loadAll (): Promise<StoredSubscription[]> {
+    const byName = new Map<string, StoredSubscription>()
+    for (const [key, value] of await this.db.iterator({ gte: 's!', lt: 's"' }).all()) {
+      const { spec, next } = JSON.parse(value) as { spec: SubscriptionSpec, next: number }
+      byName.set(key.slice(2), { spec, next, leases: new Map(), deadLetters: new Map() })
+    }
+    for (const [prefix, field] of [['l!', 'leases'], ['d!', 'deadLetters']] as const) {
+      for (const [key, value] of await this.db.iterator({ gte: prefix, lt: prefix.slice(0, 1) + '"' }).all()) {
+        const bang = key.lastIndexOf('!')
+        const subscription = byName.get(key.slice(2, bang))
+        // a record whose subscription is gone (never written so: deletes are one batch) is skipped
+        if (subscription === undefined) continue
+        subscription[field].set(Number(key.slice(bang + 1)), JSON.parse(value))
+      }
+    }
+    return [...byName.values()]
+  }
+
+  async write (ops: StoreOp[]): Promise<void> {
+    if (ops.length > 0) await this.db.batch(ops)
+  }
+
+  /** The ops that delete a subscription and everything it holds. */
+  async deleteOps (name: string): Promise<StoreOp[]> {
+    const ops: StoreOp[] = [{ type: 'del', key: specKey(name) }]
+    for (const prefix of [`l!${name}!`, `d!${name}!`]) {
+      for (const key of await this.db.keys({ gte: prefix, lt: prefix.slice(0, -1) + '"' }).all()) ops.push({ type: 'del', key })
+    }
+    return ops
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+}
+
+export const ops = {
+  subscription: (spec: SubscriptionSpec, next: number): StoreOp => ({ type: 'put', key: specKey(spec.name), value: JSON.stringify({ spec, next }) }),
+  lease: (name: string, offset: number, lease: Lease): StoreOp => ({ type: 'put', key: leaseKey(name, offset), value: JSON.stringify(lease) }),
+  dropLease: (name: string, offset: number): StoreOp => ({ type: 'del', key: leaseKey(name, offset) }),
+  deadLetter: (name: string, offset: number, letter: DeadLetter): StoreOp => ({ type: 'put', key: deadKey(name, offset), value: JSON.stringify(letter) }),
+  dropDeadLetter: (name: string, offset: number): StoreOp => ({ type: 'del', key: deadKey(name, offset) })
+}

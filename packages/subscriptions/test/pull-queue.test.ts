@@ -1,0 +1,167 @@
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { LevelJournal, type JournalEntry } from '@firehose/journal'
+import { parseSubscriptionRequest, SpecError, SubscriptionError, Subscriptions, SubscriptionStore, type StartAt, type SubscriptionRequest } from '../src/index.js'
+
+// Pull subscriptions on a real journal and a real store (LevelDB in temporary directories),
+// with a clock the test moves.
+
+const DAY = 86_400_000
+const dir = async (): Promise<string> => await mkdtemp(join(tmpdir(), 'firehose-subscriptions-'))
+const validFilter = (filter: string): boolean => filter !== '' && !/[+#]./.test(filter)
+const prefixMatch = (topics: readonly string[]) => (entry: JournalEntry) => topics.some(f => f === '#' || (f.endsWith('/#') ? entry.topic.startsWith(f.slice(0, -1)) : entry.topic === f))
+
+async function setUp (t: Test): Promise<{ journal: LevelJournal, open: () => Promise<Subscriptions>, clock: { now: number }, publish: (topic: string, n: number) => Promise<void> }> {
+  const clock = { now: 1_800_000_000_000 }
+  const journal = await LevelJournal.open(await dir(), { retention: { maxAgeMs: 30 * DAY, maxBytes: 1e9 }, now: () => clock.now })
+  const storeDir = await dir()
+  const opened: Subscriptions[] = []
+  t.teardown(async () => {
+    for (const s of opened) await s.close().catch(() => {})
+    await journal.close()
+  })
+  return {
+    journal,
+    clock,
+    open: async () => {
+      const s = await Subscriptions.open({ journal, store: await SubscriptionStore.open(storeDir), now: () => clock.now, filterFor: (_owner, topics) => prefixMatch(topics), admins: new Set(['root']) })
+      opened.push(s)
+      return s
+    },
+    publish: async (topic, n) => {
+      for (let i = 0; i < n; i++) await journal.append({ topic, payload: Buffer.from(`{"i":${i}}`), qos: 1, retain: false, json: true })
+    }
+  }
+}
+
+const request = (body: Record<string, unknown>): SubscriptionRequest => parseSubscriptionRequest({ name: 'ci', topics: ['gerrit/#'], ...body }, validFilter, parseStart)
+const parseStart = (text: string): StartAt | undefined => Number.isNaN(Date.parse(text)) ? undefined : { timestamp: Date.parse(text) }
+const offsets = (deliveries: Array<{ entry: JournalEntry }>): number[] => deliveries.map(d => d.entry.offset)
+
+t.test('a pull subscription gets what is published after it, acked once, unacked again after its deadline', async t => {
+  const { open, publish, clock } = await setUp(t)
+  const subscriptions = await open()
+  await publish('gerrit/early', 2) // before: not for it
+  const queue = await subscriptions.create('alice', request({ ackDeadline: 30 }))
+  await publish('gerrit/change', 5)
+  await publish('launchpad/bug', 3) // not its topics
+  const first = await queue.pull(3)
+  t.same(offsets(first), [3, 4, 5])
+  t.same(first.map(d => d.ackId), ['3-1', '4-1', '5-1'])
+  t.equal(await queue.ack(['3-1', '4-1', '3-1', 'nonsense']), 2, 'each current delivery once; repeats and garbage ack nothing')
+  t.same(offsets(await queue.pull(10)), [6, 7], 'the rest; not the launchpad events')
+  t.same(await queue.pull(10), [], 'nothing more, nothing early')
+  clock.now += 30_000
+  const again = await queue.pull(10)
+  t.same(again.map(d => d.ackId), ['5-2', '6-2', '7-2'], 'unacked ones come back after the deadline, oldest first')
+  t.equal(await queue.ack(['5-1']), 0, 'the first delivery\'s ack id is stale now')
+  t.equal(await queue.nack(['6-2']), 1)
+  t.same((await queue.pull(10)).map(d => d.ackId), ['6-3'], 'a nacked event is due at once')
+  t.same(queue.counters, { delivered: 9, redelivered: 4, acked: 2, nacked: 1, deadLettered: 0, expired: 0 })
+})
+
+t.test('its state survives a restart: what was acked is not delivered again, what was not comes back', async t => {
+  const { open, publish, clock } = await setUp(t)
+  const before = await open()
+  const queue = await before.create('alice', request({ ackDeadline: 10 }))
+  await publish('gerrit/change', 6)
+  const pulled = await queue.pull(4)
+  await queue.ack(pulled.slice(0, 2).map(d => d.ackId))
+  await before.close()
+  const after = await open()
+  const reopened = after.get('alice', 'ci')
+  t.same(offsets(await reopened.pull(10)), [5, 6], 'new ones, not the leased ones before their deadline')
+  clock.now += 10_000
+  t.same((await reopened.pull(10)).map(d => d.ackId), ['3-2', '4-2', '5-2', '6-2'])
+})
+
+t.test('after maxDeliveries an event goes to the dead letters, and can be replayed from there', async t => {
+  const { open, publish, clock } = await setUp(t)
+  const queue = await (await open()).create('alice', request({ ackDeadline: 1, maxDeliveries: 2 }))
+  await publish('gerrit/change', 1)
+  t.same(offsets(await queue.pull(1)), [1])
+  clock.now += 1000
+  t.same((await queue.pull(1)).map(d => d.ackId), ['1-2'])
+  clock.now += 1000
+  t.same(await queue.pull(1), [], 'not a third time')
+  t.same([...queue.state.deadLetters.keys()], [1])
+  t.match(queue.state.deadLetters.get(1), { deliveries: 2, reason: /maxDeliveries/ })
+  t.equal(await queue.replayDeadLetters(), 1)
+  t.same((await queue.pull(1)).map(d => d.ackId), ['1-1'], 'back as if never delivered')
+  t.equal(queue.counters.deadLettered, 1)
+})
+
+t.test('ordered: one event in flight at a time, in journal order', async t => {
+  const { open, publish, clock } = await setUp(t)
+  const queue = await (await open()).create('alice', request({ ordered: true, ackDeadline: 5 }))
+  await publish('gerrit/change', 3)
+  const [one] = await queue.pull(10)
+  t.equal(one?.entry.offset, 1)
+  t.same(await queue.pull(10), [], 'nothing while 1 is unacked')
+  clock.now += 5000
+  t.same((await queue.pull(10)).map(d => d.ackId), ['1-2'], 'the same one again, not 2')
+  await queue.ack(['1-2'])
+  t.same(offsets(await queue.pull(10)), [2])
+})
+
+t.test('seek and start points: earliest, an offset, a time; seek forgets what was outstanding', async t => {
+  const { open, publish, clock } = await setUp(t)
+  const subscriptions = await open()
+  await publish('gerrit/change', 3)
+  clock.now += 60_000
+  await publish('gerrit/change', 3)
+  t.same(offsets(await (await subscriptions.create('alice', request({ name: 'a', startAt: 'earliest' }))).pull(10)), [1, 2, 3, 4, 5, 6])
+  t.same(offsets(await (await subscriptions.create('alice', request({ name: 'b', startAt: 5 }))).pull(10)), [5, 6])
+  t.same(offsets(await (await subscriptions.create('alice', request({ name: 'c', startAt: new Date(clock.now).toISOString() }))).pull(10)), [4, 5, 6])
+  const queue = subscriptions.get('alice', 'a')
+  await queue.seek(await subscriptions.startOffset({ offset: 2 }))
+  t.equal(queue.outstanding, 0)
+  t.same(offsets(await queue.pull(10)), [2, 3, 4, 5, 6])
+})
+
+t.test('events older than the subscription\'s retention are dropped unacked, and counted', async t => {
+  const { open, publish, clock } = await setUp(t)
+  const queue = await (await open()).create('alice', request({ retentionDays: 1, ackDeadline: 60 }))
+  await publish('gerrit/change', 2)
+  t.same(offsets(await queue.pull(1)), [1])
+  clock.now += DAY + 1
+  t.same(await queue.pull(10), [], 'both are older than a day: neither delivered')
+  t.equal(queue.counters.expired, 1, 'the leased one counted as expired when it came due')
+})
+
+t.test('ownership: a user sees and manages only their own; an admin all; names are unique', async t => {
+  const { open } = await setUp(t)
+  const subscriptions = await open()
+  await subscriptions.create('alice', request({ name: 'mine' }))
+  await t.rejects(subscriptions.create('bob', request({ name: 'mine' })), new SubscriptionError(409, 'name: a subscription "mine" exists (names are unique on the broker)'))
+  t.same(subscriptions.list('bob'), [])
+  t.throws(() => subscriptions.get('bob', 'mine'), new SubscriptionError(404, 'no subscription "mine"'))
+  await t.rejects(subscriptions.delete('bob', 'mine'), new SubscriptionError(404, 'no subscription "mine"'))
+  t.same(subscriptions.list('root').map(q => q.name), ['mine'])
+  await subscriptions.delete('root', 'mine')
+  t.same(subscriptions.list('alice'), [])
+  // deleted from the store too
+  await subscriptions.close()
+  t.same((await open()).list('root'), [])
+})
+
+t.test('a creation request is checked field by field', async t => {
+  const bad: Array<[unknown, RegExp]> = [
+    [[], /\(body\): expected a JSON object/],
+    [{ topics: ['a'] }, /^name: /],
+    [{ name: 'x/y', topics: ['a'] }, /^name: letters, digits/],
+    [{ name: 'x', topics: [] }, /^topics: at least one MQTT topic filter/],
+    [{ name: 'x', topics: ['a/#/b'] }, /^topics\[0\]: "a\/#\/b" is not an MQTT topic filter/],
+    [{ name: 'x', topics: ['a'], type: 'carrier-pigeon' }, /^type: /],
+    [{ name: 'x', topics: ['a'], type: 'push' }, /^type: "push" subscriptions are not served by this version yet/],
+    [{ name: 'x', topics: ['a'], ackDeadline: 0 }, /^ackDeadline: /],
+    [{ name: 'x', topics: ['a'], startAt: 'yesterday-ish' }, /^startAt: "yesterday-ish" is not "now", "earliest", an offset or an ISO 8601 date/],
+    [{ name: 'x', topics: ['a'], colour: 'blue' }, /unknown key "colour"/]
+  ]
+  for (const [body, message] of bad) {
+    t.throws(() => parseSubscriptionRequest(body, validFilter, parseStart), { constructor: SpecError, message }, JSON.stringify(body))
+  }
+  t.match(request({}).spec, { name: 'ci', topics: ['gerrit/#'], type: 'pull', ackDeadlineMs: 60_000, maxDeliveries: 10, retentionMs: 7 * DAY, ordered: false })
+})
