@@ -164,8 +164,10 @@ t.test('ownership: a user sees and touches only their own subscriptions, an admi
   t.equal((await api('root', 'DELETE', '/v1/subscriptions/flaky')).status, 204)
   t.same((await api('alice', 'GET', '/v1/subscriptions')).json.subscriptions.map((s: { name: string }) => s.name), ['ci'])
   await sleep(1500) // a $SYS value published before the delete is retained for up to a second
-  const sys = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-u', 'root', '-P', USERS.root, '-t', '$SYS/broker/subscriptions/count', '-C', '1', '-W', '10'])
-  t.equal(sys.stdout.trim(), '1', `$SYS/broker/subscriptions/count (${sys.code} ${sys.stderr})`)
+  const sys = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-u', 'root', '-P', USERS.root, '-v', '-t', '$SYS/broker/subscriptions/count', '-t', '$SYS/broker/subscriptions/pull/count', '-C', '2', '-W', '10'])
+  const [mqttCount, pullCount] = sys.stdout.trim().split('\n').sort()
+  t.match(mqttCount, /^\$SYS\/broker\/subscriptions\/count \d+$/, 'Mosquitto\'s MQTT subscription count, as it was')
+  t.equal(pullCount, '$SYS/broker/subscriptions/pull/count 1', 'the pull subscriptions, apart')
   // and after a restart, the same
   await broker.restart()
   t.same((await api('alice', 'GET', '/v1/subscriptions')).json.subscriptions.map((s: { name: string }) => s.name), ['ci'])

@@ -2,7 +2,7 @@ import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import type { JournalBounds } from '@firehose/journal'
 
-/** What $SYS/broker/subscriptions/... shows: sums over every subscription. */
+/** What $SYS/broker/subscriptions/pull/... shows: sums over every pull subscription. */
 export interface SubscriptionTotals {
   count: number
   delivered: number
@@ -28,7 +28,7 @@ export interface SysDeps {
   disconnectedClients: () => number
   /** the journal's figures, when the broker keeps one: $SYS/broker/journal/... */
   journal?: () => JournalBounds
-  /** totals over every subscription, when the broker serves them: $SYS/broker/subscriptions/... (no names: $SYS is public) */
+  /** totals over every pull subscription, when the broker serves them: $SYS/broker/subscriptions/pull/... (no names: $SYS is public; subscriptions/count stays Mosquitto's MQTT count) */
   subscriptions?: () => SubscriptionTotals
 }
 
@@ -120,11 +120,11 @@ export class SysTopics {
     }
     const subscriptions = this.deps.subscriptions?.()
     if (subscriptions !== undefined) {
-      values.set('subscriptions/count', String(subscriptions.count))
-      values.set('subscriptions/delivered', String(subscriptions.delivered))
-      values.set('subscriptions/acked', String(subscriptions.acked))
-      values.set('subscriptions/outstanding', String(subscriptions.outstanding))
-      values.set('subscriptions/dead-letters', String(subscriptions.deadLetters))
+      values.set('subscriptions/pull/count', String(subscriptions.count))
+      values.set('subscriptions/pull/delivered', String(subscriptions.delivered))
+      values.set('subscriptions/pull/acked', String(subscriptions.acked))
+      values.set('subscriptions/pull/outstanding', String(subscriptions.outstanding))
+      values.set('subscriptions/pull/dead-letters', String(subscriptions.deadLetters))
     }
     for (const [name, total] of Object.entries(counters) as [Counter, number][]) {
       for (const [label, seconds] of WINDOWS) {
