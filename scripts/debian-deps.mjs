@@ -1,10 +1,11 @@
 // Installs the Debian packages a script needs when they are missing. Root only (CI and
 // developer machines run as root here); otherwise it says what to install and fails.
 import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 
-/** [command to look for, Debian package] */
+/** [command to look for (or an absolute path that must exist), Debian package] */
 export function ensureDebianPackages (needs) {
-  const missing = needs.filter(([command]) => spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0)
+  const missing = needs.filter(([command]) => command.startsWith('/') ? !existsSync(command) : spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0)
   if (missing.length === 0) return
   const packages = [...new Set(missing.map(([, pkg]) => pkg))]
   if (process.getuid?.() !== 0) {

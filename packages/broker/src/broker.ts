@@ -206,7 +206,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
           guard,
           listeners: () => config.listeners,
           ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open }),
-          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all() })
+          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all(), pushing: (name: string) => subscriptions.pushing(name) })
         }),
         logger,
         health: () => ({ ok: !broker.closed, clients: broker.connectedClients, listeners: listeners.map(l => ({ name: l.config.name, port: l.port })) })

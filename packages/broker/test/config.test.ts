@@ -104,8 +104,20 @@ t.test('journal: on by default inside the data directory, durations and sizes wi
 
 t.test('subscriptions: on wherever there is a journal and a disk, off on cluster nodes, and said so when asked for there', async t => {
   const c = parse(undefined)
-  t.same(c.subscriptions, { dir: join(c.persistence === false ? '' : c.persistence.dir, 'subscriptions'), admins: [] })
-  t.same(parse('subscriptions: { dir: subs, admins: [root] }\n').subscriptions, { dir: join('/etc/firehose', 'subs'), admins: ['root'] })
+  const data = c.persistence === false ? '' : c.persistence.dir
+  t.same(c.subscriptions, {
+    dir: join(data, 'subscriptions'),
+    admins: [],
+    push: { issuer: 'firehose', keys: [], allowedEndpoints: ['https://*'], retryScheduleMs: [10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800].map(s => s * 1000), concurrency: 4, timeoutMs: 30_000, defaultKeyFile: join(data, 'push-signing-key.pem') }
+  })
+  t.match(parse('subscriptions: { dir: subs, admins: [root] }\n').subscriptions, { dir: join('/etc/firehose', 'subs'), admins: ['root'] })
+  t.match(parse('subscriptions:\n  push: { keys: [{ file: k.pem, kid: k1 }], retrySchedule: [1, 2s], timeout: 5s }\n').subscriptions, { push: { keys: [{ file: join('/etc/firehose', 'k.pem'), kid: 'k1' }], retryScheduleMs: [1000, 2000], timeoutMs: 5000 } })
+  t.match(parse('subscriptions: { push: false }\n').subscriptions, { push: false })
+  t.match(problemsOf(() => parse('subscriptions:\n  push: { retrySchedule: [soon], timeout: never, allowedEndpoints: [ftp://x] }\n')), [
+    /subscriptions\.push\.retrySchedule\[0\]: "soon" is not a duration/,
+    /subscriptions\.push\.timeout: "never" is not a duration/,
+    /subscriptions\.push\.allowedEndpoints\[0\]: "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL pattern/
+  ])
   t.equal(parse('subscriptions: false\n').subscriptions, false)
   t.equal(parse('journal: false\n').subscriptions, false, 'no journal: nothing to read')
   t.equal(parse('cluster: { redis: redis://127.0.0.1:6379 }\n').subscriptions, false, 'not on a cluster node yet')

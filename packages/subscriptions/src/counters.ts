@@ -10,6 +10,10 @@ export interface SubscriptionCounters {
   deadLettered: number
   /** dropped unacked: older than the subscription's retention, or no longer in the journal */
   expired: number
+  /** push: POSTs answered 2xx */
+  pushOk: number
+  /** push: POSTs that failed (to be retried, 410, other 4xx, no answer) */
+  pushFailed: number
 }
 
-export const newCounters = (): SubscriptionCounters => ({ delivered: 0, redelivered: 0, acked: 0, nacked: 0, deadLettered: 0, expired: 0 })
+export const newCounters = (): SubscriptionCounters => ({ delivered: 0, redelivered: 0, acked: 0, nacked: 0, deadLettered: 0, expired: 0, pushOk: 0, pushFailed: 0 })

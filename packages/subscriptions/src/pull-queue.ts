@@ -86,7 +86,7 @@ export class PullQueue {
       const changes: StoreOp[] = [...this.state.leases.keys()].map(offset => ops.dropLease(this.name, offset))
       this.state.leases.clear()
       this.state.next = next
-      changes.push(ops.subscription(this.state.spec, next))
+      changes.push(ops.subscription(this.state))
       await this.deps.store.write(changes)
     })
   }
@@ -108,6 +108,30 @@ export class PullQueue {
     })
   }
 
+  /** A delivery that failed for now: due again in `delayMs` (a push retry). */
+  async retryLater (ackId: string, delayMs: number): Promise<boolean> {
+    return await this.#serial(async () => await this.#settle([ackId], (offset, lease, changes) => {
+      lease.deadline = this.deps.now() + delayMs
+      changes.push(ops.lease(this.name, offset, lease))
+    }) === 1)
+  }
+
+  /** A delivery that will never succeed (a push the endpoint refused with a 4xx): to the dead letters. */
+  async deadLetter (ackId: string, reason: string): Promise<boolean> {
+    return await this.#serial(async () => await this.#settle([ackId], (offset, lease, changes) => {
+      this.#toDeadLetters(offset, lease.deliveries, reason, changes)
+    }) === 1)
+  }
+
+  /** Stops a push subscription (its endpoint said 410 Gone), or starts it again (`undefined`). */
+  async setDisabled (reason: string | undefined): Promise<void> {
+    await this.#serial(async () => {
+      if (reason === undefined) delete this.state.disabled
+      else this.state.disabled = { reason, at: this.deps.now() }
+      await this.deps.store.write([ops.subscription(this.state)])
+    })
+  }
+
   async #pull (max: number): Promise<Delivery[]> {
     const { spec } = this.state
     const now = this.deps.now()
@@ -123,11 +147,7 @@ export class PullQueue {
     for (const [offset, lease] of due) {
       if (out.length >= max) break
       if (lease.deliveries >= spec.maxDeliveries) {
-        this.state.leases.delete(offset)
-        const letter = { deliveries: lease.deliveries, reason: `not acked after ${lease.deliveries} deliveries (maxDeliveries)`, at: now }
-        this.state.deadLetters.set(offset, letter)
-        changes.push(ops.dropLease(this.name, offset), ops.deadLetter(this.name, offset, letter))
-        this.counters.deadLettered++
+        this.#toDeadLetters(offset, lease.deliveries, `not acked after ${lease.deliveries} deliveries (maxDeliveries)`, changes)
         continue
       }
       const [entry] = await this.deps.journal.read(offset, 1)
@@ -151,7 +171,7 @@ export class PullQueue {
         if (out.length >= max) break
       }
     }
-    changes.push(ops.subscription(spec, this.state.next))
+    changes.push(ops.subscription(this.state))
     await this.deps.store.write(changes)
     this.counters.delivered += out.length
     return out
@@ -162,6 +182,14 @@ export class PullQueue {
     this.state.leases.set(entry.offset, lease)
     changes.push(ops.lease(this.name, entry.offset, lease))
     return { ackId: ackIdOf(entry.offset, delivery), delivery, entry }
+  }
+
+  #toDeadLetters (offset: number, deliveries: number, reason: string, changes: StoreOp[]): void {
+    this.state.leases.delete(offset)
+    const letter = { deliveries, reason, at: this.deps.now() }
+    this.state.deadLetters.set(offset, letter)
+    changes.push(ops.dropLease(this.name, offset), ops.deadLetter(this.name, offset, letter))
+    this.counters.deadLettered++
   }
 
   #expire (offset: number, changes: StoreOp[]): void {

@@ -7,13 +7,26 @@ export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 /** Where a new subscription starts: only what comes next, the oldest event held, an offset, or a time (ms). */
 export type StartAt = { from: 'now' } | { from: 'earliest' } | { offset: number } | { timestamp: number }
 
+/** Where and how a push subscription delivers. */
+export interface PushSpec {
+  /** the URL each event is POSTed to */
+  endpoint: string
+  /** the JWT's `aud` (default: the endpoint) */
+  audience: string
+  format: 'pubsub' | 'cloudevents'
+  /** the Standard Webhooks key, `whsec_...`: shown once, at creation */
+  secret: string
+}
+
 /** What a subscription is, as created: everything but where it has got to. */
 export interface SubscriptionSpec {
   name: string
   owner: string
   /** MQTT filters */
   topics: string[]
-  type: 'pull'
+  type: 'pull' | 'push'
+  /** push subscriptions only */
+  push?: PushSpec
   /** ms a pulled event waits for its ack before it is delivered again */
   ackDeadlineMs: number
   /** deliveries of one event before it goes to the dead letters */
@@ -35,15 +48,21 @@ const requestSchema = z.strictObject({
   name: z.string().regex(NAME, 'letters, digits, ".", "_" and "-", starting with a letter or a digit, at most 128'),
   topics: z.array(z.string()).min(1, 'at least one MQTT topic filter').max(100),
   type: z.enum(['pull', 'push', 'stream']).default('pull'),
+  push: z.strictObject({
+    endpoint: z.string().min(1),
+    audience: z.string().min(1).optional(),
+    format: z.enum(['pubsub', 'cloudevents']).default('pubsub')
+  }).optional(),
   ackDeadline: z.number().int().min(1).max(3600).default(60),
-  maxDeliveries: z.number().int().min(1).max(1000).default(10),
+  maxDeliveries: z.number().int().min(1).max(1000).optional(),
   retentionDays: z.number().min(1 / 24).max(365).default(7),
   ordered: z.boolean().default(false),
   startAt: z.union([z.literal('now'), z.literal('earliest'), z.number().int().min(1), z.string()]).default('now')
 })
 
 export interface SubscriptionRequest {
-  spec: Omit<SubscriptionSpec, 'owner' | 'created'>
+  /** maxDeliveries undefined: the type's default (pull: 10; push: one more than the retry schedule's steps) */
+  spec: Omit<SubscriptionSpec, 'owner' | 'created' | 'maxDeliveries' | 'push'> & { maxDeliveries?: number, push?: Omit<PushSpec, 'secret'> }
   startAt: StartAt
 }
 
@@ -59,7 +78,17 @@ export function parseSubscriptionRequest (body: unknown, isValidFilter: (filter:
   const r = parsed.data
   const problems: string[] = []
   r.topics.forEach((filter, i) => { if (!isValidFilter(filter)) problems.push(`topics[${i}]: ${JSON.stringify(filter)} is not an MQTT topic filter`) })
-  if (r.type !== 'pull') problems.push(`type: "${r.type}" subscriptions are not served by this version yet (only "pull")`)
+  if (r.type === 'stream') problems.push('type: "stream" subscriptions are not served by this version yet ("pull" and "push" are)')
+  let push: Omit<PushSpec, 'secret'> | undefined
+  if (r.type === 'push') {
+    if (r.push === undefined) problems.push('push: a push subscription needs { "endpoint": URL }')
+    else {
+      let url: URL | undefined
+      try { url = new URL(r.push.endpoint) } catch {}
+      if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) problems.push(`push.endpoint: ${JSON.stringify(r.push.endpoint)} is not an http:// or https:// URL`)
+      push = { endpoint: r.push.endpoint, audience: r.push.audience ?? r.push.endpoint, format: r.push.format }
+    }
+  } else if (r.push !== undefined) problems.push(`push: only for "type": "push" (this one is "${r.type}")`)
   let startAt: StartAt
   if (r.startAt === 'now' || r.startAt === 'earliest') startAt = { from: r.startAt }
   else if (typeof r.startAt === 'number') startAt = { offset: r.startAt }
@@ -70,7 +99,16 @@ export function parseSubscriptionRequest (body: unknown, isValidFilter: (filter:
   }
   if (problems.length > 0) throw new SpecError(problems.join('; '))
   return {
-    spec: { name: r.name, topics: r.topics, type: 'pull', ackDeadlineMs: r.ackDeadline * 1000, maxDeliveries: r.maxDeliveries, retentionMs: Math.round(r.retentionDays * DAY), ordered: r.ordered },
+    spec: {
+      name: r.name,
+      topics: r.topics,
+      type: r.type === 'push' ? 'push' : 'pull',
+      ...(push === undefined ? {} : { push }),
+      ackDeadlineMs: r.ackDeadline * 1000,
+      ...(r.maxDeliveries === undefined ? {} : { maxDeliveries: r.maxDeliveries }),
+      retentionMs: Math.round(r.retentionDays * DAY),
+      ordered: r.ordered
+    },
     startAt
   }
 }

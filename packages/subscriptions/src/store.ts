@@ -19,6 +19,8 @@ export interface DeadLetter {
 export interface StoredSubscription {
   spec: SubscriptionSpec
   next: number
+  /** a push subscription its endpoint turned away (410 Gone): nothing is pushed until it is enabled */
+  disabled?: { reason: string, at: number }
   leases: Map<number, Lease>
   deadLetters: Map<number, DeadLetter>
 }
@@ -43,8 +45,8 @@ export class SubscriptionStore {
   async loadAll (): Promise<StoredSubscription[]> {
     const byName = new Map<string, StoredSubscription>()
     for (const [key, value] of await this.db.iterator({ gte: 's!', lt: 's"' }).all()) {
-      const { spec, next } = JSON.parse(value) as { spec: SubscriptionSpec, next: number }
-      byName.set(key.slice(2), { spec, next, leases: new Map(), deadLetters: new Map() })
+      const { spec, next, disabled } = JSON.parse(value) as Pick<StoredSubscription, 'spec' | 'next' | 'disabled'>
+      byName.set(key.slice(2), { spec, next, ...(disabled === undefined ? {} : { disabled }), leases: new Map(), deadLetters: new Map() })
     }
     for (const [prefix, field] of [['l!', 'leases'], ['d!', 'deadLetters']] as const) {
       for (const [key, value] of await this.db.iterator({ gte: prefix, lt: prefix.slice(0, 1) + '"' }).all()) {
@@ -77,7 +79,7 @@ export class SubscriptionStore {
 }
 
 export const ops = {
-  subscription: (spec: SubscriptionSpec, next: number): StoreOp => ({ type: 'put', key: specKey(spec.name), value: JSON.stringify({ spec, next }) }),
+  subscription: (state: Pick<StoredSubscription, 'spec' | 'next' | 'disabled'>): StoreOp => ({ type: 'put', key: specKey(state.spec.name), value: JSON.stringify({ spec: state.spec, next: state.next, disabled: state.disabled }) }),
   lease: (name: string, offset: number, lease: Lease): StoreOp => ({ type: 'put', key: leaseKey(name, offset), value: JSON.stringify(lease) }),
   dropLease: (name: string, offset: number): StoreOp => ({ type: 'del', key: leaseKey(name, offset) }),
   deadLetter: (name: string, offset: number, letter: DeadLetter): StoreOp => ({ type: 'put', key: deadKey(name, offset), value: JSON.stringify(letter) }),

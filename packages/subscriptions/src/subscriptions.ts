@@ -1,7 +1,24 @@
+import { randomBytes } from 'node:crypto'
 import type { Journal, JournalEntry } from '@firehose/journal'
 import { PullQueue } from './pull-queue.js'
+import type { PushSender } from './push-sender.js'
+import { PushWorker } from './push-worker.js'
 import type { StartAt, SubscriptionRequest, SubscriptionSpec } from './spec.js'
 import { ops, type SubscriptionStore } from './store.js'
+
+/** How push subscriptions deliver, when the broker pushes at all. */
+export interface PushDeps {
+  sender: PushSender
+  /** ms before each retry; an event goes to the dead letters after one attempt more than it has steps */
+  retrySchedule: readonly number[]
+  /** POSTs in flight per subscription */
+  concurrency: number
+  /** whether the operator lets subscriptions push to this URL: undefined, or why not */
+  refuseEndpoint: (url: string) => string | undefined
+}
+
+/** Deliveries of one event, when the request leaves it out. */
+export const DEFAULT_MAX_DELIVERIES = 10
 
 export interface SubscriptionsDeps {
   journal: Journal
@@ -12,11 +29,15 @@ export interface SubscriptionsDeps {
   filterFor: (owner: string, topics: readonly string[]) => (entry: JournalEntry) => boolean
   /** users who see and manage every subscription */
   admins: ReadonlySet<string>
+  /** none: push subscriptions are refused */
+  push?: PushDeps
+  /** what went wrong in the background (a push worker's pull or write), and a subscription disabled */
+  log: (level: 'warn' | 'error', event: string, fields: Record<string, unknown>, message: string) => void
 }
 
 /** A request about subscriptions the API refuses, with its HTTP status. */
 export class SubscriptionError extends Error {
-  constructor (readonly status: 404 | 409, message: string) {
+  constructor (readonly status: 400 | 404 | 409, message: string) {
     super(message)
   }
 }
@@ -28,6 +49,7 @@ export class SubscriptionError extends Error {
  */
 export class Subscriptions {
   readonly #queues = new Map<string, PullQueue>()
+  readonly #workers = new Map<string, PushWorker>()
   readonly #now: () => number
 
   private constructor (private readonly deps: SubscriptionsDeps) {
@@ -36,25 +58,66 @@ export class Subscriptions {
 
   static async open (deps: SubscriptionsDeps): Promise<Subscriptions> {
     const subscriptions = new Subscriptions(deps)
-    for (const state of await deps.store.loadAll()) subscriptions.#queues.set(state.spec.name, subscriptions.#queue(state))
+    for (const state of await deps.store.loadAll()) {
+      const queue = subscriptions.#queue(state)
+      subscriptions.#queues.set(state.spec.name, queue)
+      subscriptions.#startPushing(queue)
+    }
     return subscriptions
   }
 
   async create (owner: string, request: SubscriptionRequest): Promise<PullQueue> {
     const { name } = request.spec
     if (this.#queues.has(name)) throw new SubscriptionError(409, `name: a subscription "${name}" exists (names are unique on the broker)`)
-    const spec: SubscriptionSpec = { ...request.spec, owner, created: this.#now() }
+    const { push: pushRequest, maxDeliveries, ...rest } = request.spec
+    let push: SubscriptionSpec['push']
+    if (pushRequest !== undefined) {
+      if (this.deps.push === undefined) throw new SubscriptionError(400, 'type: this broker does not push (subscriptions.push: false)')
+      const refused = this.deps.push.refuseEndpoint(pushRequest.endpoint)
+      if (refused !== undefined) throw new SubscriptionError(400, `push.endpoint: ${refused}`)
+      // the Standard Webhooks form: whsec_ and the base64 of the key's bytes
+      push = { ...pushRequest, secret: `whsec_${randomBytes(24).toString('base64')}` }
+    }
+    const spec: SubscriptionSpec = {
+      ...rest,
+      ...(push === undefined ? {} : { push }),
+      maxDeliveries: maxDeliveries ?? (push === undefined ? DEFAULT_MAX_DELIVERIES : this.deps.push!.retrySchedule.length + 1),
+      owner,
+      created: this.#now()
+    }
     const next = await this.startOffset(request.startAt)
+    if (this.#queues.has(name)) throw new SubscriptionError(409, `name: a subscription "${name}" exists (names are unique on the broker)`)
     // taken before the write, so that two creations of one name cannot both pass
     const queue = this.#queue({ spec, next, leases: new Map(), deadLetters: new Map() })
     this.#queues.set(name, queue)
     try {
-      await this.deps.store.write([ops.subscription(spec, next)])
+      await this.deps.store.write([ops.subscription(queue.state)])
     } catch (err) {
       this.#queues.delete(name)
       throw err
     }
+    this.#startPushing(queue)
     return queue
+  }
+
+  /** Starts pushing again after the endpoint said 410 Gone (the owner has fixed it). */
+  async enable (user: string, name: string): Promise<PullQueue> {
+    const queue = this.get(user, name)
+    if (queue.state.disabled !== undefined) {
+      await queue.setDisabled(undefined)
+      this.#startPushing(queue)
+    }
+    return queue
+  }
+
+  /** The push signing keys' public halves, for /.well-known/jwks.json (none when the broker does not push). */
+  jwks (): { keys: unknown[] } | undefined {
+    return this.deps.push?.sender.jwks()
+  }
+
+  /** POSTs in flight for a push subscription (0 for pull). */
+  pushing (name: string): number {
+    return this.#workers.get(name)?.inflight ?? 0
   }
 
   /** The subscriptions `user` may see, by name. */
@@ -72,6 +135,7 @@ export class Subscriptions {
   async delete (user: string, name: string): Promise<void> {
     this.get(user, name)
     this.#queues.delete(name)
+    await this.#stopPushing(name)
     await this.deps.store.write(await this.deps.store.deleteOps(name))
   }
 
@@ -89,7 +153,31 @@ export class Subscriptions {
   }
 
   async close (): Promise<void> {
+    await Promise.all([...this.#workers.keys()].map(async name => { await this.#stopPushing(name) }))
     await this.deps.store.close()
+  }
+
+  #startPushing (queue: PullQueue): void {
+    const { push } = this.deps
+    if (push === undefined || queue.state.spec.push === undefined || queue.state.disabled !== undefined || this.#workers.has(queue.name)) return
+    const worker = new PushWorker(queue, {
+      journal: this.deps.journal,
+      send: async (delivery, spec) => await push.sender.send(delivery, spec),
+      retrySchedule: push.retrySchedule,
+      concurrency: queue.state.spec.ordered ? 1 : push.concurrency,
+      onError: err => { this.deps.log('error', 'subscriptions.push-failed', { subscription: queue.name, err: err.message }, 'push worker: a pull or a write failed; trying again') },
+      onDisabled: reason => {
+        this.#workers.delete(queue.name)
+        this.deps.log('warn', 'subscriptions.push-disabled', { subscription: queue.name, reason }, 'push subscription disabled: its endpoint is gone')
+      }
+    })
+    this.#workers.set(queue.name, worker)
+  }
+
+  async #stopPushing (name: string): Promise<void> {
+    const worker = this.#workers.get(name)
+    this.#workers.delete(name)
+    await worker?.stop()
   }
 
   #mayManage (user: string, queue: PullQueue): boolean {

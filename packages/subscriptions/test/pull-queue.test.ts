@@ -26,7 +26,7 @@ async function setUp (t: Test): Promise<{ journal: LevelJournal, open: () => Pro
     journal,
     clock,
     open: async () => {
-      const s = await Subscriptions.open({ journal, store: await SubscriptionStore.open(storeDir), now: () => clock.now, filterFor: (_owner, topics) => prefixMatch(topics), admins: new Set(['root']) })
+      const s = await Subscriptions.open({ journal, store: await SubscriptionStore.open(storeDir), now: () => clock.now, filterFor: (_owner, topics) => prefixMatch(topics), admins: new Set(['root']), log: () => {} })
       opened.push(s)
       return s
     },
@@ -59,7 +59,8 @@ t.test('a pull subscription gets what is published after it, acked once, unacked
   t.equal(await queue.ack(['5-1']), 0, 'the first delivery\'s ack id is stale now')
   t.equal(await queue.nack(['6-2']), 1)
   t.same((await queue.pull(10)).map(d => d.ackId), ['6-3'], 'a nacked event is due at once')
-  t.same(queue.counters, { delivered: 9, redelivered: 4, acked: 2, nacked: 1, deadLettered: 0, expired: 0 })
+  t.same(queue.counters, { delivered: 9, redelivered: 4, acked: 2, nacked: 1, deadLettered: 0, expired: 0, pushOk: 0, pushFailed: 0 })
+  t.equal(queue.state.spec.maxDeliveries, 10, 'the pull default')
 })
 
 t.test('its state survives a restart: what was acked is not delivered again, what was not comes back', async t => {
@@ -155,7 +156,10 @@ t.test('a creation request is checked field by field', async t => {
     [{ name: 'x', topics: [] }, /^topics: at least one MQTT topic filter/],
     [{ name: 'x', topics: ['a/#/b'] }, /^topics\[0\]: "a\/#\/b" is not an MQTT topic filter/],
     [{ name: 'x', topics: ['a'], type: 'carrier-pigeon' }, /^type: /],
-    [{ name: 'x', topics: ['a'], type: 'push' }, /^type: "push" subscriptions are not served by this version yet/],
+    [{ name: 'x', topics: ['a'], type: 'stream' }, /^type: "stream" subscriptions are not served by this version yet/],
+    [{ name: 'x', topics: ['a'], type: 'push' }, /^push: a push subscription needs \{ "endpoint": URL \}/],
+    [{ name: 'x', topics: ['a'], type: 'push', push: { endpoint: 'ftp://x/y' } }, /^push\.endpoint: "ftp:\/\/x\/y" is not an http:\/\/ or https:\/\/ URL/],
+    [{ name: 'x', topics: ['a'], push: { endpoint: 'https://x/y' } }, /^push: only for "type": "push"/],
     [{ name: 'x', topics: ['a'], ackDeadline: 0 }, /^ackDeadline: /],
     [{ name: 'x', topics: ['a'], startAt: 'yesterday-ish' }, /^startAt: "yesterday-ish" is not "now", "earliest", an offset or an ISO 8601 date/],
     [{ name: 'x', topics: ['a'], colour: 'blue' }, /unknown key "colour"/]
@@ -163,5 +167,5 @@ t.test('a creation request is checked field by field', async t => {
   for (const [body, message] of bad) {
     t.throws(() => parseSubscriptionRequest(body, validFilter, parseStart), { constructor: SpecError, message }, JSON.stringify(body))
   }
-  t.match(request({}).spec, { name: 'ci', topics: ['gerrit/#'], type: 'pull', ackDeadlineMs: 60_000, maxDeliveries: 10, retentionMs: 7 * DAY, ordered: false })
+  t.same(request({}).spec, { name: 'ci', topics: ['gerrit/#'], type: 'pull', ackDeadlineMs: 60_000, retentionMs: 7 * DAY, ordered: false })
 })

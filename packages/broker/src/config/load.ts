@@ -4,8 +4,8 @@ import { parseByteSize, parseDuration } from '@firehose/journal'
 import { isValidFilter } from '../auth/topic-filter.js'
 import { ConfigError, deepFreeze, logLevelFromEnv, parseYaml, readConfigText, validate } from '@firehose/runtime'
 import { portFromEnv, type EnvName } from './env.js'
-import { configSchema, DEFAULT_HEARTBEAT_INTERVAL, NODE_NAME, NODE_NAME_MAX, REDIS_URL, type RawConfig } from './schema.js'
-import type { BrokerConfig, ListenerConfig } from './types.js'
+import { configSchema, DEFAULT_HEARTBEAT_INTERVAL, NODE_NAME, NODE_NAME_MAX, pushSchema, REDIS_URL, type RawConfig } from './schema.js'
+import type { BrokerConfig, ListenerConfig, SubscriptionsConfig } from './types.js'
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv
@@ -166,7 +166,30 @@ function resolveSubscriptions (raw: RawConfig['subscriptions'], off: boolean, jo
     if (raw !== undefined) problems.push('subscriptions.dir: needed when persistence is false (subscriptions are kept on disk)')
     return false
   }
-  return { dir, admins: raw?.admins ?? [] }
+  return { dir, admins: raw?.admins ?? [], push: resolvePush(raw === undefined ? pushSchema.parse({}) : raw.push, dir, abs, problems) }
+}
+
+function resolvePush (push: NonNullable<RawConfig['subscriptions']>['push'], dir: string, abs: (p: string) => string, problems: string[]): SubscriptionsConfig['push'] {
+  if (push === false) return false
+  const retryScheduleMs = push.retrySchedule.map((step, i) => {
+    const ms = parseDuration(step)
+    if (ms === undefined) problems.push(`subscriptions.push.retrySchedule[${i}]: ${JSON.stringify(step)} is not a duration (seconds, or 90s, 15m, 12h, 7d)`)
+    return ms ?? 0
+  })
+  const timeoutMs = parseDuration(push.timeout)
+  if (timeoutMs === undefined || timeoutMs <= 0) problems.push(`subscriptions.push.timeout: ${JSON.stringify(push.timeout)} is not a duration above 0 (seconds, or 30s, 2m)`)
+  push.allowedEndpoints.forEach((pattern, i) => {
+    if (!/^https?:\/\/[^/]+/i.test(pattern)) problems.push(`subscriptions.push.allowedEndpoints[${i}]: "${pattern}" is not an http:// or https:// URL pattern (https://*.example.org/*)`)
+  })
+  return {
+    issuer: push.issuer,
+    keys: push.keys.map(k => ({ file: abs(k.file), ...(k.kid === undefined ? {} : { kid: k.kid }) })),
+    allowedEndpoints: push.allowedEndpoints,
+    retryScheduleMs,
+    concurrency: push.concurrency,
+    timeoutMs: timeoutMs ?? 0,
+    defaultKeyFile: join(dirname(dir), 'push-signing-key.pem')
+  }
 }
 
 const nonEmpty = (value: string | undefined): string | undefined => value === '' ? undefined : value

@@ -66,11 +66,28 @@ const journalSchema = z.strictObject({
   }).prefault({})
 }).prefault({})
 
+export const pushSchema = z.strictObject({
+  /** the JWT's iss */
+  issuer: z.string().min(1).default('firehose'),
+  /** PKCS#8 PEM private keys, Ed25519 or RSA: the first signs, all are published (default: the broker's own Ed25519 key) */
+  keys: z.array(z.strictObject({ file: z.string().min(1), kid: z.string().min(1).optional() })).default([]),
+  /** URL patterns push endpoints must match; `*` matches any characters */
+  allowedEndpoints: z.array(z.string().min(1)).default(['https://*']),
+  /** waits before each retry of a failed POST (durations); the last failure past them goes to the dead letters */
+  retrySchedule: z.array(z.union([z.number(), z.string()])).min(1).default(['10s', '30s', '1m', '5m', '15m', '30m', '1h', '2h', '4h', '8h', '8h']),
+  /** POSTs in flight per subscription */
+  concurrency: z.number().int().min(1).max(256).default(4),
+  /** how long a POST may take (duration) */
+  timeout: z.union([z.number(), z.string()]).default('30s')
+})
+
 const subscriptionsSchema = z.strictObject({
   /** their LevelDB (default: subscriptions/ inside persistence.dir) */
   dir: z.string().min(1).optional(),
   /** users who see and manage every user's subscriptions */
-  admins: z.array(z.string().min(1)).default([])
+  admins: z.array(z.string().min(1)).default([]),
+  /** push (webhook) delivery; `push: false` refuses push subscriptions */
+  push: z.union([z.literal(false), pushSchema]).prefault({})
 }).optional()
 
 export const configSchema = z.strictObject({

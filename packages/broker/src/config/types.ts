@@ -45,10 +45,25 @@ export interface JournalConfig {
   retention: { maxAgeMs: number, maxBytes: number }
 }
 
+export interface PushConfig {
+  issuer: string
+  /** absolute paths */
+  keys: ReadonlyArray<{ file: string, kid?: string }>
+  allowedEndpoints: readonly string[]
+  /** ms before each retry */
+  retryScheduleMs: readonly number[]
+  concurrency: number
+  timeoutMs: number
+  /** the broker's own signing key, made on first start when `keys` is empty */
+  defaultKeyFile: string
+}
+
 export interface SubscriptionsConfig {
   /** absolute path of their LevelDB */
   dir: string
   admins: readonly string[]
+  /** false: push subscriptions are refused */
+  push: PushConfig | false
 }
 
 export interface BrokerConfig {

@@ -25,14 +25,22 @@ export function parseStart (text: string): StartAt | undefined {
   return start === undefined ? undefined : 'offset' in start ? { offset: start.offset } : { timestamp: start.timestamp }
 }
 
-/** What GET shows of a subscription. */
-function view (queue: PullQueue): Record<string, unknown> {
-  const { spec, next } = queue.state
+/** What GET shows of a subscription (never a push subscription's secret: that is shown once, at creation). */
+function view (queue: PullQueue, pushing: number): Record<string, unknown> {
+  const { spec, next, disabled } = queue.state
   return {
     name: spec.name,
     owner: spec.owner,
     type: spec.type,
     topics: spec.topics,
+    ...(spec.push === undefined
+      ? {}
+      : {
+          push: { endpoint: spec.push.endpoint, audience: spec.push.audience, format: spec.push.format },
+          state: disabled === undefined ? 'active' : 'disabled',
+          ...(disabled === undefined ? {} : { disabledReason: disabled.reason, disabledAt: new Date(disabled.at).toISOString() }),
+          pushing
+        }),
     ackDeadline: spec.ackDeadlineMs / 1000,
     maxDeliveries: spec.maxDeliveries,
     retentionDays: spec.retentionMs / DAY,
@@ -112,6 +120,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     const user = await userOf(request, access)
     return subscriptions.get(user.username, (request.params as { name: string }).name)
   }
+  const show = (queue: PullQueue): Record<string, unknown> => view(queue, subscriptions.pushing(queue.name))
 
   app.post('/v1/subscriptions', options, async (request, reply) => {
     const user = await userOf(request, access)
@@ -120,13 +129,14 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
       if (!user.access.canSubscribe(filter)) throw new HttpError(403, `topics[${i}]: ${JSON.stringify(filter)} may not be read by ${user.username}`)
     })
     const queue = await subscriptions.create(user.username, parsed)
-    return await reply.code(201).header('location', `/v1/subscriptions/${queue.name}`).send(view(queue))
+    const secret = queue.state.spec.push?.secret
+    return await reply.code(201).header('location', `/v1/subscriptions/${queue.name}`).send({ ...show(queue), ...(secret === undefined ? {} : { secret }) })
   })
   app.get('/v1/subscriptions', async request => {
     const user = await userOf(request, access)
-    return { subscriptions: subscriptions.list(user.username).map(view) }
+    return { subscriptions: subscriptions.list(user.username).map(show) }
   })
-  app.get('/v1/subscriptions/:name', async request => view(await queueOf(request)))
+  app.get('/v1/subscriptions/:name', async request => show(await queueOf(request)))
   app.delete('/v1/subscriptions/:name', async (request, reply) => {
     const user = await userOf(request, access)
     await subscriptions.delete(user.username, (request.params as { name: string }).name)
@@ -134,6 +144,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
   })
   app.post('/v1/subscriptions/:name/pull', options, async request => {
     const queue = await queueOf(request)
+    if (queue.state.spec.type !== 'pull') throw new HttpError(400, `"${queue.name}" is a ${queue.state.spec.type} subscription: the broker delivers it; pull is for pull subscriptions`)
     const body = objectBody(request.body)
     const max = wholeNumber(body, 'max', 100, 1, MAX_PULL)
     const waitSeconds = wholeNumber(body, 'waitSeconds', 0, 0, MAX_WAIT_SECONDS)
@@ -158,7 +169,16 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
       : typeof to === 'number' && Number.isSafeInteger(to) && to >= 0 ? { offset: to } : typeof to === 'string' ? parseStart(to) : undefined
     if (start === undefined) throw new HttpError(400, `to: ${JSON.stringify(to)} is not "now", "earliest", an offset or an ISO 8601 date`)
     await queue.seek(await subscriptions.startOffset(start))
-    return view(queue)
+    return show(queue)
+  })
+  app.post('/v1/subscriptions/:name/enable', async request => {
+    const user = await userOf(request, access)
+    return show(await subscriptions.enable(user.username, (request.params as { name: string }).name))
+  })
+  app.get('/.well-known/jwks.json', async (_request, reply) => {
+    const jwks = subscriptions.jwks()
+    if (jwks === undefined) throw new HttpError(404, 'this broker does not push (subscriptions.push: false): it has no signing keys')
+    return await reply.header('cache-control', 'public, max-age=300').send(jwks)
   })
   app.get('/v1/subscriptions/:name/dead-letters', async request => {
     const queue = await queueOf(request)

@@ -15,8 +15,9 @@ export interface MetricsDeps {
   journal?: () => JournalBounds
   /** history streams (SSE, WebSocket) open now */
   historyStreams?: () => number
-  /** the subscriptions, when the broker serves them */
+  /** the subscriptions, when the broker serves them, and each one's POSTs in flight */
   subscriptions?: () => readonly PullQueue[]
+  pushing?: (name: string) => number
 }
 
 /** Per-subscription counters: metric name, help, the counter it reads. */
@@ -26,14 +27,16 @@ const SUBSCRIPTION_COUNTERS: Array<[string, string, keyof SubscriptionCounters]>
   ['firehose_subscription_acked_total', 'Deliveries acked', 'acked'],
   ['firehose_subscription_nacked_total', 'Deliveries handed back (nack)', 'nacked'],
   ['firehose_subscription_dead_lettered_total', 'Events moved to the dead letters after maxDeliveries', 'deadLettered'],
-  ['firehose_subscription_expired_total', 'Events dropped unacked: past the subscription\'s retention or the journal\'s', 'expired']
+  ['firehose_subscription_expired_total', 'Events dropped unacked: past the subscription\'s retention or the journal\'s', 'expired'],
+  ['firehose_subscription_push_ok_total', 'Push: POSTs answered 2xx', 'pushOk'],
+  ['firehose_subscription_push_failed_total', 'Push: POSTs that failed (retried, 410, other 4xx, no answer in time)', 'pushFailed']
 ]
 
 /**
  * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
  * the message path. One registry per broker, no global state.
  */
-export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions }: MetricsDeps): Registry {
+export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing }: MetricsDeps): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
@@ -81,7 +84,7 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
       registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
     }
   }
-  if (subscriptions !== undefined) registerSubscriptionMetrics(registry, subscriptions, journal)
+  if (subscriptions !== undefined) registerSubscriptionMetrics(registry, subscriptions, journal, pushing ?? (() => 0))
   for (const [name, help, read] of counters) {
     registry.registerMetric(new Counter({
       name,
@@ -97,7 +100,7 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
 }
 
 /** Counters and gauges per subscription (label `subscription`); a deleted one disappears. */
-function registerSubscriptionMetrics (registry: Registry, subscriptions: () => readonly PullQueue[], journal: (() => JournalBounds) | undefined): void {
+function registerSubscriptionMetrics (registry: Registry, subscriptions: () => readonly PullQueue[], journal: (() => JournalBounds) | undefined, pushing: (name: string) => number): void {
   const labelNames = ['subscription']
   for (const [name, help, key] of SUBSCRIPTION_COUNTERS) {
     registry.registerMetric(new Counter({
@@ -114,6 +117,7 @@ function registerSubscriptionMetrics (registry: Registry, subscriptions: () => r
   const gauges: Array<[string, string, (queue: PullQueue) => number]> = [
     ['firehose_subscription_outstanding', 'Events pulled and not acked yet', queue => queue.outstanding],
     ['firehose_subscription_dead_letters', 'Events in the dead letters', queue => queue.state.deadLetters.size],
+    ['firehose_subscription_push_pending', 'Push: POSTs in flight, not yet answered', queue => pushing(queue.name)],
     ['firehose_subscription_unread_entries', 'Journal entries the subscription has not looked at yet (of any topic)', queue => Math.max(0, (journal?.().last ?? 0) - queue.state.next + 1)]
   ]
   for (const [name, help, read] of gauges) {

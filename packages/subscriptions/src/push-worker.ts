@@ -1,0 +1,148 @@
+import type { Journal } from '@firehose/journal'
+import type { Delivery, PullQueue } from './pull-queue.js'
+import type { SubscriptionSpec } from './spec.js'
+
+/** What became of one POST: acked (2xx), to try again later, the endpoint gone (410), or refused for good (other 4xx). */
+export type PushOutcome =
+  | { kind: 'ok' }
+  | { kind: 'retry', reason: string }
+  | { kind: 'gone', reason: string }
+  | { kind: 'reject', reason: string }
+
+export interface PushWorkerDeps {
+  journal: Journal
+  send: (delivery: Delivery, spec: SubscriptionSpec) => Promise<PushOutcome>
+  /** ms before the next attempt after the n-th failed one (the last step repeats) */
+  retrySchedule: readonly number[]
+  /** POSTs in flight at once for this subscription (ordered subscriptions: one) */
+  concurrency: number
+  /** a failed pull, a failed store write: logged, then tried again */
+  onError: (err: Error) => void
+  /** the subscription was disabled (410 Gone) */
+  onDisabled: (reason: string) => void
+  random?: () => number
+}
+
+/** Longest sleep between looks at the queue when nothing wakes the worker. */
+const IDLE_MS = 30_000
+
+/**
+ * Pushes one subscription's events: it pulls from the subscription's queue as a consumer would
+ * (so redelivery, dead letters and restarts behave as for pull), POSTs each event, and acks it on
+ * a 2xx. A failure is due again after the retry schedule's next step (with ±20% jitter);
+ * 410 Gone disables the subscription; another 4xx sends the event to the dead letters.
+ */
+export class PushWorker {
+  #inflight = 0
+  #stopped = false
+  #wake: (() => void) | undefined
+  /** woken while not asleep: the next sleep returns at once (an append during a pull is not missed) */
+  #woken = false
+  readonly #running = new Set<Promise<void>>()
+  readonly #loop: Promise<void>
+
+  constructor (private readonly queue: PullQueue, private readonly deps: PushWorkerDeps) {
+    this.#loop = this.#run()
+  }
+
+  /** POSTs in flight now. */
+  get inflight (): number {
+    return this.#inflight
+  }
+
+  /** Stops pulling and waits for the POSTs in flight. */
+  async stop (): Promise<void> {
+    this.#stopped = true
+    this.#nudge()
+    await this.#loop
+    await Promise.all(this.#running)
+  }
+
+  async #run (): Promise<void> {
+    const unsubscribe = this.deps.journal.onAppended(() => { this.#nudge() })
+    try {
+      while (!this.#stopped && this.queue.state.disabled === undefined) {
+        this.#woken = false
+        const free = this.deps.concurrency - this.#inflight
+        if (free > 0) {
+          let batch: Delivery[] = []
+          try {
+            batch = await this.queue.pull(free)
+          } catch (err) {
+            this.deps.onError(err as Error)
+            await this.#sleep(1000)
+            continue
+          }
+          for (const delivery of batch) this.#push(delivery)
+          if (batch.length > 0) continue
+        }
+        const deadline = this.queue.nextDeadline()
+        await this.#sleep(deadline === undefined ? IDLE_MS : Math.min(IDLE_MS, Math.max(0, deadline - Date.now())))
+      }
+    } finally {
+      unsubscribe()
+    }
+  }
+
+  #push (delivery: Delivery): void {
+    this.#inflight++
+    const running = this.#settle(delivery).catch((err: unknown) => { this.deps.onError(err as Error) }).finally(() => {
+      this.#inflight--
+      this.#running.delete(running)
+      this.#nudge()
+    })
+    this.#running.add(running)
+  }
+
+  async #settle (delivery: Delivery): Promise<void> {
+    const { spec } = this.queue.state
+    const outcome = await this.deps.send(delivery, spec).catch((err: unknown): PushOutcome => ({ kind: 'retry', reason: (err as Error).message }))
+    switch (outcome.kind) {
+      case 'ok':
+        this.queue.counters.pushOk++
+        await this.queue.ack([delivery.ackId])
+        return
+      case 'retry':
+        this.queue.counters.pushFailed++
+        await this.queue.retryLater(delivery.ackId, this.#delay(delivery.delivery))
+        return
+      case 'gone':
+        this.queue.counters.pushFailed++
+        // the event stays unacked: it goes out when the subscription is enabled again
+        await this.queue.retryLater(delivery.ackId, 0)
+        if (this.queue.state.disabled === undefined) {
+          await this.queue.setDisabled(outcome.reason)
+          this.deps.onDisabled(outcome.reason)
+        }
+        return
+      case 'reject':
+        this.queue.counters.pushFailed++
+        await this.queue.deadLetter(delivery.ackId, outcome.reason)
+    }
+  }
+
+  /** The schedule's step after the n-th failed attempt, ±20%. */
+  #delay (attempt: number): number {
+    const { retrySchedule } = this.deps
+    const step = retrySchedule[Math.min(attempt, retrySchedule.length) - 1] ?? 0
+    return Math.round(step * (0.8 + 0.4 * (this.deps.random ?? Math.random)()))
+  }
+
+  #nudge (): void {
+    if (this.#wake !== undefined) this.#wake()
+    else this.#woken = true
+  }
+
+  async #sleep (ms: number): Promise<void> {
+    if (this.#stopped || this.#woken) return
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(done, ms)
+      function done (): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#wake = done
+    })
+    this.#wake = undefined
+  }
+}
