@@ -11,7 +11,7 @@ Commands:
   bridge launchpad --config FILE  run the Launchpad bridge (bug mail over IMAP -> launchpad/<project>/...)
   bridge ansible --config FILE    run the Ansible receiver (callback plugin events -> ansible/playbook/...)
   history [--since S] [--follow]  print the broker's journal, one JSON event per line
-  subscriptions ACTION ...        pull subscriptions: mk-pull, ls, show, rm, seek, listen
+  subscriptions ACTION ...        subscriptions: mk-pull, mk-push, ls, show, rm, seek, listen, enable
   help [COMMAND]                  show help for a command
 
 Options:
@@ -75,9 +75,10 @@ Exit codes: 0 done; 2 a bad option, or the broker refused the request (400, 401,
 
 export const SUBSCRIPTIONS_HELP = `Usage: firehose subscriptions ACTION [NAME] [options]
 
-Pull subscriptions: named queues over the broker's journal, owned by the broker user who made
-them. Events are pulled, then acked; one not acked within its deadline comes back (at least
-once), and after --max-deliveries goes to the subscription's dead letters.
+Subscriptions: named queues over the broker's journal, owned by the broker user who made them.
+Pull: events are pulled, then acked; one not acked within its deadline comes back (at least
+once), and after --max-deliveries goes to the subscription's dead letters. Push: the broker
+POSTs each event to a URL, signed (a JWT, and Standard Webhooks headers), until it is answered 2xx.
 
 Actions:
   mk-pull NAME --topic FILTER...   make a pull subscription (prints it as JSON)
@@ -87,6 +88,13 @@ Actions:
       [--ordered]                  one event in flight at a time, in journal order
       [--creds FILE]               also write FILE (mode 0600): the URL, user and password,
                                    for the other actions' --creds
+  mk-push NAME URL --topic FILTER...
+                                   make a push subscription to URL (prints it as JSON, with its
+                                   "secret" for the webhook signature: shown this once)
+      [--audience AUD]             the JWT's aud (default: URL)
+      [--format pubsub|cloudevents]  the body's shape (default: pubsub)
+      [--ordered] [--max-deliveries N] [--start-at WHEN]   as for mk-pull
+  enable NAME                      push again after the endpoint answered 410 Gone
   ls                               your subscriptions (an admin's: everyone's), one per line
   show NAME                        one subscription, with its counters, as JSON
   rm NAME                          remove it, with what it holds

@@ -26,6 +26,8 @@ const OPTIONS = {
   'max-deliveries': { type: 'string' },
   'start-at': { type: 'string' },
   ordered: { type: 'boolean' },
+  audience: { type: 'string' },
+  format: { type: 'string' },
   to: { type: 'string' },
   max: { type: 'string' },
   count: { type: 'string' },
@@ -51,7 +53,10 @@ export async function subscriptionsCommand (args: string[]): Promise<number> {
       throw new Stop(EXIT.usage, `${(err as Error).message}\n\n${SUBSCRIPTIONS_HELP}`)
     }
     const { values, positionals } = parsed
-    const [action, name, ...extra] = positionals
+    const [action, name, ...rest] = positionals
+    // mk-push takes its endpoint as a second argument
+    const endpoint = action === 'mk-push' ? rest.shift() : undefined
+    const extra = rest
     if (values.help === true || action === undefined) {
       process.stdout.write(SUBSCRIPTIONS_HELP)
       return action === undefined && values.help !== true ? EXIT.usage : EXIT.ok
@@ -62,7 +67,12 @@ export async function subscriptionsCommand (args: string[]): Promise<number> {
       return name
     }
     switch (action) {
-      case 'mk-pull': await makePull(needName(), values); break
+      case 'mk-pull': await make(needName(), values); break
+      case 'mk-push':
+        if (endpoint === undefined) throw new Stop(EXIT.usage, `mk-push: the endpoint URL is needed (mk-push NAME URL --topic FILTER)\n\n${SUBSCRIPTIONS_HELP}`)
+        await make(needName(), values, endpoint)
+        break
+      case 'enable': await write(`${JSON.stringify(await (await call(await connection(values), 'POST', path(needName(), '/enable'))).json())}\n`); break
       case 'ls': await list(await connection(values)); break
       case 'show': await write(`${JSON.stringify(await (await call(await connection(values), 'GET', path(needName()))).json(), null, 2)}\n`); break
       case 'rm': await call(await connection(values), 'DELETE', path(needName())); break
@@ -124,15 +134,19 @@ function whole (values: Values, key: 'ack-deadline' | 'max-deliveries' | 'max' |
 /** "now", "earliest", an offset, or a date as the API takes it. */
 const startValue = (text: string): string | number => /^\d+$/.test(text) && Number(text) < 1e12 ? Number(text) : text
 
-async function makePull (name: string, values: Values): Promise<void> {
-  if (values.topic === undefined) throw new Stop(EXIT.usage, 'mk-pull: at least one --topic FILTER is needed')
+/** mk-pull, or mk-push with its endpoint: prints the subscription (a push one's secret included: it is shown this once). */
+async function make (name: string, values: Values, endpoint?: string): Promise<void> {
+  const action = endpoint === undefined ? 'mk-pull' : 'mk-push'
+  if (values.topic === undefined) throw new Stop(EXIT.usage, `${action}: at least one --topic FILTER is needed`)
+  if (values.format !== undefined && values.format !== 'pubsub' && values.format !== 'cloudevents') throw new Stop(EXIT.usage, `--format: "${values.format}" is not pubsub or cloudevents`)
   const c = await connection(values, true)
   const ackDeadline = whole(values, 'ack-deadline')
   const maxDeliveries = whole(values, 'max-deliveries')
   const created = await (await call(c, 'POST', '/v1/subscriptions', {
     name,
     topics: values.topic,
-    type: 'pull',
+    type: endpoint === undefined ? 'pull' : 'push',
+    ...(endpoint === undefined ? {} : { push: { endpoint, ...(values.audience === undefined ? {} : { audience: values.audience }), ...(values.format === undefined ? {} : { format: values.format }) } }),
     ...(ackDeadline === undefined ? {} : { ackDeadline }),
     ...(maxDeliveries === undefined ? {} : { maxDeliveries }),
     ...(values.ordered === true ? { ordered: true } : {}),
