@@ -3,10 +3,11 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { FIREHOSE_BIN } from './helpers/repo.js'
 import { run } from './helpers/mosquitto.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // Pull subscriptions on a real broker: events published with mosquitto_pub, pulled and acked
 // over HTTP (Node's fetch) as different users; the broker SIGKILLed mid-run; redelivery after
@@ -215,4 +216,35 @@ t.test('firehose subscriptions: mk-pull writes a creds file, listen prints and a
     t.equal(r.code, code, args.join(' '))
     t.match(r.stderr, message)
   }
+})
+
+t.test('a stream subscription: a capability URL anyone holding it reads (from an offset, or live); deleting it closes its readers', async t => {
+  const created = await api('alice', 'POST', '/v1/subscriptions', { name: 'live', topics: ['gerrit/comment-added'], type: 'stream' })
+  t.equal(created.status, 201, created.text)
+  const location = created.json.location as string
+  t.match(location, new RegExp(`^ws://127\\.0\\.0\\.1:${broker.ports.ws}/event-stream/[A-Za-z0-9_-]{24}$`))
+  t.equal(created.headers.get('location'), location, 'its location is where it is read')
+  t.equal((await api('alice', 'GET', '/v1/subscriptions/live')).json.location, location)
+  t.equal((await api('alice', 'POST', '/v1/subscriptions/live/pull', {})).status, 400, 'a stream is not pulled')
+
+  await publish('gerrit/comment-added', ['{"c":1}'])
+  const { offset } = (await (await fetch(`${base()}/v1/history?topic=gerrit/comment-added&limit=1000`, { headers: auth('root') })).json() as { events: Array<{ offset: number }> }).events.at(-1)!
+  // no credentials: the id is the capability
+  const ws = new WebSocket(location, { headers: { 'X-StreamOffsetFromOrdinal': String(offset) } })
+  const messages: Array<Record<string, unknown>> = []
+  ws.on('message', data => messages.push(JSON.parse(String(data)) as Record<string, unknown>))
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  await publish('gerrit/comment-added', ['{"c":2}'])
+  await publish('gerrit/change-merged', ['{"not":"this topic"}'])
+  await waitFor('two messages on the stream', () => messages.length >= 2)
+  t.same(messages.map(m => m.c), [1, 2], 'history from the offset, then live, only its topics')
+  t.equal(messages[0]!.ess_offset, offset)
+
+  const wrong = new WebSocket(location.replace(/[^/]+$/, 'not-the-id'))
+  const refused = await new Promise<number>(resolve => wrong.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)))
+  t.equal(refused, 404)
+
+  const closed = new Promise<number>(resolve => ws.once('close', code => resolve(code)))
+  t.equal((await api('alice', 'DELETE', '/v1/subscriptions/live')).status, 204)
+  t.equal(await closed, 1001, 'its reader is closed')
 })

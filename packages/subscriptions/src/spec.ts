@@ -24,9 +24,11 @@ export interface SubscriptionSpec {
   owner: string
   /** MQTT filters */
   topics: string[]
-  type: 'pull' | 'push'
+  type: 'pull' | 'push' | 'stream'
   /** push subscriptions only */
   push?: PushSpec
+  /** stream subscriptions only: the capability in their location, /event-stream/{id} */
+  stream?: { id: string }
   /** ms a pulled event waits for its ack before it is delivered again */
   ackDeadlineMs: number
   /** deliveries of one event before it goes to the dead letters */
@@ -62,7 +64,7 @@ const requestSchema = z.strictObject({
 
 export interface SubscriptionRequest {
   /** maxDeliveries undefined: the type's default (pull: 10; push: one more than the retry schedule's steps) */
-  spec: Omit<SubscriptionSpec, 'owner' | 'created' | 'maxDeliveries' | 'push'> & { maxDeliveries?: number, push?: Omit<PushSpec, 'secret'> }
+  spec: Omit<SubscriptionSpec, 'owner' | 'created' | 'maxDeliveries' | 'push' | 'stream'> & { maxDeliveries?: number, push?: Omit<PushSpec, 'secret'> }
   startAt: StartAt
 }
 
@@ -78,7 +80,6 @@ export function parseSubscriptionRequest (body: unknown, isValidFilter: (filter:
   const r = parsed.data
   const problems: string[] = []
   r.topics.forEach((filter, i) => { if (!isValidFilter(filter)) problems.push(`topics[${i}]: ${JSON.stringify(filter)} is not an MQTT topic filter`) })
-  if (r.type === 'stream') problems.push('type: "stream" subscriptions are not served by this version yet ("pull" and "push" are)')
   let push: Omit<PushSpec, 'secret'> | undefined
   if (r.type === 'push') {
     if (r.push === undefined) problems.push('push: a push subscription needs { "endpoint": URL }')
@@ -102,7 +103,7 @@ export function parseSubscriptionRequest (body: unknown, isValidFilter: (filter:
     spec: {
       name: r.name,
       topics: r.topics,
-      type: r.type === 'push' ? 'push' : 'pull',
+      type: r.type,
       ...(push === undefined ? {} : { push }),
       ackDeadlineMs: r.ackDeadline * 1000,
       ...(r.maxDeliveries === undefined ? {} : { maxDeliveries: r.maxDeliveries }),

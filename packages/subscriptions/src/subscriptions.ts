@@ -50,6 +50,8 @@ export class SubscriptionError extends Error {
 export class Subscriptions {
   readonly #queues = new Map<string, PullQueue>()
   readonly #workers = new Map<string, PushWorker>()
+  /** open readers of stream subscriptions, by name: closed when the subscription is deleted */
+  readonly #streamReaders = new Map<string, Set<() => void>>()
   readonly #now: () => number
 
   private constructor (private readonly deps: SubscriptionsDeps) {
@@ -81,6 +83,8 @@ export class Subscriptions {
     const spec: SubscriptionSpec = {
       ...rest,
       ...(push === undefined ? {} : { push }),
+      // a capability: whoever holds it reads the stream, so it is as hard to guess as a key
+      ...(rest.type === 'stream' ? { stream: { id: randomBytes(18).toString('base64url') } } : {}),
       maxDeliveries: maxDeliveries ?? (push === undefined ? DEFAULT_MAX_DELIVERIES : this.deps.push!.retrySchedule.length + 1),
       owner,
       created: this.#now()
@@ -110,6 +114,23 @@ export class Subscriptions {
     return queue
   }
 
+  /** The stream subscription whose location holds `id`, if any. */
+  byStreamId (id: string): PullQueue | undefined {
+    for (const queue of this.#queues.values()) if (queue.state.spec.stream?.id === id) return queue
+    return undefined
+  }
+
+  /** Registers an open reader of a stream subscription; `close` ends it if the subscription is deleted. Returns the release. */
+  attachStreamReader (name: string, close: () => void): () => void {
+    let readers = this.#streamReaders.get(name)
+    if (readers === undefined) this.#streamReaders.set(name, readers = new Set())
+    readers.add(close)
+    return () => {
+      readers.delete(close)
+      if (readers.size === 0 && this.#streamReaders.get(name) === readers) this.#streamReaders.delete(name)
+    }
+  }
+
   /** The push signing keys' public halves, for /.well-known/jwks.json (none when the broker does not push). */
   jwks (): { keys: unknown[] } | undefined {
     return this.deps.push?.sender.jwks()
@@ -136,6 +157,8 @@ export class Subscriptions {
     this.get(user, name)
     this.#queues.delete(name)
     await this.#stopPushing(name)
+    for (const close of this.#streamReaders.get(name) ?? []) close()
+    this.#streamReaders.delete(name)
     await this.deps.store.write(await this.deps.store.deleteOps(name))
   }
 

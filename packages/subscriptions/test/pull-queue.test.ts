@@ -156,7 +156,6 @@ t.test('a creation request is checked field by field', async t => {
     [{ name: 'x', topics: [] }, /^topics: at least one MQTT topic filter/],
     [{ name: 'x', topics: ['a/#/b'] }, /^topics\[0\]: "a\/#\/b" is not an MQTT topic filter/],
     [{ name: 'x', topics: ['a'], type: 'carrier-pigeon' }, /^type: /],
-    [{ name: 'x', topics: ['a'], type: 'stream' }, /^type: "stream" subscriptions are not served by this version yet/],
     [{ name: 'x', topics: ['a'], type: 'push' }, /^push: a push subscription needs \{ "endpoint": URL \}/],
     [{ name: 'x', topics: ['a'], type: 'push', push: { endpoint: 'ftp://x/y' } }, /^push\.endpoint: "ftp:\/\/x\/y" is not an http:\/\/ or https:\/\/ URL/],
     [{ name: 'x', topics: ['a'], push: { endpoint: 'https://x/y' } }, /^push: only for "type": "push"/],

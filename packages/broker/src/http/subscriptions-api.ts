@@ -25,14 +25,20 @@ export function parseStart (text: string): StartAt | undefined {
   return start === undefined ? undefined : 'offset' in start ? { offset: start.offset } : { timestamp: start.timestamp }
 }
 
+/** Where a stream subscription is read, as seen from the request that asks (its host, ws or wss). */
+function streamLocation (request: FastifyRequest, id: string): string {
+  return `${request.protocol === 'https' ? 'wss' : 'ws'}://${request.headers.host ?? 'localhost'}/event-stream/${id}`
+}
+
 /** What GET shows of a subscription (never a push subscription's secret: that is shown once, at creation). */
-function view (queue: PullQueue, pushing: number): Record<string, unknown> {
+function view (queue: PullQueue, pushing: number, location: string | undefined): Record<string, unknown> {
   const { spec, next, disabled } = queue.state
   return {
     name: spec.name,
     owner: spec.owner,
     type: spec.type,
     topics: spec.topics,
+    ...(location === undefined ? {} : { location }),
     ...(spec.push === undefined
       ? {}
       : {
@@ -120,7 +126,10 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     const user = await userOf(request, access)
     return subscriptions.get(user.username, (request.params as { name: string }).name)
   }
-  const show = (queue: PullQueue): Record<string, unknown> => view(queue, subscriptions.pushing(queue.name))
+  const show = (queue: PullQueue, request: FastifyRequest): Record<string, unknown> => {
+    const id = queue.state.spec.stream?.id
+    return view(queue, subscriptions.pushing(queue.name), id === undefined ? undefined : streamLocation(request, id))
+  }
 
   app.post('/v1/subscriptions', options, async (request, reply) => {
     const user = await userOf(request, access)
@@ -130,13 +139,15 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     })
     const queue = await subscriptions.create(user.username, parsed)
     const secret = queue.state.spec.push?.secret
-    return await reply.code(201).header('location', `/v1/subscriptions/${queue.name}`).send({ ...show(queue), ...(secret === undefined ? {} : { secret }) })
+    const shown = show(queue, request)
+    // a stream's location is where it is read; the others' is where they are managed
+    return await reply.code(201).header('location', typeof shown.location === 'string' ? shown.location : `/v1/subscriptions/${queue.name}`).send({ ...shown, ...(secret === undefined ? {} : { secret }) })
   })
   app.get('/v1/subscriptions', async request => {
     const user = await userOf(request, access)
-    return { subscriptions: subscriptions.list(user.username).map(show) }
+    return { subscriptions: subscriptions.list(user.username).map(queue => show(queue, request)) }
   })
-  app.get('/v1/subscriptions/:name', async request => show(await queueOf(request)))
+  app.get('/v1/subscriptions/:name', async request => show(await queueOf(request), request))
   app.delete('/v1/subscriptions/:name', async (request, reply) => {
     const user = await userOf(request, access)
     await subscriptions.delete(user.username, (request.params as { name: string }).name)
@@ -168,12 +179,13 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
       ? { from: to }
       : typeof to === 'number' && Number.isSafeInteger(to) && to >= 0 ? { offset: to } : typeof to === 'string' ? parseStart(to) : undefined
     if (start === undefined) throw new HttpError(400, `to: ${JSON.stringify(to)} is not "now", "earliest", an offset or an ISO 8601 date`)
+    if (queue.state.spec.type === 'stream') throw new HttpError(400, `"${queue.name}" is a stream subscription: its readers choose where to start (X-StreamOffsetFrom*)`)
     await queue.seek(await subscriptions.startOffset(start))
-    return show(queue)
+    return show(queue, request)
   })
   app.post('/v1/subscriptions/:name/enable', async request => {
     const user = await userOf(request, access)
-    return show(await subscriptions.enable(user.username, (request.params as { name: string }).name))
+    return show(await subscriptions.enable(user.username, (request.params as { name: string }).name), request)
   })
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     const jwks = subscriptions.jwks()

@@ -9,9 +9,12 @@ import { parseDatetime, SINCE_PROBLEM, type Start } from './since.js'
 import { cutOffSlowReader, HISTORY_HIGH_WATER, NO_JOURNAL } from './stream-limits.js'
 import { entryFilter, readableFilters, resolveStart } from './stream-request.js'
 
+/** Where a stream subscription is read: /event-stream/{id} (the id is the capability). */
+export const EVENT_STREAM_PATH = '/event-stream/'
+
 /** Paths where an upgrade offering no MQTT subprotocol is a JSON stream. */
 export function isStreamPath (path: string): boolean {
-  return path === '/v1/stream'
+  return path === '/v1/stream' || path.startsWith(EVENT_STREAM_PATH)
 }
 
 const PING_MS = 30_000
@@ -71,14 +74,31 @@ export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, 
   try {
     if (deps === undefined) throw new HttpError(404, NO_JOURNAL)
     const url = new URL(req.url ?? '/', 'http://firehose')
-    const reader = await readerOf(req, deps.access)
-    const filters = readableFilters(url.searchParams.getAll('topic'), reader)
-    const resolved = await resolveStart(deps.journal, streamStart(req, url.searchParams))
-    release = deps.streams.take(reader.ip)
+    const startAt = streamStart(req, url.searchParams)
+    let accept: (entry: JournalEntry) => boolean
+    let ip = req.socket.remoteAddress ?? ''
+    let attach: ((close: () => void) => () => void) | undefined
+    if (url.pathname.startsWith(EVENT_STREAM_PATH)) {
+      // a stream subscription: whoever holds its id reads what its owner may read on its topics
+      const queue = deps.subscriptions?.byStreamId(decodeURIComponent(url.pathname.slice(EVENT_STREAM_PATH.length)))
+      if (queue === undefined) throw new HttpError(404, 'no such event stream')
+      const { owner, topics, name } = queue.state.spec
+      accept = entryFilter(topics, { username: owner, access: deps.access.rulesFor({ username: owner, clientId: '' }), ip })
+      attach = close => deps.subscriptions!.attachStreamReader(name, close)
+    } else {
+      const reader = await readerOf(req, deps.access)
+      ip = reader.ip
+      accept = entryFilter(readableFilters(url.searchParams.getAll('topic'), reader), reader)
+    }
+    const resolved = await resolveStart(deps.journal, startAt)
+    const minTimestamp = resolved.minTimestamp
+    release = deps.streams.take(ip)
     const taken = release
     wss.handleUpgrade(req, socket, head, ws => {
       deps.keepOpen(req.socket)
-      stream(ws, { ...resolved, accept: entryFilter(filters, reader, resolved.minTimestamp), ip: reader.ip }, deps, taken)
+      const detach = attach?.(() => { ws.close(1001, 'subscription deleted') })
+      if (detach !== undefined) ws.on('close', detach)
+      stream(ws, { from: resolved.from, accept: entry => entry.timestamp >= minTimestamp && accept(entry), ip }, deps, taken)
     })
   } catch (err) {
     release?.()
