@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
-import { FIREHOSE_BIN } from './helpers/repo.js'
+import { FIREHOSE_BIN, REPO } from './helpers/repo.js'
 import { run } from './helpers/mosquitto.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -247,4 +247,12 @@ t.test('a stream subscription: a capability URL anyone holding it reads (from an
   const closed = new Promise<number>(resolve => ws.once('close', code => resolve(code)))
   t.equal((await api('alice', 'DELETE', '/v1/subscriptions/live')).status, 204)
   t.equal(await closed, 1001, 'its reader is closed')
+})
+
+t.test('examples/pull_listener.py pulls, prints and acks', async t => {
+  t.equal((await api('bob', 'POST', '/v1/subscriptions', { name: 'py-pull', topics: ['gerrit/merge-failed'] })).status, 201)
+  await publish('gerrit/merge-failed', ['{"m":1}', '{"m":2}', '{"m":3}'])
+  const { stdout } = await promisify(execFile)('/usr/bin/python3', [join(REPO, 'examples/pull_listener.py'), '--url', base(), '--user', 'bob', '--subscription', 'py-pull', '--count', '3'], { env: { ...process.env, FIREHOSE_PASSWORD: USERS.bob } })
+  t.same(stdout.trim().split('\n').map(line => (JSON.parse(line) as { payload: unknown }).payload), [{ m: 1 }, { m: 2 }, { m: 3 }])
+  t.match((await api('bob', 'GET', '/v1/subscriptions/py-pull')).json, { outstanding: 0, counters: { acked: 3 } })
 })
