@@ -52,9 +52,10 @@ export class PullQueue {
     return earliest
   }
 
-  /** Whether the journal holds entries this subscription has not looked at. */
-  hasUnread (): boolean {
-    return this.state.next <= this.deps.journal.bounds().last
+  /** Whether any of these (just appended) entries is for this subscription: a push worker wakes only then. */
+  wants (entries: readonly JournalEntry[]): boolean {
+    const accepts = this.deps.filter()
+    return entries.some(accepts)
   }
 
   /** Up to `max` events: due redeliveries first (oldest first), then new ones in journal order. */
@@ -171,8 +172,12 @@ export class PullQueue {
         if (out.length >= max) break
       }
     }
-    changes.push(ops.subscription(this.state))
-    await this.deps.store.write(changes)
+    // the cursor is written with what it handed out; a cursor that only moved past entries of
+    // other topics is not (after a restart it would pass them again and find nothing in them)
+    if (changes.length > 0) {
+      changes.push(ops.subscription(this.state))
+      await this.deps.store.write(changes)
+    }
     this.counters.delivered += out.length
     return out
   }

@@ -59,7 +59,8 @@ export class PushWorker {
   }
 
   async #run (): Promise<void> {
-    const unsubscribe = this.deps.journal.onAppended(() => { this.#nudge() })
+    // woken by appends for this subscription only: a busy bus of other topics costs it a topic check
+    const unsubscribe = this.deps.journal.onAppended(entries => { if (this.queue.wants(entries)) this.#nudge() })
     try {
       while (!this.#stopped && this.queue.state.disabled === undefined) {
         this.#woken = false
