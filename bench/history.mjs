@@ -7,16 +7,16 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Agent, get } from 'node:http'
 import { connect } from 'node:net'
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
-import { ClassicLevel } from 'classic-level'
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { Redis } from 'ioredis'
 import { follow, LevelJournal, RedisJournal } from '../packages/journal/dist/index.js'
 import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
+import { bareIteration, eventPayload, fillJournal, MARK, now, STAMP_DIGITS } from './lib/journal-bench.mjs'
 import { fmt, median } from './lib/latency.mjs'
 import { openNativeSubscribers } from './lib/native.mjs'
 import { processCpuSeconds, startFirehose, startRedis } from './lib/processes.mjs'
@@ -47,33 +47,13 @@ const RETENTION = { maxAge: '3650d', maxBytes: '100GiB' }
 const LIMITS = { maxConnections: 100000, maxConnectionsPerIp: 100000, maxStreamsPerIp: Math.max(2000, READERS + 100) }
 const run = promisify(execFile)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-const now = () => Number(process.hrtime.bigint()) // ns, CLOCK_MONOTONIC: exact as a Number for 104 days of uptime
 const MiB = 1024 * 1024
 const saturated = []
-
-// Events are 1 KiB JSON objects, `{"t":"<16-digit ns stamp>","seq":N,"pad":"..."}`: JSON
-// because the broker renders JSON payloads as JSON (its real work per event), the pad random
-// base64 because LevelDB compresses its blocks (a run of 'x' would leave nothing to read)
-const POOL = randomBytes(3 * MiB).toString('base64')
-const MARK = Buffer.from('"t":"')
-const STAMP_DIGITS = 16
-function eventPayload (seq, stamp = 0) {
-  const head = `{"t":"${String(stamp).padStart(STAMP_DIGITS, '0')}","seq":${seq},"pad":"`
-  const padLength = 1024 - head.length - 2
-  const at = (seq * 1031) % (POOL.length - padLength) // consecutive events share no pad bytes
-  return Buffer.from(head + POOL.slice(at, at + padLength) + '"}', 'latin1')
-}
 
 const root = await mkdtemp(join(tmpdir(), 'firehose-bench-history-'))
 const journalConfig = dir => ({ dir, topics: ['#'], retention: RETENTION })
 const startBroker = async journal => await startFirehose({ users: USERS, extra: { journal, limits: LIMITS } })
 const httpJson = async (broker, path) => await (await fetch(`http://127.0.0.1:${broker.wsPort}${path}`)).json()
-
-async function dirBytes (dir) {
-  let total = 0
-  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size
-  return total
-}
 
 /** Resident memory of a process (Linux): all of it, its anonymous part (heap) and file pages (LevelDB maps its tables). */
 async function memoryOf (pid) {
@@ -83,42 +63,6 @@ async function memoryOf (pid) {
 }
 
 // ---- 1. replay, 3. memory -------------------------------------------------------------------
-
-/** Appends `EVENTS` events through LevelJournal, 1000 in flight (the journal group-commits them). */
-async function fillJournal (dir) {
-  const journal = await LevelJournal.open(dir, { retention: { maxAgeMs: 3650 * 86400_000, maxBytes: 100 * 1024 ** 3 } })
-  const started = performance.now()
-  for (let done = 0; done < EVENTS; done += 1000) {
-    await Promise.all(Array.from({ length: Math.min(1000, EVENTS - done) }, (_, i) =>
-      journal.append({ topic: 'bench/history', payload: eventPayload(done + i), qos: 0, retain: false, json: true })))
-  }
-  const seconds = (performance.now() - started) / 1000
-  const { bytes } = journal.bounds()
-  await journal.close()
-  return { perSecond: EVENTS / seconds, bytes, onDisk: await dirBytes(dir) }
-}
-
-/** The physical limit: every entry's value read with classic-level, nothing decoded. */
-async function bareIteration (dir) {
-  const db = new ClassicLevel(dir, { valueEncoding: 'buffer' })
-  await db.open()
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  let events = 0
-  let bytes = 0
-  const iterator = db.iterator({ gte: 'e', lt: 'f', highWaterMarkBytes: 4 << 20 })
-  for (;;) {
-    const entries = await iterator.nextv(1000)
-    if (entries.length === 0) break
-    for (const [, value] of entries) bytes += value.length
-    events += entries.length
-  }
-  await iterator.close()
-  const seconds = (performance.now() - started) / 1000
-  const load = cpuSeconds(cpu) / seconds
-  await db.close()
-  return { events, bytes, seconds, load }
-}
 
 /** The broker's read path without HTTP: follow() from offset 1 (journal.read pages of 120, decodeEntry). */
 async function followInProcess (dir) {
@@ -158,7 +102,7 @@ async function sseReplay (broker) {
 async function replayAndMemory () {
   const full = join(root, 'journal-full')
   console.log(`filling a journal with ${fmt(EVENTS)} events of 1 KiB...`)
-  const fill = await fillJournal(full)
+  const fill = await fillJournal(full, EVENTS, 'bench/history')
   console.log(`  ${fmt(fill.perSecond)} appends/s; ${fmt(fill.bytes / MiB)} MiB of entries, ${fmt(fill.onDisk / MiB)} MiB on disk`)
   let bare, inProcess, sse
   if (ONLY.has('replay')) {
