@@ -22,6 +22,8 @@ export interface Delivery {
 
 /** Entries read from the journal per page while looking for new events. */
 const PAGE = 500
+/** ms a subscription's filter is kept: its owner's ACL, reloaded, applies within this */
+const FILTER_TTL_MS = 1000
 
 /**
  * One pull subscription: a cursor into the journal (the next offset not yet looked at), the
@@ -33,6 +35,7 @@ const PAGE = 500
 export class PullQueue {
   readonly counters: SubscriptionCounters = newCounters()
   #lane: Promise<unknown> = Promise.resolve()
+  #filter: { made: number, accepts: (entry: JournalEntry) => boolean } | undefined
 
   constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {}
 
@@ -54,8 +57,14 @@ export class PullQueue {
 
   /** Whether any of these (just appended) entries is for this subscription: a push worker wakes only then. */
   wants (entries: readonly JournalEntry[]): boolean {
-    const accepts = this.deps.filter()
-    return entries.some(accepts)
+    return entries.some(this.#accepts())
+  }
+
+  /** The filter, made anew at most every FILTER_TTL_MS (it remembers its answer per topic meanwhile). */
+  #accepts (): (entry: JournalEntry) => boolean {
+    const now = performance.now()
+    if (this.#filter === undefined || now - this.#filter.made > FILTER_TTL_MS) this.#filter = { made: now, accepts: this.deps.filter() }
+    return this.#filter.accepts
   }
 
   /** Up to `max` events: due redeliveries first (oldest first), then new ones in journal order. */
@@ -161,7 +170,7 @@ export class PullQueue {
     }
     // the journal's retention may have passed the cursor: go on from the oldest entry held
     this.state.next = Math.max(this.state.next, this.deps.journal.bounds().first)
-    const accepts = this.deps.filter()
+    const accepts = this.#accepts()
     while (out.length < max) {
       const page = await this.deps.journal.read(this.state.next, PAGE)
       if (page.length === 0) break

@@ -3,7 +3,7 @@ import type { Journal, JournalEntry } from '@firehose/journal'
 import { parseSubscriptionRequest, SpecError, SubscriptionError, type PullQueue, type StartAt, type Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
 import { isValidFilter } from '../auth/topic-filter.js'
-import { envelopeOf } from './envelope.js'
+import { envelopeJson, envelopeOf } from './envelope.js'
 import { HttpError, readerOf, type Reader } from './reader-access.js'
 import { parseSince } from './since.js'
 
@@ -153,7 +153,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     await subscriptions.delete(user.username, (request.params as { name: string }).name)
     return await reply.code(204).send()
   })
-  app.post('/v1/subscriptions/:name/pull', options, async request => {
+  app.post('/v1/subscriptions/:name/pull', options, async (request, reply) => {
     const queue = await queueOf(request)
     if (queue.state.spec.type !== 'pull') throw new HttpError(400, `"${queue.name}" is a ${queue.state.spec.type} subscription: the broker delivers it; pull is for pull subscriptions`)
     const body = objectBody(request.body)
@@ -162,7 +162,9 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     const gone = new AbortController()
     request.raw.socket.once('close', () => gone.abort())
     const deliveries = await pullWaiting(queue, journal, max, waitSeconds * 1000, gone.signal)
-    return deliveries.map(d => ({ ackId: d.ackId, delivery: d.delivery, ...envelope(d.entry) }))
+    // written as text: a JSON payload goes in as it is, not parsed and serialised again
+    const items = deliveries.map(d => `{"ackId":"${d.ackId}","delivery":${d.delivery},${envelopeJson(d.entry).slice(1)}`)
+    return await reply.type('application/json; charset=utf-8').send(`[${items.join(',')}]`)
   })
   app.post('/v1/subscriptions/:name/ack', options, async request => {
     const queue = await queueOf(request)

@@ -9,7 +9,7 @@ import { entryFilter } from '../http/stream-request.js'
 
 /**
  * The broker's subscriptions, kept in their own LevelDB. Each reads the journal through its
- * filters and its owner's read ACL as it stands at each pull (a reloaded ACL applies at once).
+ * filters and its owner's read ACL as it stands (a reloaded ACL applies within a second: pull-queue.ts).
  */
 export async function openSubscriptions (config: SubscriptionsConfig, journal: Journal, access: AccessControl, source: string, logger: Logger): Promise<Subscriptions> {
   const push = config.push === false ? undefined : await pushDeps(config.push, source)
