@@ -20,8 +20,10 @@ export interface Delivery {
   entry: JournalEntry
 }
 
-/** Entries read from the journal per page while looking for new events. */
-const PAGE = 500
+/** Entries read from the journal per page while looking for new events (those of the subscription are kept until handed out). */
+const PAGE = 250
+/** Unread entries a subscription takes from the live tail before it leaves them to its next read */
+const AHEAD_MAX = 1000
 /** ms a subscription's filter is kept: its owner's ACL, reloaded, applies within this */
 const FILTER_TTL_MS = 1000
 
@@ -36,8 +38,57 @@ export class PullQueue {
   readonly counters: SubscriptionCounters = newCounters()
   #lane: Promise<unknown> = Promise.resolve()
   #filter: { made: number, accepts: (entry: JournalEntry) => boolean } | undefined
+  /**
+   * Entries of this subscription read from the journal and not handed out yet (from #aheadAt),
+   * and the offset reading goes on from: a pull of a few events does not read and decode a
+   * page of the journal each time.
+   */
+  #ahead: JournalEntry[] = []
+  #aheadAt = 0
+  #scanned: number | undefined
+  /** a pull is reading the journal: the live tail waits */
+  #reading = false
 
-  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {}
+  /** who hears of new events for this subscription (a push worker) */
+  readonly #listeners = new Set<() => void>()
+  readonly #unsubscribe: () => void
+
+  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {
+    this.#unsubscribe = deps.journal.onAppended(entries => { this.#appended(entries) })
+  }
+
+  /** Calls `listener` when events for this subscription are appended; returns the stop. */
+  onNew (listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /** Stops following the journal (the subscription is deleted, or the broker stops). */
+  close (): void {
+    this.#unsubscribe()
+    this.#listeners.clear()
+  }
+
+  /**
+   * Appended entries: a subscription that has read the journal up to them takes its own from
+   * them as they come, instead of reading pages of everybody's events again (the live tail).
+   * One that is behind, or holds AHEAD_MAX unread, leaves them to be read when it pulls.
+   */
+  #appended (entries: readonly JournalEntry[]): void {
+    const accepts = this.#accepts()
+    let mine = false
+    if (!this.#reading && this.#scanned === entries[0]!.offset && this.#ahead.length - this.#aheadAt < AHEAD_MAX) {
+      for (const entry of entries) {
+        if (!accepts(entry)) continue
+        this.#ahead.push(entry)
+        mine = true
+      }
+      this.#scanned = entries[entries.length - 1]!.offset + 1
+    } else {
+      mine = entries.some(accepts)
+    }
+    if (mine) for (const listener of this.#listeners) listener()
+  }
 
   get name (): string {
     return this.state.spec.name
@@ -53,11 +104,6 @@ export class PullQueue {
     let earliest: number | undefined
     for (const lease of this.state.leases.values()) if (earliest === undefined || lease.deadline < earliest) earliest = lease.deadline
     return earliest
-  }
-
-  /** Whether any of these (just appended) entries is for this subscription: a push worker wakes only then. */
-  wants (entries: readonly JournalEntry[]): boolean {
-    return entries.some(this.#accepts())
   }
 
   /** The filter, made anew at most every FILTER_TTL_MS (it remembers its answer per topic meanwhile). */
@@ -96,6 +142,9 @@ export class PullQueue {
       const changes: StoreOp[] = [...this.state.leases.keys()].map(offset => ops.dropLease(this.name, offset))
       this.state.leases.clear()
       this.state.next = next
+      this.#ahead = []
+      this.#aheadAt = 0
+      this.#scanned = undefined
       changes.push(ops.subscription(this.state))
       await this.deps.store.write(changes)
     })
@@ -168,19 +217,31 @@ export class PullQueue {
       out.push(this.#lease(entry, lease.deliveries + 1, now, changes))
       if (lease.deliveries > 0) this.counters.redelivered++
     }
-    // the journal's retention may have passed the cursor: go on from the oldest entry held
-    this.state.next = Math.max(this.state.next, this.deps.journal.bounds().first)
-    const accepts = this.#accepts()
+    // new events: from the entries read ahead (or taken from the live tail), then page by page
+    this.#scanned = Math.max(this.#scanned ?? this.state.next, this.deps.journal.bounds().first)
     while (out.length < max) {
-      const page = await this.deps.journal.read(this.state.next, PAGE)
-      if (page.length === 0) break
-      for (const entry of page) {
-        this.state.next = entry.offset + 1
-        if (entry.timestamp < oldestKept || !accepts(entry)) continue
-        out.push(this.#lease(entry, 1, now, changes))
-        if (out.length >= max) break
+      if (this.#aheadAt === this.#ahead.length) {
+        this.#ahead = []
+        this.#aheadAt = 0
+        let page: JournalEntry[]
+        // appends announced meanwhile are left to the next read: this one may return them too
+        this.#reading = true
+        try {
+          page = await this.deps.journal.read(this.#scanned, PAGE)
+        } finally {
+          this.#reading = false
+        }
+        if (page.length === 0) break
+        this.#scanned = page[page.length - 1]!.offset + 1
+        const accepts = this.#accepts()
+        for (const entry of page) if (accepts(entry)) this.#ahead.push(entry)
+        continue
       }
+      const entry = this.#ahead[this.#aheadAt++]!
+      if (entry.timestamp >= oldestKept) out.push(this.#lease(entry, 1, now, changes))
     }
+    // what is kept is the first entry not handed out: those read ahead are read again after a restart
+    this.state.next = this.#aheadAt < this.#ahead.length ? this.#ahead[this.#aheadAt]!.offset : this.#scanned
     // the cursor is written with what it handed out; a cursor that only moved past entries of
     // other topics is not (after a restart it would pass them again and find nothing in them)
     if (changes.length > 0) {

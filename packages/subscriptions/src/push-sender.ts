@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto'
+import { Agent as HttpAgent, request as httpRequest } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { SignJWT, type CryptoKey, type JWK } from 'jose'
 import { Webhook } from 'standardwebhooks'
 import type { JournalEntry } from '@firehose/journal'
@@ -27,15 +28,21 @@ export interface PushSenderOptions {
 
 /** The JWT lifetime: a key taken out of the configuration stays published at least this long. */
 export const TOKEN_LIFETIME_SECONDS = 600
+/** A cached token is signed again when it has less than this left. */
+const TOKEN_REFRESH_SECONDS = 60
 
 /**
  * POSTs one event to a push subscription's endpoint, signed twice: a JWT in `Authorization:
- * Bearer` (the key's `kid`, `aud` the subscription's audience, `iss`, `iat`, `exp`) and the
- * Standard Webhooks headers (`webhook-id`, stable across retries of one event; `webhook-timestamp`;
- * `webhook-signature`, HMAC-SHA256 with the subscription's secret). Node's fetch keeps
- * connections alive; redirects are not followed (an endpoint moved is the owner's to fix).
+ * Bearer` (the key's `kid`, `aud` the subscription's audience, `iss`, `iat`, `exp`; one token
+ * per subscription for most of its lifetime) and the Standard Webhooks headers (`webhook-id`,
+ * stable across retries of one event; `webhook-timestamp`; `webhook-signature`, HMAC-SHA256 of
+ * this body with the subscription's secret). Connections are kept alive; redirects are not
+ * followed (an endpoint moved is the owner's to fix).
  */
 export class PushSender {
+  readonly #tokens = new Map<string, { token: string, exp: number }>()
+  readonly #agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
+
   constructor (private readonly options: PushSenderOptions) {
     if (options.keys.length === 0) throw new Error('push: no signing key')
   }
@@ -50,46 +57,77 @@ export class PushSender {
     if (push === undefined) return { kind: 'reject', reason: 'not a push subscription' }
     const { entry } = delivery
     const cloud = push.format === 'cloudevents'
-    const body = JSON.stringify(cloud ? cloudEvent(entry, spec) : pubsubMessage(entry, spec))
-    const key = this.options.keys[0]!
-    const token = await new SignJWT({ subscription: spec.name, owner: spec.owner })
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
-      .setIssuer(this.options.issuer)
-      .setAudience(push.audience)
-      .setIssuedAt()
-      .setExpirationTime(`${this.options.tokenLifetimeSeconds ?? TOKEN_LIFETIME_SECONDS}s`)
-      .setJti(randomUUID())
-      .sign(key.privateKey)
+    const body = Buffer.from(JSON.stringify(cloud ? cloudEvent(entry, spec) : pubsubMessage(entry, spec)))
     const id = `${spec.name}-${entry.offset}`
     const sentAt = new Date()
-    let response: Response
-    try {
-      response = await fetch(push.endpoint, {
-        method: 'POST',
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-        headers: {
-          'content-type': cloud ? 'application/cloudevents+json' : 'application/json',
-          authorization: `Bearer ${token}`,
-          'webhook-id': id,
-          'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-          'webhook-signature': new Webhook(push.secret).sign(id, sentAt, body),
-          'user-agent': 'firehose-push'
-        }
-      })
-    } catch (err) {
-      const cause = (err as { cause?: Error }).cause
-      return { kind: 'retry', reason: (err as Error).name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : cause?.message ?? (err as Error).message }
+    const headers = {
+      'content-type': cloud ? 'application/cloudevents+json' : 'application/json',
+      'content-length': String(body.length),
+      authorization: `Bearer ${await this.#token(spec, push.audience)}`,
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+      'webhook-signature': new Webhook(push.secret).sign(id, sentAt, body),
+      'user-agent': 'firehose-push'
     }
-    await response.body?.cancel().catch(() => {})
-    const { status } = response
+    let status: number
+    try {
+      status = await post(push.endpoint, headers, body, this.options.timeoutMs, this.#agents)
+    } catch (err) {
+      return { kind: 'retry', reason: (err as Error).message }
+    }
     if (status >= 200 && status < 300) return { kind: 'ok' }
     const reason = `HTTP ${status} from ${push.endpoint}`
     if (status === 410) return { kind: 'gone', reason }
     if (status === 429 || status >= 500 || status === 408) return { kind: 'retry', reason }
     return { kind: 'reject', reason }
   }
+
+  /** Stops keeping connections alive. */
+  close (): void {
+    for (const agent of Object.values(this.#agents)) agent.destroy()
+  }
+
+  /**
+   * A subscription's token: signed once and used for its POSTs until a minute before it expires
+   * (signing per POST cost more than the POST). Keyed by subscription and audience.
+   */
+  async #token (spec: SubscriptionSpec, audience: string): Promise<string> {
+    const key = `${spec.name}\u0000${audience}`
+    const nowSeconds = Math.floor(Date.now() / 1000)
+    const cached = this.#tokens.get(key)
+    if (cached !== undefined && cached.exp - nowSeconds > TOKEN_REFRESH_SECONDS) return cached.token
+    const signing = this.options.keys[0]!
+    const lifetime = this.options.tokenLifetimeSeconds ?? TOKEN_LIFETIME_SECONDS
+    const token = await new SignJWT({ subscription: spec.name, owner: spec.owner })
+      .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: 'JWT' })
+      .setIssuer(this.options.issuer)
+      .setAudience(audience)
+      .setIssuedAt(nowSeconds)
+      .setExpirationTime(nowSeconds + lifetime)
+      .sign(signing.privateKey)
+    this.#tokens.set(key, { token, exp: nowSeconds + lifetime })
+    return token
+  }
+}
+
+/**
+ * One POST with node:http(s) over kept-alive connections (lighter than fetch: a push is one
+ * small request); the answer's body is read and dropped. Resolves the status; rejects on no
+ * connection or no answer within `timeoutMs`.
+ */
+async function post (endpoint: string, headers: Record<string, string>, body: Buffer, timeoutMs: number, agents: { http: HttpAgent, https: HttpsAgent }): Promise<number> {
+  const url = new URL(endpoint)
+  const secure = url.protocol === 'https:'
+  return await new Promise<number>((resolve, reject) => {
+    const req = (secure ? httpsRequest : httpRequest)(url, { method: 'POST', headers, agent: secure ? agents.https : agents.http }, res => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+      res.on('error', reject)
+    })
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString()

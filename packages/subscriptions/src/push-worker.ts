@@ -34,6 +34,10 @@ const IDLE_MS = 30_000
  */
 export class PushWorker {
   #inflight = 0
+  /** pulled, waiting for a slot */
+  readonly #ready: Delivery[] = []
+  /** answered, the ack (or retry) not yet written */
+  #unwritten = 0
   #stopped = false
   #wake: (() => void) | undefined
   /** woken while not asleep: the next sleep returns at once (an append during a pull is not missed) */
@@ -60,44 +64,70 @@ export class PushWorker {
 
   async #run (): Promise<void> {
     // woken by appends for this subscription only: a busy bus of other topics costs it a topic check
-    const unsubscribe = this.deps.journal.onAppended(entries => { if (this.queue.wants(entries)) this.#nudge() })
+    const unsubscribe = this.queue.onNew(() => { this.#nudge() })
+    const { concurrency } = this.deps
     try {
       while (!this.#stopped && this.queue.state.disabled === undefined) {
         this.#woken = false
-        const free = this.deps.concurrency - this.#inflight
-        if (free > 0) {
+        while (this.#inflight < concurrency && this.#ready.length > 0) this.#push(this.#ready.shift()!)
+        // up to `concurrency` more pulled and ready, so that a slot that frees is filled at once
+        // (the pull's write is not waited for between two POSTs)
+        const want = 2 * concurrency - this.#inflight - this.#ready.length
+        if (want > 0) {
           let batch: Delivery[] = []
           try {
-            batch = await this.queue.pull(free)
+            batch = await this.queue.pull(want)
           } catch (err) {
             this.deps.onError(err as Error)
             await this.#sleep(1000)
             continue
           }
-          for (const delivery of batch) this.#push(delivery)
+          this.#ready.push(...batch)
           if (batch.length > 0) continue
         }
-        const deadline = this.queue.nextDeadline()
+        const deadline = this.#ready.length > 0 ? undefined : this.queue.nextDeadline()
         await this.#sleep(deadline === undefined ? IDLE_MS : Math.min(IDLE_MS, Math.max(0, deadline - Date.now())))
       }
     } finally {
       unsubscribe()
+      // pulled and never sent (stopped, or disabled): due again at once, for whoever pushes next
+      const unsent = this.#ready.splice(0)
+      await Promise.all(unsent.map(async d => await this.queue.retryLater(d.ackId, 0).catch(() => false)))
     }
   }
 
   #push (delivery: Delivery): void {
     this.#inflight++
-    const running = this.#settle(delivery).catch((err: unknown) => { this.deps.onError(err as Error) }).finally(() => {
+    let released = false
+    // the slot frees when the answer comes; the ack (or retry) is written after, meanwhile
+    const release = (): void => {
+      if (released) return
+      released = true
       this.#inflight--
-      this.#running.delete(running)
       this.#nudge()
+    }
+    const running = this.#settle(delivery, release).catch((err: unknown) => { this.deps.onError(err as Error) }).finally(() => {
+      release()
+      this.#running.delete(running)
     })
     this.#running.add(running)
   }
 
-  async #settle (delivery: Delivery): Promise<void> {
+  async #settle (delivery: Delivery, answered: () => void): Promise<void> {
     const { spec } = this.queue.state
     const outcome = await this.deps.send(delivery, spec).catch((err: unknown): PushOutcome => ({ kind: 'retry', reason: (err as Error).message }))
+    // answered, its outcome not yet written: at most `concurrency` of those free their slot early,
+    // so that a broker killed now repeats at most twice `concurrency` POSTs
+    this.#unwritten++
+    if (this.#unwritten <= this.deps.concurrency) answered()
+    try {
+      await this.#record(delivery, outcome)
+    } finally {
+      this.#unwritten--
+    }
+  }
+
+  async #record (delivery: Delivery, outcome: PushOutcome): Promise<void> {
     switch (outcome.kind) {
       case 'ok':
         this.queue.counters.pushOk++

@@ -34,8 +34,15 @@ const specKey = (name: string): string => `s!${name}`
 const leaseKey = (name: string, offset: number): string => `l!${name}!${pad(offset)}`
 const deadKey = (name: string, offset: number): string => `d!${name}!${pad(offset)}`
 
-/** The subscriptions' LevelDB: every change to one subscription is one atomic batch. */
+/**
+ * The subscriptions' LevelDB: every change to one subscription is one atomic batch, and the
+ * changes asked for while a write is under way go out together in the next one (group commit:
+ * a push worker acks each event on its own, and a write per ack cost more than the POST).
+ */
 export class SubscriptionStore {
+  #waiting: Array<{ ops: StoreOp[], resolve: () => void, reject: (err: Error) => void }> = []
+  #writing = false
+
   private constructor (private readonly db: ClassicLevel<string, string>) {}
 
   static async open (dir: string, options: { key?: string, source?: string } = {}): Promise<SubscriptionStore> {
@@ -61,7 +68,28 @@ export class SubscriptionStore {
   }
 
   async write (ops: StoreOp[]): Promise<void> {
-    if (ops.length > 0) await this.db.batch(ops)
+    if (ops.length === 0) return
+    await new Promise<void>((resolve, reject) => {
+      this.#waiting.push({ ops, resolve, reject })
+      // #writeAll hands each failure to the writes it concerns; it never rejects itself
+      if (!this.#writing) this.#writeAll().catch(() => {})
+    })
+  }
+
+  async #writeAll (): Promise<void> {
+    this.#writing = true
+    while (this.#waiting.length > 0) {
+      const batch = this.#waiting
+      this.#waiting = []
+      try {
+        // in the order asked: a later change to a key wins, as it would written one by one
+        await this.db.batch(batch.flatMap(w => w.ops))
+        for (const w of batch) w.resolve()
+      } catch (err) {
+        for (const w of batch) w.reject(err as Error)
+      }
+    }
+    this.#writing = false
   }
 
   /** The ops that delete a subscription and everything it holds. */
@@ -74,6 +102,7 @@ export class SubscriptionStore {
   }
 
   async close (): Promise<void> {
+    while (this.#writing || this.#waiting.length > 0) await new Promise(resolve => setImmediate(resolve))
     await this.db.close()
   }
 }

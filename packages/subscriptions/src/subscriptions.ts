@@ -98,6 +98,7 @@ export class Subscriptions {
       await this.deps.store.write([ops.subscription(queue.state)])
     } catch (err) {
       this.#queues.delete(name)
+      queue.close()
       throw err
     }
     this.#startPushing(queue)
@@ -154,9 +155,10 @@ export class Subscriptions {
   }
 
   async delete (user: string, name: string): Promise<void> {
-    this.get(user, name)
+    const queue = this.get(user, name)
     this.#queues.delete(name)
     await this.#stopPushing(name)
+    queue.close()
     for (const close of this.#streamReaders.get(name) ?? []) close()
     this.#streamReaders.delete(name)
     await this.deps.store.write(await this.deps.store.deleteOps(name))
@@ -177,6 +179,8 @@ export class Subscriptions {
 
   async close (): Promise<void> {
     await Promise.all([...this.#workers.keys()].map(async name => { await this.#stopPushing(name) }))
+    this.deps.push?.sender.close()
+    for (const queue of this.#queues.values()) queue.close()
     await this.deps.store.close()
   }
 

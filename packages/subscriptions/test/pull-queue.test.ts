@@ -168,3 +168,26 @@ t.test('a creation request is checked field by field', async t => {
   }
   t.same(request({}).spec, { name: 'ci', topics: ['gerrit/#'], type: 'pull', ackDeadlineMs: 60_000, retentionMs: 7 * DAY, ordered: false })
 })
+
+t.test('the live tail: pulls racing appends get each event of theirs once, in journal order', async t => {
+  const { open, journal } = await setUp(t)
+  const queue = await (await open()).create('alice', request({ ackDeadline: 600 }))
+  const got: number[] = []
+  const expected: number[] = []
+  let appending = true
+  const appends = (async () => {
+    for (let round = 0; round < 40; round++) {
+      // 50 at once: announced in group-commit batches, some while a pull is reading
+      const entries = await Promise.all(Array.from({ length: 50 }, async (_, i) =>
+        await journal.append({ topic: (round + i) % 3 === 0 ? 'launchpad/bug' : 'gerrit/change', payload: Buffer.from('{}'), qos: 1, retain: false, json: true })))
+      for (const entry of entries) if (entry.topic.startsWith('gerrit/')) expected.push(entry.offset)
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    appending = false
+  })()
+  while (appending) got.push(...offsets(await queue.pull(7)))
+  await appends
+  for (let batch = await queue.pull(100); batch.length > 0; batch = await queue.pull(100)) got.push(...offsets(batch))
+  t.equal(got.length, expected.length)
+  t.same(got, expected.sort((a, b) => a - b), 'each once, in order')
+})

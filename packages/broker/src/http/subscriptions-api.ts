@@ -160,8 +160,11 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     const max = wholeNumber(body, 'max', 100, 1, MAX_PULL)
     const waitSeconds = wholeNumber(body, 'waitSeconds', 0, 0, MAX_WAIT_SECONDS)
     const gone = new AbortController()
-    request.raw.socket.once('close', () => gone.abort())
-    const deliveries = await pullWaiting(queue, journal, max, waitSeconds * 1000, gone.signal)
+    const socket = request.raw.socket
+    const onClose = (): void => { gone.abort() }
+    socket.once('close', onClose)
+    // a kept-alive connection carries many pulls: each takes its listener off again
+    const deliveries = await pullWaiting(queue, journal, max, waitSeconds * 1000, gone.signal).finally(() => { socket.off('close', onClose) })
     // written as text: a JSON payload goes in as it is, not parsed and serialised again
     const items = deliveries.map(d => `{"ackId":"${d.ackId}","delivery":${d.delivery},${envelopeJson(d.entry).slice(1)}`)
     return await reply.type('application/json; charset=utf-8').send(`[${items.join(',')}]`)
