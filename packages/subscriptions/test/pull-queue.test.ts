@@ -174,7 +174,7 @@ t.test('the live tail: pulls racing appends get each event of theirs once, in jo
   const queue = await (await open()).create('alice', request({ ackDeadline: 600 }))
   const got: number[] = []
   const expected: number[] = []
-  let appending = true
+  const state = { appending: true }
   const appends = (async () => {
     for (let round = 0; round < 40; round++) {
       // 50 at once: announced in group-commit batches, some while a pull is reading
@@ -183,9 +183,9 @@ t.test('the live tail: pulls racing appends get each event of theirs once, in jo
       for (const entry of entries) if (entry.topic.startsWith('gerrit/')) expected.push(entry.offset)
       await new Promise(resolve => setImmediate(resolve))
     }
-    appending = false
+    state.appending = false
   })()
-  while (appending) got.push(...offsets(await queue.pull(7)))
+  while (state.appending) got.push(...offsets(await queue.pull(7)))
   await appends
   for (let batch = await queue.pull(100); batch.length > 0; batch = await queue.pull(100)) got.push(...offsets(batch))
   t.equal(got.length, expected.length)
