@@ -7,7 +7,7 @@ import t from 'tap'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { Webhook } from 'standardwebhooks'
 import { BrokerProcess } from './helpers/broker-process.js'
-import { run } from './helpers/mosquitto.js'
+import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { freePort } from './helpers/ports.js'
 import { FIREHOSE_BIN, REPO } from './helpers/repo.js'
 import { sleep, waitFor } from './helpers/wait.js'
@@ -187,6 +187,46 @@ t.test('410 Gone disables the subscription (and enable resumes it); another 4xx 
   await publish('gerrit/ref-updated', ['{"n":3}'])
   await waitFor('a dead letter', async () => (await api('GET', '/v1/subscriptions/gone')).json.deadLetters === 1, 20_000)
   t.match((await api('GET', '/v1/subscriptions/gone/dead-letters')).json.deadLetters, [{ reason: /HTTP 400/, deliveries: 1, event: { payload: { n: 3 } } }])
+})
+
+t.test('a slow receiver: at most subscriptions.push.concurrency POSTs at once, and MQTT subscribers do not wait for it', async t => {
+  let secret = ''
+  let endpoint = ''
+  let open = 0
+  let most = 0
+  const receiver = await nodeReceiver(() => secret, () => endpoint, () => 204)
+  // every answer 300 ms late: count the requests open at once
+  receiver.server.prependListener('request', (_req, res) => {
+    open++
+    most = Math.max(most, open)
+    const writeHead = res.writeHead.bind(res)
+    const end = res.end.bind(res)
+    res.writeHead = ((...args: Parameters<typeof res.writeHead>) => {
+      setTimeout(() => {
+        open--
+        writeHead(...args)
+        end()
+      }, 300)
+      return res
+    }) as typeof res.writeHead
+    res.end = (() => res) as typeof res.end
+  })
+  endpoint = `http://127.0.0.1:${receiver.port}/slow`
+  const created = await api('POST', '/v1/subscriptions', { name: 'slow', topics: ['gerrit/slow'], type: 'push', push: { endpoint } })
+  secret = created.json.secret
+  const mqtt = new MosquittoSub(['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-t', 'gerrit/slow', '-u', 'alice', '-P', USERS.alice, '-q', '1'])
+  t.teardown(() => { mqtt.stop() })
+  await sleep(500)
+  const started = Date.now()
+  await publish('gerrit/slow', Array.from({ length: 20 }, (_, i) => JSON.stringify({ i })))
+  await mqtt.waitForLines(20)
+  const mqttMs = Date.now() - started
+  await waitFor('20 slow pushes acked', async () => (await api('GET', '/v1/subscriptions/slow')).json.counters.pushOk >= 20, 30_000)
+  const pushMs = Date.now() - started
+  t.equal((await api('GET', '/v1/subscriptions/slow')).json.counters.pushFailed, 0, 'slow, not failed: nothing timed out')
+  t.ok(most <= 4, `at most 4 POSTs open at once: ${most}`)
+  t.ok(mqttMs < pushMs / 2, `the MQTT subscriber had all 20 after ${mqttMs} ms, the slow receiver after ${pushMs} ms`)
+  await api('DELETE', '/v1/subscriptions/slow')
 })
 
 t.test('refusals: an endpoint outside allowedEndpoints, a push without endpoint, pulling a push subscription', async t => {
