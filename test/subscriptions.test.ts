@@ -118,13 +118,17 @@ t.test('10,000 events pulled and acked in batches, across a broker SIGKILL: ever
   t.equal(await broker.metric('firehose_subscriptions'), 1)
 })
 
-t.test('long poll: a pull waiting for events gets one published while it waits', async t => {
+t.test('long poll: a pull waiting for events gets one published while it waits; the totals count it', async t => {
+  const totals = async (): Promise<number[]> => await Promise.all(['events_triggered_total', 'store_ok_total'].map(async m => await broker.metric(`firehose_subscriptions_${m}`)))
+  const before = await totals()
   const waiting = pull('alice', 'ci', 10, 10)
   await sleep(300)
   await publish('gerrit/comment-added', ['{"late":true}'])
+  await publish('launchpad/bug-filed', ['{"for":"nobody"}']) // no subscription's: not counted
   const got = await waiting
   t.same(got.map(m => m.payload), [{ late: true }])
   await ack('alice', 'ci', got)
+  t.same((await totals()).map((n, i) => n - before[i]!), [1, 1], 'one event triggered, stored for one subscription')
 })
 
 t.test('nack, maxDeliveries, dead letters and their replay; seek', async t => {

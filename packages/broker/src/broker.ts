@@ -127,7 +127,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   // innermost: it takes the counter Aedes' own publish is about to give the message
   if (cluster !== undefined) publishQos2Once(broker, recordedWithPublish)
   orderPublishesPerClient(broker)
-  if (journal !== undefined && config.journal !== false) journalBeforePublish(broker, { journal, topics: config.journal.topics, sessions: ctx.sessions, stats, logger })
+  if (journal !== undefined && config.journal !== false) journalBeforePublish(broker, { journal, topics: config.journal.topics, sessions: ctx.sessions, stats, logger, ...(subscriptions === undefined ? {} : { onAppendFailed: (topic: string) => { subscriptions.appendFailed(topic) } }) })
   const publishedBeforePuback = new WeakSet<PublishPacket>()
   dropDeniedPublishes(broker, ctx.denied, publishedBeforePuback)
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
@@ -206,7 +206,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
           guard,
           listeners: () => config.listeners,
           ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open }),
-          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all(), pushing: (name: string) => subscriptions.pushing(name) })
+          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all(), pushing: (name: string) => subscriptions.pushing(name), eventTotals: () => subscriptions.totals })
         }),
         logger,
         health: () => ({ ok: !broker.closed, clients: broker.connectedClients, listeners: listeners.map(l => ({ name: l.config.name, port: l.port })) })

@@ -17,3 +17,16 @@ export interface SubscriptionCounters {
 }
 
 export const newCounters = (): SubscriptionCounters => ({ delivered: 0, redelivered: 0, acked: 0, nacked: 0, deadLettered: 0, expired: 0, pushOk: 0, pushFailed: 0 })
+
+/**
+ * Totals over every subscription, as an object-store pubsub counts them: events that reached
+ * at least one subscription (`eventTriggered`), events that would have and could not be stored
+ * (`eventLost`: the journal append failed), and (event, subscription) pairs stored or not.
+ * `pushOk`, `pushFailed` and `pushPending` are summed from the subscriptions when read.
+ */
+export interface EventTotals {
+  eventTriggered: number
+  eventLost: number
+  storeOk: number
+  storeFailed: number
+}

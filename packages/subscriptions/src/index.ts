@@ -1,5 +1,5 @@
 export { ackIdOf, parseAckId } from './ack-id.js'
-export type { SubscriptionCounters } from './counters.js'
+export type { SubscriptionCounters, EventTotals } from './counters.js'
 export { PullQueue, type Delivery } from './pull-queue.js'
 export { NAME, parseSubscriptionRequest, SpecError, type StartAt, type SubscriptionRequest, type SubscriptionSpec } from './spec.js'
 export { SubscriptionStore, type DeadLetter, type Lease, type StoredSubscription } from './store.js'

@@ -51,11 +51,8 @@ export class PullQueue {
 
   /** who hears of new events for this subscription (a push worker) */
   readonly #listeners = new Set<() => void>()
-  readonly #unsubscribe: () => void
 
-  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {
-    this.#unsubscribe = deps.journal.onAppended(entries => { this.#appended(entries) })
-  }
+  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {}
 
   /** Calls `listener` when events for this subscription are appended; returns the stop. */
   onNew (listener: () => void): () => void {
@@ -63,31 +60,36 @@ export class PullQueue {
     return () => { this.#listeners.delete(listener) }
   }
 
-  /** Stops following the journal (the subscription is deleted, or the broker stops). */
+  /** No one hears of new events any more (the subscription is deleted, or the broker stops). */
   close (): void {
-    this.#unsubscribe()
     this.#listeners.clear()
   }
 
+  /** Whether an entry is for this subscription (its filters, its owner's ACL). */
+  accepts (entry: JournalEntry): boolean {
+    return this.#accepts()(entry)
+  }
+
   /**
-   * Appended entries: a subscription that has read the journal up to them takes its own from
-   * them as they come, instead of reading pages of everybody's events again (the live tail).
-   * One that is behind, or holds AHEAD_MAX unread, leaves them to be read when it pulls.
+   * Appended entries (the manager hands each announcement to every subscription): one that has
+   * read the journal up to them takes its own from them as they come, instead of reading pages of
+   * everybody's events again (the live tail); one that is behind, or holds AHEAD_MAX unread,
+   * leaves them to be read when it pulls. Marks in `matched` the entries that are its own, and
+   * returns how many.
    */
-  #appended (entries: readonly JournalEntry[]): void {
+  appended (entries: readonly JournalEntry[], matched: Uint8Array): number {
     const accepts = this.#accepts()
-    let mine = false
-    if (!this.#reading && this.#scanned === entries[0]!.offset && this.#ahead.length - this.#aheadAt < AHEAD_MAX) {
-      for (const entry of entries) {
-        if (!accepts(entry)) continue
-        this.#ahead.push(entry)
-        mine = true
-      }
-      this.#scanned = entries[entries.length - 1]!.offset + 1
-    } else {
-      mine = entries.some(accepts)
+    const take = !this.#reading && this.#scanned === entries[0]!.offset && this.#ahead.length - this.#aheadAt < AHEAD_MAX
+    let mine = 0
+    for (let i = 0; i < entries.length; i++) {
+      if (!accepts(entries[i]!)) continue
+      matched[i] = 1
+      mine++
+      if (take) this.#ahead.push(entries[i]!)
     }
-    if (mine) for (const listener of this.#listeners) listener()
+    if (take) this.#scanned = entries[entries.length - 1]!.offset + 1
+    if (mine > 0) for (const listener of this.#listeners) listener()
+    return mine
   }
 
   get name (): string {

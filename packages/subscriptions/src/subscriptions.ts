@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Journal, JournalEntry } from '@firehose/journal'
+import type { EventTotals } from './counters.js'
 import { PullQueue } from './pull-queue.js'
 import type { PushSender } from './push-sender.js'
 import { PushWorker } from './push-worker.js'
@@ -50,6 +51,9 @@ export class SubscriptionError extends Error {
 export class Subscriptions {
   readonly #queues = new Map<string, PullQueue>()
   readonly #workers = new Map<string, PushWorker>()
+  /** event_triggered, event_lost, store_ok, store_fail */
+  readonly totals: EventTotals = { eventTriggered: 0, eventLost: 0, storeOk: 0, storeFailed: 0 }
+  #unsubscribe: () => void = () => {}
   /** open readers of stream subscriptions, by name: closed when the subscription is deleted */
   readonly #streamReaders = new Map<string, Set<() => void>>()
   readonly #now: () => number
@@ -60,6 +64,7 @@ export class Subscriptions {
 
   static async open (deps: SubscriptionsDeps): Promise<Subscriptions> {
     const subscriptions = new Subscriptions(deps)
+    subscriptions.#unsubscribe = deps.journal.onAppended(entries => { subscriptions.#appended(entries) })
     for (const state of await deps.store.loadAll()) {
       const queue = subscriptions.#queue(state)
       subscriptions.#queues.set(state.spec.name, queue)
@@ -103,6 +108,23 @@ export class Subscriptions {
     }
     this.#startPushing(queue)
     return queue
+  }
+
+  /** An event the journal could not take: counted against the subscriptions it would have reached. */
+  appendFailed (topic: string): void {
+    const entry = { offset: 0, timestamp: this.#now(), topic, payload: Buffer.alloc(0), qos: 0 as const, retain: false }
+    let would = 0
+    for (const queue of this.#queues.values()) if (queue.accepts(entry)) would++
+    this.totals.storeFailed += would
+    if (would > 0) this.totals.eventLost++
+  }
+
+  /** One announcement of the journal, handed to every subscription; the totals counted on the way. */
+  #appended (entries: readonly JournalEntry[]): void {
+    if (this.#queues.size === 0) return
+    const matched = new Uint8Array(entries.length)
+    for (const queue of this.#queues.values()) this.totals.storeOk += queue.appended(entries, matched)
+    for (const m of matched) this.totals.eventTriggered += m
   }
 
   /** Starts pushing again after the endpoint said 410 Gone (the owner has fixed it). */
@@ -178,6 +200,7 @@ export class Subscriptions {
   }
 
   async close (): Promise<void> {
+    this.#unsubscribe()
     await Promise.all([...this.#workers.keys()].map(async name => { await this.#stopPushing(name) }))
     this.deps.push?.sender.close()
     for (const queue of this.#queues.values()) queue.close()

@@ -191,3 +191,16 @@ t.test('the live tail: pulls racing appends get each event of theirs once, in jo
   t.equal(got.length, expected.length)
   t.same(got, expected.sort((a, b) => a - b), 'each once, in order')
 })
+
+t.test('totals: events triggered and stored per subscription as they are appended; lost when the journal fails them', async t => {
+  const { open, publish } = await setUp(t)
+  const subscriptions = await open()
+  await subscriptions.create('alice', request({ name: 'a', topics: ['gerrit/#'] }))
+  await subscriptions.create('bob', request({ name: 'b', topics: ['gerrit/change'] }))
+  await publish('gerrit/change', 2) // both
+  await publish('gerrit/other', 1) // a only
+  await publish('launchpad/bug', 1) // neither
+  subscriptions.appendFailed('gerrit/change') // would have reached both
+  subscriptions.appendFailed('launchpad/bug') // would have reached none: not lost
+  t.same(subscriptions.totals, { eventTriggered: 3, eventLost: 1, storeOk: 5, storeFailed: 2 })
+})

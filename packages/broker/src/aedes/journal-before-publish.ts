@@ -14,6 +14,8 @@ export interface JournalBeforePublishDeps {
   sessions: WeakMap<Client, Session>
   stats: BrokerStats
   logger: Logger
+  /** an event that could not be journaled, by topic (the subscriptions count what it would have reached) */
+  onAppendFailed?: (topic: string) => void
 }
 
 type ClientPersistence = (client: Client, packet?: PublishPacket) => Promise<unknown>
@@ -66,17 +68,18 @@ export function journalBeforePublish (broker: Aedes, deps: JournalBeforePublishD
     const appended = deps.journal.append({ topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, json: isJsonText(payload), ...(user === undefined ? {} : { user }) }, inFlight)
     if (packet.qos === 0) {
       // nothing to acknowledge: published at once, journaled meanwhile (its offset is already taken, in order)
-      appended.catch((err: Error) => { failed(err, 'journal append failed for a QoS 0 message: it is missing from history') })
+      appended.catch((err: Error) => { failed(err, 'journal append failed for a QoS 0 message: it is missing from history', packet.topic) })
       publish(packet, client, done)
       return
     }
     appended.then(() => { publish(packet, client, done) }, (err: Error) => {
-      failed(err, 'journal append failed: the publish is refused')
+      failed(err, 'journal append failed: the publish is refused', packet.topic)
       done?.(err)
     })
   }
-  const failed = (err: Error, message: string): void => {
+  const failed = (err: Error, message: string, topic: string): void => {
     deps.stats.journalFailures++
+    deps.onAppendFailed?.(topic)
     deps.logger.error({ event: 'journal.append-failed', err: err.message }, message)
   }
 

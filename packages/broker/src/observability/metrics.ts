@@ -1,7 +1,7 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { JournalBounds } from '@firehose/journal'
-import type { PullQueue, SubscriptionCounters } from '@firehose/subscriptions'
+import type { EventTotals, PullQueue, SubscriptionCounters } from '@firehose/subscriptions'
 import type { ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
 import type { BrokerStats } from './stats.js'
@@ -18,6 +18,8 @@ export interface MetricsDeps {
   /** the subscriptions, when the broker serves them, and each one's POSTs in flight */
   subscriptions?: () => readonly PullQueue[]
   pushing?: (name: string) => number
+  /** event_triggered, event_lost, store_ok, store_fail */
+  eventTotals?: () => EventTotals
 }
 
 /** Per-subscription counters: metric name, help, the counter it reads. */
@@ -36,7 +38,7 @@ const SUBSCRIPTION_COUNTERS: Array<[string, string, keyof SubscriptionCounters]>
  * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
  * the message path. One registry per broker, no global state.
  */
-export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing }: MetricsDeps): Registry {
+export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing, eventTotals }: MetricsDeps): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
@@ -84,7 +86,21 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
       registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
     }
   }
-  if (subscriptions !== undefined) registerSubscriptionMetrics(registry, subscriptions, journal, pushing ?? (() => 0))
+  if (subscriptions !== undefined) {
+    registerSubscriptionMetrics(registry, subscriptions, journal, pushing ?? (() => 0))
+    // the seven totals of an object-store pubsub, over every subscription
+    const totals = eventTotals ?? (() => ({ eventTriggered: 0, eventLost: 0, storeOk: 0, storeFailed: 0 }))
+    const sum = (key: 'pushOk' | 'pushFailed'): number => subscriptions().reduce((n, queue) => n + queue.counters[key], 0)
+    counters.push(
+      ['firehose_subscriptions_events_triggered_total', 'Events that reached at least one subscription (event_triggered)', () => totals().eventTriggered],
+      ['firehose_subscriptions_events_lost_total', 'Events for at least one subscription that could not be journaled (event_lost)', () => totals().eventLost],
+      ['firehose_subscriptions_store_ok_total', 'Events kept for a subscription, once per subscription (store_ok)', () => totals().storeOk],
+      ['firehose_subscriptions_store_failed_total', 'Events a subscription would have had, not journaled (store_fail)', () => totals().storeFailed],
+      ['firehose_subscriptions_push_ok_total', 'Push POSTs answered 2xx, all subscriptions (push_ok)', () => sum('pushOk')],
+      ['firehose_subscriptions_push_failed_total', 'Push POSTs that failed, all subscriptions (push_fail)', () => sum('pushFailed')]
+    )
+    registry.registerMetric(new Gauge({ name: 'firehose_subscriptions_push_pending', help: 'Push POSTs in flight, all subscriptions (push_pending)', registers: [], collect () { this.set(subscriptions().reduce((n, queue) => n + (pushing?.(queue.name) ?? 0), 0)) } }))
+  }
   for (const [name, help, read] of counters) {
     registry.registerMetric(new Counter({
       name,
