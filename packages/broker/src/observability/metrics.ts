@@ -117,34 +117,23 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
 
 /** Counters and gauges per subscription (label `subscription`); a deleted one disappears. */
 function registerSubscriptionMetrics (registry: Registry, subscriptions: () => readonly PullQueue[], journal: (() => JournalBounds) | undefined, pushing: (name: string) => number): void {
-  const labelNames = ['subscription']
-  for (const [name, help, key] of SUBSCRIPTION_COUNTERS) {
-    registry.registerMetric(new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [],
-      collect () {
-        this.reset()
-        for (const queue of subscriptions()) this.inc({ subscription: queue.name }, queue.counters[key])
-      }
-    }))
-  }
-  const gauges: Array<[string, string, (queue: PullQueue) => number]> = [
-    ['firehose_subscription_outstanding', 'Events pulled and not acked yet', queue => queue.outstanding],
-    ['firehose_subscription_dead_letters', 'Events in the dead letters', queue => queue.state.deadLetters.size],
-    ['firehose_subscription_push_pending', 'Push: POSTs in flight, not yet answered', queue => pushing(queue.name)],
-    ['firehose_subscription_unread_entries', 'Journal entries the subscription has not looked at yet (of any topic)', queue => Math.max(0, (journal?.().last ?? 0) - queue.state.next + 1)]
+  const series: Array<[typeof Counter | typeof Gauge, string, string, (queue: PullQueue) => number]> = [
+    ...SUBSCRIPTION_COUNTERS.map(([name, help, key]): [typeof Counter, string, string, (queue: PullQueue) => number] => [Counter, name, help, queue => queue.counters[key]]),
+    [Gauge, 'firehose_subscription_outstanding', 'Events pulled and not acked yet', queue => queue.outstanding],
+    [Gauge, 'firehose_subscription_dead_letters', 'Events in the dead letters', queue => queue.state.deadLetters.size],
+    [Gauge, 'firehose_subscription_push_pending', 'Push: POSTs in flight, not yet answered', queue => pushing(queue.name)],
+    [Gauge, 'firehose_subscription_unread_entries', 'Journal entries the subscription has not looked at yet (of any topic)', queue => Math.max(0, (journal?.().last ?? 0) - queue.state.next + 1)]
   ]
-  for (const [name, help, read] of gauges) {
-    registry.registerMetric(new Gauge({
+  for (const [Metric, name, help, read] of series) {
+    registry.registerMetric(new Metric({
       name,
       help,
-      labelNames,
+      labelNames: ['subscription'],
       registers: [],
+      // counters and gauges alike: emptied, then each subscription's value added
       collect () {
         this.reset()
-        for (const queue of subscriptions()) this.set({ subscription: queue.name }, read(queue))
+        for (const queue of subscriptions()) this.inc({ subscription: queue.name }, read(queue))
       }
     }))
   }
