@@ -22,8 +22,12 @@ export interface Delivery {
 
 /** Entries read from the journal per page while looking for new events (those of the subscription are kept until handed out). */
 const PAGE = 250
-/** Unread entries a subscription takes from the live tail before it leaves them to its next read */
-const AHEAD_MAX = 1000
+/**
+ * Unread entries a subscription takes from the live tail before it leaves them to its next read:
+ * enough for a push worker that keeps up, little for a pull subscription nobody pulls (each
+ * entry holds its payload).
+ */
+const AHEAD_MAX = 100
 /** ms a subscription's filter is kept: its owner's ACL, reloaded, applies within this */
 const FILTER_TTL_MS = 1000
 
