@@ -1,7 +1,7 @@
 export { ackIdOf, parseAckId } from './ack-id.js'
 export type { SubscriptionCounters, EventTotals } from './counters.js'
 export { PullQueue, type Delivery } from './pull-queue.js'
-export { NAME, parseSubscriptionRequest, SpecError, type StartAt, type SubscriptionRequest, type SubscriptionSpec } from './spec.js'
+export { NAME, parseSubscriptionRequest, SpecError, START_AT_PROBLEM, startAtOf, type StartAt, type SubscriptionRequest, type SubscriptionSpec } from './spec.js'
 export { SubscriptionStore, type DeadLetter, type Lease, type StoredSubscription } from './store.js'
 export { DEFAULT_MAX_DELIVERIES, SubscriptionError, Subscriptions, type PushDeps, type SubscriptionsDeps } from './subscriptions.js'
 export { PushSender, TOKEN_LIFETIME_SECONDS, type PushSenderOptions, type SigningKey } from './push-sender.js'

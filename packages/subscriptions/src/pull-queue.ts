@@ -8,7 +8,7 @@ export interface PullQueueDeps {
   store: SubscriptionStore
   /** ms since the epoch */
   now: () => number
-  /** the subscription's filters and its owner's read ACL as they stand (made anew for each pull: the ACL may be reloaded) */
+  /** the subscription's filters and its owner's read ACL as they stand (made anew every FILTER_TTL_MS: the ACL may be reloaded) */
   filter: () => (entry: JournalEntry) => boolean
 }
 

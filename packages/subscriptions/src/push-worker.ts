@@ -1,4 +1,3 @@
-import type { Journal } from '@firehose/journal'
 import type { Delivery, PullQueue } from './pull-queue.js'
 import type { SubscriptionSpec } from './spec.js'
 
@@ -10,7 +9,6 @@ export type PushOutcome =
   | { kind: 'reject', reason: string }
 
 export interface PushWorkerDeps {
-  journal: Journal
   send: (delivery: Delivery, spec: SubscriptionSpec) => Promise<PushOutcome>
   /** ms before the next attempt after the n-th failed one (the last step repeats) */
   retrySchedule: readonly number[]

@@ -41,6 +41,20 @@ export interface SubscriptionSpec {
   created: number
 }
 
+/** What a start that is none of the four forms is told. */
+export const START_AT_PROBLEM = 'is not "now", "earliest", an offset or an ISO 8601 date'
+
+/**
+ * A start as the API takes it (a creation's `startAt`, a seek's `to`): "now", "earliest", an
+ * offset, or text `parseText` reads (an offset, a ms timestamp, an ISO 8601 date); undefined
+ * when it is none of those.
+ */
+export function startAtOf (value: unknown, parseText: (text: string) => StartAt | undefined): StartAt | undefined {
+  if (value === 'now' || value === 'earliest') return { from: value }
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? { offset: value } : undefined
+  return typeof value === 'string' ? parseText(value) : undefined
+}
+
 /** A request the API refuses: `field: problem`, for a 400. */
 export class SpecError extends Error {}
 
@@ -90,15 +104,9 @@ export function parseSubscriptionRequest (body: unknown, isValidFilter: (filter:
       push = { endpoint: r.push.endpoint, audience: r.push.audience ?? r.push.endpoint, format: r.push.format }
     }
   } else if (r.push !== undefined) problems.push(`push: only for "type": "push" (this one is "${r.type}")`)
-  let startAt: StartAt
-  if (r.startAt === 'now' || r.startAt === 'earliest') startAt = { from: r.startAt }
-  else if (typeof r.startAt === 'number') startAt = { offset: r.startAt }
-  else {
-    const parsed = parseStart(r.startAt)
-    if (parsed === undefined) problems.push(`startAt: ${JSON.stringify(r.startAt)} is not "now", "earliest", an offset or an ISO 8601 date`)
-    startAt = parsed ?? { from: 'now' }
-  }
-  if (problems.length > 0) throw new SpecError(problems.join('; '))
+  const startAt = startAtOf(r.startAt, parseStart)
+  if (startAt === undefined) problems.push(`startAt: ${JSON.stringify(r.startAt)} ${START_AT_PROBLEM}`)
+  if (problems.length > 0 || startAt === undefined) throw new SpecError(problems.join('; '))
   return {
     spec: {
       name: r.name,

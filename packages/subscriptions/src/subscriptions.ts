@@ -211,7 +211,6 @@ export class Subscriptions {
     const { push } = this.deps
     if (push === undefined || queue.state.spec.push === undefined || queue.state.disabled !== undefined || this.#workers.has(queue.name)) return
     const worker = new PushWorker(queue, {
-      journal: this.deps.journal,
       send: async (delivery, spec) => await push.sender.send(delivery, spec),
       retrySchedule: push.retrySchedule,
       concurrency: queue.state.spec.ordered ? 1 : push.concurrency,

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Journal, JournalEntry } from '@firehose/journal'
-import { parseSubscriptionRequest, SpecError, SubscriptionError, type PullQueue, type StartAt, type Subscriptions } from '@firehose/subscriptions'
+import type { Journal } from '@firehose/journal'
+import { parseSubscriptionRequest, SpecError, START_AT_PROBLEM, startAtOf, SubscriptionError, type PullQueue, type Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
 import { isValidFilter } from '../auth/topic-filter.js'
 import { envelopeJson, envelopeOf } from './envelope.js'
@@ -18,12 +18,6 @@ const BODY_LIMIT = 64 * 1024
 const MAX_PULL = 1000
 const MAX_WAIT_SECONDS = 60
 const DAY = 86_400_000
-
-/** A start as the API writes it: "now", "earliest", an offset, or text as history's `since`. */
-export function parseStart (text: string): StartAt | undefined {
-  const start = parseSince(text)
-  return start === undefined ? undefined : 'offset' in start ? { offset: start.offset } : { timestamp: start.timestamp }
-}
 
 /** Where a stream subscription is read, as seen from the request that asks (its host, ws or wss). */
 function streamLocation (request: FastifyRequest, id: string): string {
@@ -110,11 +104,6 @@ async function pullWaiting (queue: PullQueue, journal: Journal, max: number, wai
   }
 }
 
-const envelope = (entry: JournalEntry): Record<string, unknown> => {
-  const { offset, timestamp, topic, ...payload } = envelopeOf(entry)
-  return { offset, timestamp, topic, ...payload }
-}
-
 /**
  * /v1/subscriptions: each authenticated user's pull subscriptions (docs/subscriptions.md).
  * Another user's subscription is "not found" (404) unless the user is an admin.
@@ -133,7 +122,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
 
   app.post('/v1/subscriptions', options, async (request, reply) => {
     const user = await userOf(request, access)
-    const parsed = parseSubscriptionRequest(request.body, isValidFilter, parseStart)
+    const parsed = parseSubscriptionRequest(request.body, isValidFilter, parseSince)
     parsed.spec.topics.forEach((filter, i) => {
       if (!user.access.canSubscribe(filter)) throw new HttpError(403, `topics[${i}]: ${JSON.stringify(filter)} may not be read by ${user.username}`)
     })
@@ -180,10 +169,8 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
   app.post('/v1/subscriptions/:name/seek', options, async request => {
     const queue = await queueOf(request)
     const to = objectBody(request.body).to
-    const start: StartAt | undefined = to === 'now' || to === 'earliest'
-      ? { from: to }
-      : typeof to === 'number' && Number.isSafeInteger(to) && to >= 0 ? { offset: to } : typeof to === 'string' ? parseStart(to) : undefined
-    if (start === undefined) throw new HttpError(400, `to: ${JSON.stringify(to)} is not "now", "earliest", an offset or an ISO 8601 date`)
+    const start = startAtOf(to, parseSince)
+    if (start === undefined) throw new HttpError(400, `to: ${JSON.stringify(to)} ${START_AT_PROBLEM}`)
     if (queue.state.spec.type === 'stream') throw new HttpError(400, `"${queue.name}" is a stream subscription: its readers choose where to start (X-StreamOffsetFrom*)`)
     await queue.seek(await subscriptions.startOffset(start))
     return show(queue, request)
@@ -202,7 +189,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     const letters = []
     for (const [offset, letter] of [...queue.state.deadLetters].sort((a, b) => a[0] - b[0])) {
       const [entry] = await journal.read(offset, 1)
-      letters.push({ offset, deliveries: letter.deliveries, reason: letter.reason, at: new Date(letter.at).toISOString(), event: entry?.offset === offset ? envelope(entry) : null })
+      letters.push({ offset, deliveries: letter.deliveries, reason: letter.reason, at: new Date(letter.at).toISOString(), event: entry?.offset === offset ? envelopeOf(entry) : null })
     }
     return { deadLetters: letters }
   })

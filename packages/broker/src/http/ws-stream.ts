@@ -82,9 +82,8 @@ export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, 
       // a stream subscription: whoever holds its id reads what its owner may read on its topics
       const queue = deps.subscriptions?.byStreamId(decodeURIComponent(url.pathname.slice(EVENT_STREAM_PATH.length)))
       if (queue === undefined) throw new HttpError(404, 'no such event stream')
-      const { owner, topics, name } = queue.state.spec
-      accept = entryFilter(topics, { username: owner, access: deps.access.rulesFor({ username: owner, clientId: '' }), ip })
-      attach = close => deps.subscriptions!.attachStreamReader(name, close)
+      accept = entry => queue.accepts(entry)
+      attach = close => deps.subscriptions!.attachStreamReader(queue.name, close)
     } else {
       const reader = await readerOf(req, deps.access)
       ip = reader.ip
