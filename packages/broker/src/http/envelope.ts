@@ -40,7 +40,7 @@ export function envelopeOf (entry: JournalEntry, withUser = false): Envelope {
 }
 
 /** An envelope's JSON text up to its payload: `{"offset":...,"timestamp":...,"topic":"...",` */
-export const envelopeHead = (entry: JournalEntry, topicJson = JSON.stringify(entry.topic)): string => `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${topicJson},`
+const envelopeHead = (entry: JournalEntry, topicJson = JSON.stringify(entry.topic)): string => `{"offset":${entry.offset},"timestamp":${entry.timestamp},"topic":${topicJson},`
 
 /**
  * An envelope's JSON text, written directly: a payload that is JSON (as found when it was
@@ -62,19 +62,27 @@ export function envelopeJson (entry: JournalEntry): string {
   return `${head}"payload":${JSON.stringify(text)}}`
 }
 
-const FRAME_TAIL = Buffer.from('}\n\n')
-export const hasLineBreak = (bytes: Buffer): boolean => bytes.includes(0x0a) || bytes.includes(0x0d)
+/** What closes a frame whose JSON payload went in as its own bytes. */
+export const FRAME_TAIL = '}\n\n'
+const FRAME_TAIL_BYTES = Buffer.from(FRAME_TAIL)
+const hasLineBreak = (bytes: Buffer): boolean => bytes.includes(0x0a) || bytes.includes(0x0d)
 
 /**
- * One entry's SSE frame (`id:`, `event: message`, `data:` and the envelope) as byte parts: a
- * JSON payload without line breaks is one of them as it is, never decoded or encoded again.
+ * One entry's SSE frame (`id:`, `event: message`, `data:` and the envelope): all of it as text
+ * in `head`, except a JSON payload without line breaks, which is `payload` — its own bytes, never
+ * decoded or encoded again — to write between `head` and FRAME_TAIL. `topicJson`: the topic's
+ * JSON text, when the caller has it already.
  */
-export function sseFrameParts (entry: JournalEntry): Buffer[] {
+export function sseFrame (entry: JournalEntry, topicJson?: string): { head: string, payload?: Buffer } {
   const id = `id: ${entry.offset}\nevent: message\ndata: `
-  if (entry.json === true && !hasLineBreak(entry.payload)) {
-    return [Buffer.from(`${id}${envelopeHead(entry)}"payload":`), entry.payload, FRAME_TAIL]
-  }
-  return [Buffer.from(`${id}${envelopeJson(entry)}\n\n`)]
+  if (entry.json === true && !hasLineBreak(entry.payload)) return { head: `${id}${envelopeHead(entry, topicJson)}"payload":`, payload: entry.payload }
+  return { head: `${id}${envelopeJson(entry)}\n\n` }
+}
+
+/** One entry's SSE frame as byte parts. */
+export function sseFrameParts (entry: JournalEntry): Buffer[] {
+  const { head, payload } = sseFrame(entry)
+  return payload === undefined ? [Buffer.from(head)] : [Buffer.from(head), payload, FRAME_TAIL_BYTES]
 }
 
 /** One SSE frame per live entry object, shared by every live reader of it (history is framed by each reader's SseOutput). */

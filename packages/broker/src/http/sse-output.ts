@@ -1,9 +1,8 @@
 import type { JournalEntry } from '@firehose/journal'
-import { envelopeHead, envelopeJson, hasLineBreak } from './envelope.js'
+import { FRAME_TAIL, sseFrame } from './envelope.js'
 
 /** Bytes of history frames per buffer handed to the socket. */
 const CHUNK = 256 * 1024
-const TAIL = '}\n\n'
 
 /**
  * One SSE reader's unsent frames. History is framed straight into large buffers of this
@@ -39,20 +38,14 @@ export class SseOutput {
   /** Frames an entry of history (this reader's own copy). */
   add (entry: JournalEntry): void {
     this.#closeLive()
-    const id = `id: ${entry.offset}\nevent: message\ndata: `
-    if (entry.json === true && !hasLineBreak(entry.payload)) {
-      if (entry.topic !== this.#topic) this.#topicJson = JSON.stringify(this.#topic = entry.topic)
-      const head = `${id}${envelopeHead(entry, this.#topicJson)}"payload":`
-      // UTF-8 takes at most 3 bytes per UTF-16 unit
-      const chunk = this.#room(3 * head.length + entry.payload.length + TAIL.length)
-      this.#at += chunk.write(head, this.#at)
-      this.#at += entry.payload.copy(chunk, this.#at)
-      this.#at += chunk.write(TAIL, this.#at, 'latin1')
-      return
-    }
-    const text = `${id}${envelopeJson(entry)}\n\n`
-    const chunk = this.#room(3 * text.length)
-    this.#at += chunk.write(text, this.#at)
+    if (entry.topic !== this.#topic) this.#topicJson = JSON.stringify(this.#topic = entry.topic)
+    const { head, payload } = sseFrame(entry, this.#topicJson)
+    // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const chunk = this.#room(3 * head.length + (payload === undefined ? 0 : payload.length + FRAME_TAIL.length))
+    this.#at += chunk.write(head, this.#at)
+    if (payload === undefined) return
+    this.#at += payload.copy(chunk, this.#at)
+    this.#at += chunk.write(FRAME_TAIL, this.#at, 'latin1')
   }
 
   /** Adds a live entry's frame, made once for all its readers. */
