@@ -1,4 +1,5 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { calculateJwkThumbprint, exportJWK, importPKCS8, type JWK } from 'jose'
 import type { SigningKey } from './push-sender.js'
@@ -26,8 +27,11 @@ const PRIVATE_FIELDS = ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const
  */
 export async function loadSigningKeys (configs: readonly SigningKeyConfig[], defaultFile: string): Promise<SigningKey[]> {
   if (configs.length === 0) {
-    await writeFile(defaultFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' })
-      .catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw new SigningKeyError(undefined, `cannot write ${defaultFile}: ${err.message}`) })
+    // made once, on the first start: afterwards the file is there
+    if (!existsSync(defaultFile)) {
+      await writeFile(defaultFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' })
+        .catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw new SigningKeyError(undefined, `cannot write ${defaultFile}: ${err.message}`) })
+    }
     return [await loadKey({ file: defaultFile }, undefined)]
   }
   return await Promise.all(configs.map(async (config, i) => await loadKey(config, i)))
