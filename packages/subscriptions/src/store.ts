@@ -41,7 +41,8 @@ const deadKey = (name: string, offset: number): string => `d!${name}!${pad(offse
  */
 export class SubscriptionStore {
   #waiting: Array<{ ops: StoreOp[], resolve: () => void, reject: (err: Error) => void }> = []
-  #writing = false
+  /** the writes under way, until nothing waits (settled: none) */
+  #writing: Promise<void> | undefined
 
   private constructor (private readonly db: ClassicLevel<string, string>) {}
 
@@ -72,12 +73,11 @@ export class SubscriptionStore {
     await new Promise<void>((resolve, reject) => {
       this.#waiting.push({ ops, resolve, reject })
       // #writeAll hands each failure to the writes it concerns; it never rejects itself
-      if (!this.#writing) this.#writeAll().catch(() => {})
+      this.#writing ??= this.#writeAll()
     })
   }
 
   async #writeAll (): Promise<void> {
-    this.#writing = true
     while (this.#waiting.length > 0) {
       const batch = this.#waiting
       this.#waiting = []
@@ -89,7 +89,7 @@ export class SubscriptionStore {
         for (const w of batch) w.reject(err as Error)
       }
     }
-    this.#writing = false
+    this.#writing = undefined
   }
 
   /** The ops that delete a subscription and everything it holds. */
@@ -102,7 +102,7 @@ export class SubscriptionStore {
   }
 
   async close (): Promise<void> {
-    while (this.#writing || this.#waiting.length > 0) await new Promise(resolve => setImmediate(resolve))
+    await this.#writing
     await this.db.close()
   }
 }
