@@ -35,7 +35,8 @@ Options:
                        defaults apply: listeners on 1883 (MQTT), 8883 (MQTT/TLS), 80 (WebSocket)
                        and 8080 (WebSocket/TLS) with certs/dev/server.{crt,key}, persistence in
                        ./data, the journal in ./data/journal (history over HTTP on the WebSocket
-                       ports: /v1/events, /v1/history, /v1/stream), admin HTTP (/metrics,
+                       ports: /v1/events, /v1/history, /v1/stream), subscriptions in
+                       ./data/subscriptions (/v1/subscriptions), admin HTTP (/metrics,
                        /healthz) on 127.0.0.1:9883
       --check          validate the configuration and the user and ACL files, then exit
   -h, --help           show this help
