@@ -79,7 +79,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     : await openJournal(config.journal, config.source, logger, store.cluster).catch(async (err: unknown) => { await store.close(logger); throw err })
   const subscriptions = journal === undefined || config.subscriptions === false
     ? undefined
-    : await openSubscriptions(config.subscriptions, journal, access, config.source, logger).catch(async (err: unknown) => { await journal.close(); await store.close(logger); throw err })
+    : await openSubscriptions(config.subscriptions, journal, access, config.source, logger, store.cluster).catch(async (err: unknown) => { await journal.close(); await store.close(logger); throw err })
   const { persistence, cluster } = store
   const stats = new BrokerStats()
   const stalled = new StalledSubscriberGuard(config.limits.maxQueuedBytes, stats, logger)

@@ -1,23 +1,15 @@
-import type { Journal, JournalEntry } from '@firehose/journal'
+import type { JournalEntry } from '@firehose/journal'
+import type { QueueDeps } from './backend.js'
 import { ackIdOf, parseAckId } from './ack-id.js'
 import { newCounters, type SubscriptionCounters } from './counters.js'
-import { ops, type Lease, type StoreOp, type StoredSubscription, type SubscriptionStore } from './store.js'
+import { FilterCache } from './filter-cache.js'
+import { Listeners, type Delivery, type Queue } from './queue.js'
+import { ops, type DeadLetter, type Lease, type StoreOp, type StoredSubscription, type SubscriptionStore } from './store.js'
 
-export interface PullQueueDeps {
-  journal: Journal
+export type { Delivery } from './queue.js'
+
+export interface PullQueueDeps extends QueueDeps {
   store: SubscriptionStore
-  /** ms since the epoch */
-  now: () => number
-  /** the subscription's filters and its owner's read ACL as they stand (made anew every FILTER_TTL_MS: the ACL may be reloaded) */
-  filter: () => (entry: JournalEntry) => boolean
-}
-
-/** One event handed out by a pull. */
-export interface Delivery {
-  ackId: string
-  /** 1 for the first delivery */
-  delivery: number
-  entry: JournalEntry
 }
 
 /** Entries read from the journal per page while looking for new events (those of the subscription are kept until handed out). */
@@ -28,8 +20,6 @@ const PAGE = 250
  * entry holds its payload).
  */
 const AHEAD_MAX = 100
-/** ms a subscription's filter is kept: its owner's ACL, reloaded, applies within this */
-const FILTER_TTL_MS = 1000
 
 /**
  * One pull subscription: a cursor into the journal (the next offset not yet looked at), the
@@ -38,10 +28,10 @@ const FILTER_TTL_MS = 1000
  * nothing it has answered: an event is acked once, and until then comes back after its deadline
  * (at least once). Pulls, acks and seeks on one subscription run one after another.
  */
-export class PullQueue {
+export class PullQueue implements Queue {
   readonly counters: SubscriptionCounters = newCounters()
   #lane: Promise<unknown> = Promise.resolve()
-  #filter: { made: number, accepts: (entry: JournalEntry) => boolean } | undefined
+  readonly #filter: FilterCache
   /**
    * Entries of this subscription read from the journal and not handed out yet (from #aheadAt),
    * and the offset reading goes on from: a pull of a few events does not read and decode a
@@ -53,15 +43,20 @@ export class PullQueue {
   /** a pull is reading the journal: the live tail waits */
   #reading = false
 
-  /** who hears of new events for this subscription (a push worker) */
-  readonly #listeners = new Set<() => void>()
+  /** who hears of new events for this subscription (a push worker, waiting pulls) */
+  readonly #listeners = new Listeners()
 
-  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {}
+  constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {
+    this.#filter = new FilterCache(deps.filter)
+  }
 
   /** Calls `listener` when events for this subscription are appended; returns the stop. */
   onNew (listener: () => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
+    return this.#listeners.add(listener)
+  }
+
+  wake (): void {
+    this.#listeners.call()
   }
 
   /** No one hears of new events any more (the subscription is deleted, or the broker stops). */
@@ -92,7 +87,7 @@ export class PullQueue {
       if (take) this.#ahead.push(entries[i]!)
     }
     if (take) this.#scanned = entries[entries.length - 1]!.offset + 1
-    if (mine > 0) for (const listener of this.#listeners) listener()
+    if (mine > 0) this.#listeners.call()
     return mine
   }
 
@@ -105,6 +100,17 @@ export class PullQueue {
     return this.state.leases.size
   }
 
+  get deadLetterCount (): number {
+    return this.state.deadLetters.size
+  }
+
+  /** Nothing to do: this broker's memory is where the queue is. */
+  async refresh (): Promise<void> {}
+
+  async deadLetters (): Promise<Array<[number, DeadLetter]>> {
+    return [...this.state.deadLetters].sort((a, b) => a[0] - b[0])
+  }
+
   /** The earliest deadline of a lease (ms), if any: when a waiting pull may find a redelivery. */
   nextDeadline (): number | undefined {
     let earliest: number | undefined
@@ -112,11 +118,8 @@ export class PullQueue {
     return earliest
   }
 
-  /** The filter, made anew at most every FILTER_TTL_MS (it remembers its answer per topic meanwhile). */
   #accepts (): (entry: JournalEntry) => boolean {
-    const now = performance.now()
-    if (this.#filter === undefined || now - this.#filter.made > FILTER_TTL_MS) this.#filter = { made: now, accepts: this.deps.filter() }
-    return this.#filter.accepts
+    return this.#filter.get()
   }
 
   /** Up to `max` events: due redeliveries first (oldest first), then new ones in journal order. */

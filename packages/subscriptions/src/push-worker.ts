@@ -1,4 +1,4 @@
-import type { Delivery, PullQueue } from './pull-queue.js'
+import type { Delivery, Queue } from './queue.js'
 import type { SubscriptionSpec } from './spec.js'
 
 /** What became of one POST: acked (2xx), to try again later, the endpoint gone (410), or refused for good (other 4xx). */
@@ -43,7 +43,7 @@ export class PushWorker {
   readonly #running = new Set<Promise<void>>()
   readonly #loop: Promise<void>
 
-  constructor (private readonly queue: PullQueue, private readonly deps: PushWorkerDeps) {
+  constructor (private readonly queue: Queue, private readonly deps: PushWorkerDeps) {
     this.#loop = this.#run()
   }
 

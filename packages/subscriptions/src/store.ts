@@ -1,6 +1,8 @@
 import type { ClassicLevel } from 'classic-level'
 import { openLevelStore } from '@firehose/runtime'
-import type { SubscriptionSpec } from './spec.js'
+import type { QueueDeps, SubscriptionBackend } from './backend.js'
+import { PullQueue } from './pull-queue.js'
+import type { SubscriptionState } from './queue.js'
 
 /** A pulled event not acked yet: delivered `deliveries` times, due again at `deadline` (ms). */
 export interface Lease {
@@ -15,12 +17,8 @@ export interface DeadLetter {
   at: number
 }
 
-/** A subscription as kept: its spec, the next journal offset it has not looked at, its leases and dead letters. */
-export interface StoredSubscription {
-  spec: SubscriptionSpec
-  next: number
-  /** a push subscription its endpoint turned away (410 Gone): nothing is pushed until it is enabled */
-  disabled?: { reason: string, at: number }
+/** A subscription as kept on the broker's disk: its state, its leases and dead letters. */
+export interface StoredSubscription extends SubscriptionState {
   leases: Map<number, Lease>
   deadLetters: Map<number, DeadLetter>
 }
@@ -39,7 +37,7 @@ const deadKey = (name: string, offset: number): string => `d!${name}!${pad(offse
  * changes asked for while a write is under way go out together in the next one (group commit:
  * a push worker acks each event on its own, and a write per ack cost more than the POST).
  */
-export class SubscriptionStore {
+export class SubscriptionStore implements SubscriptionBackend {
   #waiting: Array<{ ops: StoreOp[], resolve: () => void, reject: (err: Error) => void }> = []
   /** the writes under way, until nothing waits (settled: none) */
   #writing: Promise<void> | undefined
@@ -53,7 +51,7 @@ export class SubscriptionStore {
   async loadAll (): Promise<StoredSubscription[]> {
     const byName = new Map<string, StoredSubscription>()
     for (const [key, value] of await this.db.iterator({ gte: 's!', lt: 's"' }).all()) {
-      const { spec, next, disabled } = JSON.parse(value) as Pick<StoredSubscription, 'spec' | 'next' | 'disabled'>
+      const { spec, next, disabled } = JSON.parse(value) as SubscriptionState
       byName.set(key.slice(2), { spec, next, ...(disabled === undefined ? {} : { disabled }), leases: new Map(), deadLetters: new Map() })
     }
     for (const [prefix, field] of [['l!', 'leases'], ['d!', 'deadLetters']] as const) {
@@ -92,6 +90,21 @@ export class SubscriptionStore {
     this.#writing = undefined
   }
 
+  queue (state: SubscriptionState, deps: QueueDeps): PullQueue {
+    const stored: StoredSubscription = { leases: new Map(), deadLetters: new Map(), ...state }
+    return new PullQueue(stored, { ...deps, store: this })
+  }
+
+  /** Names are taken in the broker's memory (one broker keeps them): this only writes. */
+  async create (state: SubscriptionState): Promise<boolean> {
+    await this.write([ops.subscription(state)])
+    return true
+  }
+
+  async remove (name: string): Promise<void> {
+    await this.write(await this.deleteOps(name))
+  }
+
   /** The ops that delete a subscription and everything it holds. */
   async deleteOps (name: string): Promise<StoreOp[]> {
     const ops: StoreOp[] = [{ type: 'del', key: specKey(name) }]
@@ -108,7 +121,7 @@ export class SubscriptionStore {
 }
 
 export const ops = {
-  subscription: (state: Pick<StoredSubscription, 'spec' | 'next' | 'disabled'>): StoreOp => ({ type: 'put', key: specKey(state.spec.name), value: JSON.stringify({ spec: state.spec, next: state.next, disabled: state.disabled }) }),
+  subscription: (state: SubscriptionState): StoreOp => ({ type: 'put', key: specKey(state.spec.name), value: JSON.stringify({ spec: state.spec, next: state.next, disabled: state.disabled }) }),
   lease: (name: string, offset: number, lease: Lease): StoreOp => ({ type: 'put', key: leaseKey(name, offset), value: JSON.stringify(lease) }),
   dropLease: (name: string, offset: number): StoreOp => ({ type: 'del', key: leaseKey(name, offset) }),
   deadLetter: (name: string, offset: number, letter: DeadLetter): StoreOp => ({ type: 'put', key: deadKey(name, offset), value: JSON.stringify(letter) }),

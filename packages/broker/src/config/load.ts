@@ -148,18 +148,20 @@ function resolveJournal (raw: RawConfig['journal'], off: boolean, persistence: B
 }
 
 /**
- * Subscriptions read the journal: on by default wherever there is one to read and a disk to
- * keep them on. Asked for explicitly where they cannot be served, the configuration says why.
+ * Subscriptions read the journal: on by default wherever there is one to read and a place to
+ * keep them (a disk, or a cluster's Redis). Asked for explicitly where they cannot be served,
+ * the configuration says why.
  */
 function resolveSubscriptions (raw: RawConfig['subscriptions'], off: boolean, journal: BrokerConfig['journal'], persistence: BrokerConfig['persistence'], cluster: BrokerConfig['cluster'], abs: (p: string) => string, problems: string[]): BrokerConfig['subscriptions'] {
   if (off) return false
-  if (cluster !== false) {
-    if (raw !== undefined) problems.push('subscriptions: not served by cluster nodes yet (their store on Redis is still to come); remove the section or set it to false')
-    return false
-  }
   if (journal === false) {
     if (raw !== undefined) problems.push('subscriptions: they read the journal, and this broker keeps none (journal: false, or no persistence and no journal.dir)')
     return false
+  }
+  if (cluster !== false) {
+    // kept in Redis, where every node serves every subscription
+    if (raw?.dir !== undefined) problems.push('subscriptions.dir: a cluster node keeps its subscriptions in Redis (shared by every node); remove subscriptions.dir')
+    return { dir: undefined, admins: raw?.admins ?? [], push: resolvePush(raw === undefined ? pushSchema.parse({}) : raw.push, undefined, abs, problems) }
   }
   const dir = raw?.dir !== undefined ? abs(raw.dir) : persistence === false ? undefined : join(persistence.dir, 'subscriptions')
   if (dir === undefined) {
@@ -169,7 +171,7 @@ function resolveSubscriptions (raw: RawConfig['subscriptions'], off: boolean, jo
   return { dir, admins: raw?.admins ?? [], push: resolvePush(raw === undefined ? pushSchema.parse({}) : raw.push, dir, abs, problems) }
 }
 
-function resolvePush (push: NonNullable<RawConfig['subscriptions']>['push'], dir: string, abs: (p: string) => string, problems: string[]): SubscriptionsConfig['push'] {
+function resolvePush (push: NonNullable<RawConfig['subscriptions']>['push'], dir: string | undefined, abs: (p: string) => string, problems: string[]): SubscriptionsConfig['push'] {
   if (push === false) return false
   const retryScheduleMs = push.retrySchedule.map((step, i) => {
     const ms = parseDuration(step)
@@ -188,7 +190,7 @@ function resolvePush (push: NonNullable<RawConfig['subscriptions']>['push'], dir
     retryScheduleMs,
     concurrency: push.concurrency,
     timeoutMs: timeoutMs ?? 0,
-    defaultKeyFile: join(dirname(dir), 'push-signing-key.pem')
+    defaultKeyFile: dir === undefined ? undefined : join(dirname(dir), 'push-signing-key.pem')
   }
 }
 

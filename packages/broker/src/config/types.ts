@@ -54,13 +54,13 @@ export interface PushConfig {
   retryScheduleMs: readonly number[]
   concurrency: number
   timeoutMs: number
-  /** the broker's own signing key, made on first start when `keys` is empty */
-  defaultKeyFile: string
+  /** the broker's own signing key, made on first start when `keys` is empty; undefined on a cluster node (the cluster's is kept in Redis) */
+  defaultKeyFile: string | undefined
 }
 
 export interface SubscriptionsConfig {
-  /** absolute path of their LevelDB */
-  dir: string
+  /** absolute path of their LevelDB; undefined on a cluster node (they are kept in Redis, shared by the nodes) */
+  dir: string | undefined
   admins: readonly string[]
   /** false: push subscriptions are refused */
   push: PushConfig | false
@@ -79,7 +79,7 @@ export interface BrokerConfig {
   limits: Limits
   /** false: no journal (switched off, or a broker without persistence and without journal.dir) */
   journal: JournalConfig | false
-  /** false: none (switched off, no journal, or a cluster node: subscriptions on Redis are not built yet) */
+  /** false: none (switched off, or no journal to read) */
   subscriptions: SubscriptionsConfig | false
   admin: { host: string; port: number } | false
   log: { level: string }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Journal } from '@firehose/journal'
-import { parseSubscriptionRequest, SpecError, START_AT_PROBLEM, startAtOf, SubscriptionError, type PullQueue, type Subscriptions } from '@firehose/subscriptions'
+import { parseSubscriptionRequest, SpecError, START_AT_PROBLEM, startAtOf, SubscriptionError, type Queue, type Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
 import { isValidFilter } from '../auth/topic-filter.js'
 import { envelopeJson, envelopeOf } from './envelope.js'
@@ -25,7 +25,7 @@ function streamLocation (request: FastifyRequest, id: string): string {
 }
 
 /** What GET shows of a subscription (never a push subscription's secret: that is shown once, at creation). */
-function view (queue: PullQueue, pushing: number, location: string | undefined): Record<string, unknown> {
+function view (queue: Queue, pushing: number, location: string | undefined): Record<string, unknown> {
   const { spec, next, disabled } = queue.state
   return {
     name: spec.name,
@@ -48,7 +48,7 @@ function view (queue: PullQueue, pushing: number, location: string | undefined):
     created: new Date(spec.created).toISOString(),
     next,
     outstanding: queue.outstanding,
-    deadLetters: queue.state.deadLetters.size,
+    deadLetters: queue.deadLetterCount,
     counters: queue.counters
   }
 }
@@ -83,7 +83,7 @@ function ackIds (body: Record<string, unknown>): string[] {
  * Pulls up to `max`; with nothing to hand out, waits up to `waitMs` for an append, a lease's
  * deadline or the reader going away (long poll), and pulls again.
  */
-async function pullWaiting (queue: PullQueue, journal: Journal, max: number, waitMs: number, gone: AbortSignal): Promise<Awaited<ReturnType<PullQueue['pull']>>> {
+async function pullWaiting (queue: Queue, journal: Journal, max: number, waitMs: number, gone: AbortSignal): Promise<Awaited<ReturnType<Queue['pull']>>> {
   const until = Date.now() + waitMs
   for (;;) {
     const deliveries = await queue.pull(max)
@@ -111,11 +111,13 @@ async function pullWaiting (queue: PullQueue, journal: Journal, max: number, wai
 export function registerSubscriptionsApi (app: FastifyInstance, deps: SubscriptionsApiDeps): void {
   const { subscriptions, journal, access } = deps
   const options = { bodyLimit: BODY_LIMIT }
-  const queueOf = async (request: FastifyRequest): Promise<PullQueue> => {
+  const queueOf = async (request: FastifyRequest): Promise<Queue> => {
     const user = await userOf(request, access)
-    return subscriptions.get(user.username, (request.params as { name: string }).name)
+    return await subscriptions.get(user.username, (request.params as { name: string }).name)
   }
-  const show = (queue: PullQueue, request: FastifyRequest): Record<string, unknown> => {
+  /** On a cluster node the figures are looked up in Redis first: another node may have moved them. */
+  const show = async (queue: Queue, request: FastifyRequest): Promise<Record<string, unknown>> => {
+    await queue.refresh()
     const id = queue.state.spec.stream?.id
     return view(queue, subscriptions.pushing(queue.name), id === undefined ? undefined : streamLocation(request, id))
   }
@@ -128,15 +130,15 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     })
     const queue = await subscriptions.create(user.username, parsed)
     const secret = queue.state.spec.push?.secret
-    const shown = show(queue, request)
+    const shown = await show(queue, request)
     // a stream's location is where it is read; the others' is where they are managed
     return await reply.code(201).header('location', typeof shown.location === 'string' ? shown.location : `/v1/subscriptions/${queue.name}`).send({ ...shown, ...(secret === undefined ? {} : { secret }) })
   })
   app.get('/v1/subscriptions', async request => {
     const user = await userOf(request, access)
-    return { subscriptions: subscriptions.list(user.username).map(queue => show(queue, request)) }
+    return { subscriptions: await Promise.all(subscriptions.list(user.username).map(async queue => await show(queue, request))) }
   })
-  app.get('/v1/subscriptions/:name', async request => show(await queueOf(request), request))
+  app.get('/v1/subscriptions/:name', async request => await show(await queueOf(request), request))
   app.delete('/v1/subscriptions/:name', async (request, reply) => {
     const user = await userOf(request, access)
     await subscriptions.delete(user.username, (request.params as { name: string }).name)
@@ -173,11 +175,11 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     if (start === undefined) throw new HttpError(400, `to: ${JSON.stringify(to)} ${START_AT_PROBLEM}`)
     if (queue.state.spec.type === 'stream') throw new HttpError(400, `"${queue.name}" is a stream subscription: its readers choose where to start (X-StreamOffsetFrom*)`)
     await queue.seek(await subscriptions.startOffset(start))
-    return show(queue, request)
+    return await show(queue, request)
   })
   app.post('/v1/subscriptions/:name/enable', async request => {
     const user = await userOf(request, access)
-    return show(await subscriptions.enable(user.username, (request.params as { name: string }).name), request)
+    return await show(await subscriptions.enable(user.username, (request.params as { name: string }).name), request)
   })
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     const jwks = subscriptions.jwks()
@@ -187,7 +189,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
   app.get('/v1/subscriptions/:name/dead-letters', async request => {
     const queue = await queueOf(request)
     const letters = []
-    for (const [offset, letter] of [...queue.state.deadLetters].sort((a, b) => a[0] - b[0])) {
+    for (const [offset, letter] of await queue.deadLetters()) {
       const [entry] = await journal.read(offset, 1)
       letters.push({ offset, deliveries: letter.deliveries, reason: letter.reason, at: new Date(letter.at).toISOString(), event: entry?.offset === offset ? envelopeOf(entry) : null })
     }

@@ -80,7 +80,7 @@ export async function serveStreamUpgrade (req: IncomingMessage, socket: Duplex, 
     let attach: ((close: () => void) => () => void) | undefined
     if (url.pathname.startsWith(EVENT_STREAM_PATH)) {
       // a stream subscription: whoever holds its id reads what its owner may read on its topics
-      const queue = deps.subscriptions?.byStreamId(decodeURIComponent(url.pathname.slice(EVENT_STREAM_PATH.length)))
+      const queue = await deps.subscriptions?.byStreamId(decodeURIComponent(url.pathname.slice(EVENT_STREAM_PATH.length)))
       if (queue === undefined) throw new HttpError(404, 'no such event stream')
       accept = entry => queue.accepts(entry)
       attach = close => deps.subscriptions!.attachStreamReader(queue.name, close)

@@ -1,7 +1,7 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { JournalBounds } from '@firehose/journal'
-import type { EventTotals, PullQueue, SubscriptionCounters } from '@firehose/subscriptions'
+import type { EventTotals, Queue, SubscriptionCounters } from '@firehose/subscriptions'
 import type { ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
 import type { BrokerStats } from './stats.js'
@@ -16,7 +16,7 @@ export interface MetricsDeps {
   /** history streams (SSE, WebSocket) open now */
   historyStreams?: () => number
   /** the subscriptions, when the broker serves them, and each one's POSTs in flight */
-  subscriptions?: () => readonly PullQueue[]
+  subscriptions?: () => readonly Queue[]
   pushing?: (name: string) => number
   /** event_triggered, event_lost, store_ok, store_fail */
   eventTotals?: () => EventTotals
@@ -116,11 +116,11 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
 }
 
 /** Counters and gauges per subscription (label `subscription`); a deleted one disappears. */
-function registerSubscriptionMetrics (registry: Registry, subscriptions: () => readonly PullQueue[], journal: (() => JournalBounds) | undefined, pushing: (name: string) => number): void {
-  const series: Array<[typeof Counter | typeof Gauge, string, string, (queue: PullQueue) => number]> = [
-    ...SUBSCRIPTION_COUNTERS.map(([name, help, key]): [typeof Counter, string, string, (queue: PullQueue) => number] => [Counter, name, help, queue => queue.counters[key]]),
+function registerSubscriptionMetrics (registry: Registry, subscriptions: () => readonly Queue[], journal: (() => JournalBounds) | undefined, pushing: (name: string) => number): void {
+  const series: Array<[typeof Counter | typeof Gauge, string, string, (queue: Queue) => number]> = [
+    ...SUBSCRIPTION_COUNTERS.map(([name, help, key]): [typeof Counter, string, string, (queue: Queue) => number] => [Counter, name, help, queue => queue.counters[key]]),
     [Gauge, 'firehose_subscription_outstanding', 'Events pulled and not acked yet', queue => queue.outstanding],
-    [Gauge, 'firehose_subscription_dead_letters', 'Events in the dead letters', queue => queue.state.deadLetters.size],
+    [Gauge, 'firehose_subscription_dead_letters', 'Events in the dead letters', queue => queue.deadLetterCount],
     [Gauge, 'firehose_subscription_push_pending', 'Push: POSTs in flight, not yet answered', queue => pushing(queue.name)],
     [Gauge, 'firehose_subscription_unread_entries', 'Journal entries the subscription has not looked at yet (of any topic)', queue => Math.max(0, (journal?.().last ?? 0) - queue.state.next + 1)]
   ]
