@@ -88,10 +88,10 @@ t.test('pulls racing on both nodes hand out each event once; redeliveries too', 
     }
   })()
   const seen = new Map<number, number>()
-  let done = false
-  void appends.then(() => { done = true })
+  const state = { appending: true }
+  appends.then(() => { state.appending = false }, () => {})
   const pullers = queues.map(async queue => {
-    for (let empty = 0; !done || empty < 3;) {
+    for (let empty = 0; state.appending || empty < 3;) {
       const batch = await queue.pull(17)
       empty = batch.length === 0 ? empty + 1 : 0
       for (const d of batch) seen.set(d.entry.offset, (seen.get(d.entry.offset) ?? 0) + 1)
