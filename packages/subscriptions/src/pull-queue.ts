@@ -3,6 +3,7 @@ import type { QueueDeps } from './backend.js'
 import { ackIdOf, parseAckId } from './ack-id.js'
 import { newCounters, type SubscriptionCounters } from './counters.js'
 import { FilterCache } from './filter-cache.js'
+import { LeaseBook } from './lease-book.js'
 import { Listeners, type Delivery, type Queue } from './queue.js'
 import { ops, type DeadLetter, type Lease, type StoreOp, type StoredSubscription, type SubscriptionStore } from './store.js'
 
@@ -46,8 +47,14 @@ export class PullQueue implements Queue {
   /** who hears of new events for this subscription (a push worker, waiting pulls) */
   readonly #listeners = new Listeners()
 
+  /** the leases' records on disk, by batch */
+  readonly #book: LeaseBook
+  /** the batch the pull under way leases into (one record per pull) */
+  #pullBatch: number | undefined
+
   constructor (readonly state: StoredSubscription, private readonly deps: PullQueueDeps) {
     this.#filter = new FilterCache(deps.filter)
+    this.#book = new LeaseBook(state.spec.name, state.leases)
   }
 
   /** Calls `listener` when events for this subscription are appended; returns the stop. */
@@ -129,18 +136,17 @@ export class PullQueue implements Queue {
 
   /** Acks deliveries; returns how many acked something (a stale or repeated ack id acks nothing). */
   async ack (ackIds: readonly string[]): Promise<number> {
-    return await this.#serial(async () => await this.#settle(ackIds, (offset, _lease, changes) => {
-      this.state.leases.delete(offset)
-      changes.push(ops.dropLease(this.name, offset))
+    return await this.#serial(async () => await this.#settle(ackIds, offset => {
+      this.#book.drop(offset)
       this.counters.acked++
     }))
   }
 
   /** Hands deliveries back: due again at once. */
   async nack (ackIds: readonly string[]): Promise<number> {
-    return await this.#serial(async () => await this.#settle(ackIds, (offset, lease, changes) => {
+    return await this.#serial(async () => await this.#settle(ackIds, (offset, lease) => {
       lease.deadline = this.deps.now()
-      changes.push(ops.lease(this.name, offset, lease))
+      this.#book.changed(offset)
       this.counters.nacked++
     }))
   }
@@ -148,8 +154,9 @@ export class PullQueue implements Queue {
   /** Goes on from `next`: outstanding events are forgotten (as if acked), the journal read again from there. */
   async seek (next: number): Promise<void> {
     await this.#serial(async () => {
-      const changes: StoreOp[] = [...this.state.leases.keys()].map(offset => ops.dropLease(this.name, offset))
-      this.state.leases.clear()
+      const changes: StoreOp[] = []
+      this.#book.clear()
+      this.#book.flush(changes)
       this.state.next = next
       this.#ahead = []
       this.#aheadAt = 0
@@ -164,13 +171,14 @@ export class PullQueue implements Queue {
     return await this.#serial(async () => {
       const now = this.deps.now()
       const changes: StoreOp[] = []
+      const batch = this.#book.newBatch()
       for (const offset of this.state.deadLetters.keys()) {
-        const lease: Lease = { deliveries: 0, deadline: now }
-        this.state.leases.set(offset, lease)
-        changes.push(ops.dropDeadLetter(this.name, offset), ops.lease(this.name, offset, lease))
+        this.#book.set(offset, { deliveries: 0, deadline: now }, batch)
+        changes.push(ops.dropDeadLetter(this.name, offset))
       }
       const replayed = this.state.deadLetters.size
       this.state.deadLetters.clear()
+      this.#book.flush(changes)
       await this.deps.store.write(changes)
       return replayed
     })
@@ -178,9 +186,9 @@ export class PullQueue implements Queue {
 
   /** A delivery that failed for now: due again in `delayMs` (a push retry). */
   async retryLater (ackId: string, delayMs: number): Promise<boolean> {
-    return await this.#serial(async () => await this.#settle([ackId], (offset, lease, changes) => {
+    return await this.#serial(async () => await this.#settle([ackId], (offset, lease) => {
       lease.deadline = this.deps.now() + delayMs
-      changes.push(ops.lease(this.name, offset, lease))
+      this.#book.changed(offset)
     }) === 1)
   }
 
@@ -202,6 +210,7 @@ export class PullQueue implements Queue {
 
   async #pull (max: number): Promise<Delivery[]> {
     const { spec } = this.state
+    this.#pullBatch = undefined
     const now = this.deps.now()
     const oldestKept = now - spec.retentionMs
     const changes: StoreOp[] = []
@@ -220,10 +229,10 @@ export class PullQueue implements Queue {
       }
       const [entry] = await this.deps.journal.read(offset, 1)
       if (entry === undefined || entry.offset !== offset || entry.timestamp < oldestKept) {
-        this.#expire(offset, changes)
+        this.#expire(offset)
         continue
       }
-      out.push(this.#lease(entry, lease.deliveries + 1, now, changes))
+      out.push(this.#lease(entry, lease.deliveries + 1, now))
       if (lease.deliveries > 0) this.counters.redelivered++
     }
     // new events: from the entries read ahead (or taken from the live tail), then page by page
@@ -247,12 +256,13 @@ export class PullQueue implements Queue {
         continue
       }
       const entry = this.#ahead[this.#aheadAt++]!
-      if (entry.timestamp >= oldestKept) out.push(this.#lease(entry, 1, now, changes))
+      if (entry.timestamp >= oldestKept) out.push(this.#lease(entry, 1, now))
     }
     // what is kept is the first entry not handed out: those read ahead are read again after a restart
     this.state.next = this.#aheadAt < this.#ahead.length ? this.#ahead[this.#aheadAt]!.offset : this.#scanned
     // the cursor is written with what it handed out; a cursor that only moved past entries of
     // other topics is not (after a restart it would pass them again and find nothing in them)
+    this.#book.flush(changes)
     if (changes.length > 0) {
       changes.push(ops.subscription(this.state))
       await this.deps.store.write(changes)
@@ -261,24 +271,22 @@ export class PullQueue implements Queue {
     return out
   }
 
-  #lease (entry: JournalEntry, delivery: number, now: number, changes: StoreOp[]): Delivery {
-    const lease: Lease = { deliveries: delivery, deadline: now + this.state.spec.ackDeadlineMs }
-    this.state.leases.set(entry.offset, lease)
-    changes.push(ops.lease(this.name, entry.offset, lease))
+  #lease (entry: JournalEntry, delivery: number, now: number): Delivery {
+    this.#pullBatch ??= this.#book.newBatch()
+    this.#book.set(entry.offset, { deliveries: delivery, deadline: now + this.state.spec.ackDeadlineMs }, this.#pullBatch)
     return { ackId: ackIdOf(entry.offset, delivery), delivery, entry }
   }
 
   #toDeadLetters (offset: number, deliveries: number, reason: string, changes: StoreOp[]): void {
-    this.state.leases.delete(offset)
+    this.#book.drop(offset)
     const letter = { deliveries, reason, at: this.deps.now() }
     this.state.deadLetters.set(offset, letter)
-    changes.push(ops.dropLease(this.name, offset), ops.deadLetter(this.name, offset, letter))
+    changes.push(ops.deadLetter(this.name, offset, letter))
     this.counters.deadLettered++
   }
 
-  #expire (offset: number, changes: StoreOp[]): void {
-    this.state.leases.delete(offset)
-    changes.push(ops.dropLease(this.name, offset))
+  #expire (offset: number): void {
+    this.#book.drop(offset)
     this.counters.expired++
   }
 
@@ -293,6 +301,7 @@ export class PullQueue implements Queue {
       settle(id.offset, lease, changes)
       settled++
     }
+    this.#book.flush(changes)
     await this.deps.store.write(changes)
     return settled
   }

@@ -8,6 +8,8 @@ import type { SubscriptionState } from './queue.js'
 export interface Lease {
   deliveries: number
   deadline: number
+  /** the record it is kept in (lease-book.ts); in memory only */
+  batch?: number
 }
 
 /** An event given up on: why, after how many deliveries, when (ms). */
@@ -25,11 +27,13 @@ export interface StoredSubscription extends SubscriptionState {
 
 export type StoreOp = { type: 'put', key: string, value: string } | { type: 'del', key: string }
 
-// `s!name` -> { spec, next }; `l!name!offset` -> Lease; `d!name!offset` -> DeadLetter. Names
-// never hold "!" (spec.ts NAME), offsets are zero-padded so key order is offset order.
+// `s!name` -> { spec, next }; `l!name!batch` -> [[offset, deliveries, deadline], ...] (the
+// leases of one pull: lease-book.ts; before batches, `l!name!offset` -> { deliveries, deadline });
+// `d!name!offset` -> DeadLetter. Names never hold "!" (spec.ts NAME), numbers are zero-padded so
+// key order is numeric order.
 const pad = (offset: number): string => String(offset).padStart(16, '0')
 const specKey = (name: string): string => `s!${name}`
-const leaseKey = (name: string, offset: number): string => `l!${name}!${pad(offset)}`
+const leaseKey = (name: string, batch: number): string => `l!${name}!${pad(batch)}`
 const deadKey = (name: string, offset: number): string => `d!${name}!${pad(offset)}`
 
 /**
@@ -60,7 +64,11 @@ export class SubscriptionStore implements SubscriptionBackend {
         const subscription = byName.get(key.slice(2, bang))
         // a record whose subscription is gone (never written so: deletes are one batch) is skipped
         if (subscription === undefined) continue
-        subscription[field].set(Number(key.slice(bang + 1)), JSON.parse(value))
+        const number = Number(key.slice(bang + 1))
+        const parsed = JSON.parse(value) as unknown
+        if (field === 'deadLetters') subscription.deadLetters.set(number, parsed as DeadLetter)
+        else if (Array.isArray(parsed)) for (const [offset, deliveries, deadline] of parsed as Array<[number, number, number]>) subscription.leases.set(offset, { deliveries, deadline, batch: number })
+        else subscription.leases.set(number, { ...(parsed as Lease), batch: number })
       }
     }
     return [...byName.values()]
@@ -122,8 +130,8 @@ export class SubscriptionStore implements SubscriptionBackend {
 
 export const ops = {
   subscription: (state: SubscriptionState): StoreOp => ({ type: 'put', key: specKey(state.spec.name), value: JSON.stringify({ spec: state.spec, next: state.next, disabled: state.disabled }) }),
-  lease: (name: string, offset: number, lease: Lease): StoreOp => ({ type: 'put', key: leaseKey(name, offset), value: JSON.stringify(lease) }),
-  dropLease: (name: string, offset: number): StoreOp => ({ type: 'del', key: leaseKey(name, offset) }),
+  leases: (name: string, batch: number, leases: Array<[number, Lease]>): StoreOp => ({ type: 'put', key: leaseKey(name, batch), value: JSON.stringify(leases.map(([offset, lease]) => [offset, lease.deliveries, lease.deadline])) }),
+  dropLeases: (name: string, batch: number): StoreOp => ({ type: 'del', key: leaseKey(name, batch) }),
   deadLetter: (name: string, offset: number, letter: DeadLetter): StoreOp => ({ type: 'put', key: deadKey(name, offset), value: JSON.stringify(letter) }),
   dropDeadLetter: (name: string, offset: number): StoreOp => ({ type: 'del', key: deadKey(name, offset) })
 }

@@ -23,6 +23,8 @@ t.teardown(async () => { await redis.destroy() })
 let keys = 0
 
 interface SetUp {
+  /** the store's own writes, as an older version of the broker left them (disk only) */
+  writeRaw: (ops: Array<{ type: 'put', key: string, value: string } | { type: 'del', key: string }>) => Promise<void>
   journal: Journal
   open: () => Promise<Subscriptions>
   clock: { now: number }
@@ -44,12 +46,18 @@ async function setUp (t: Test, kind: Kind): Promise<SetUp> {
   let journal: Journal
   let clock: { now: number }
   let store: () => Promise<SubscriptionStore | RedisSubscriptionStore>
+  let writeRaw: SetUp['writeRaw'] = async () => { throw new Error('disk only') }
   if (kind === 'disk') {
     clock = { now: 1_800_000_000_000 }
     const fixed = clock
     journal = await LevelJournal.open(await dir(), { retention: { maxAgeMs: 30 * DAY, maxBytes: 1e9 }, now: () => fixed.now })
     const storeDir = await dir()
     store = async () => await SubscriptionStore.open(storeDir)
+    writeRaw = async ops => {
+      const raw = await SubscriptionStore.open(storeDir)
+      await raw.write(ops)
+      await raw.close()
+    }
   } else {
     // the queue's clock starts at Redis' own (the same machine's): entries are not in its past
     clock = { now: Date.now() }
@@ -64,6 +72,7 @@ async function setUp (t: Test, kind: Kind): Promise<SetUp> {
     for (const c of connections) c.disconnect()
   })
   return {
+    writeRaw,
     journal,
     clock,
     open: async () => {
@@ -132,6 +141,37 @@ function cases (t: Test, kind: Kind): void {
     clock.now += 10_000
     t.same((await reopened.pull(10)).map(d => d.ackId), ['3-2', '4-2', '5-2', '6-2'])
   })
+
+  if (kind === 'disk') {
+    t.test('leases are kept one record per pull; a lease record from before batches is read and settled', async t => {
+      const { open, publish, clock, writeRaw } = await setUp(t, kind)
+      const before = await open()
+      const queue = await before.create('alice', request({ ackDeadline: 10 }))
+      await publish('gerrit/change', 8)
+      await queue.pull(3) // 1-3: one record
+      const second = await queue.pull(3) // 4-6: another
+      await queue.ack([second[1]!.ackId]) // 5 acked: the record rewritten without it
+      t.same(offsets(await queue.pull(1)), [7], 'a third record, batch 3')
+      await before.close()
+      // 7's lease as a broker before lease batches wrote it: a record of its own, keyed by its offset
+      await writeRaw([
+        { type: 'del', key: 'l!ci!0000000000000003' },
+        { type: 'put', key: 'l!ci!0000000000000007', value: JSON.stringify({ deliveries: 1, deadline: clock.now + 10_000 }) }
+      ])
+      const after = await open()
+      const reopened = await after.get('alice', 'ci')
+      t.equal(reopened.outstanding, 6, '1-3, 4, 6 and 7')
+      clock.now += 10_000
+      const again = await reopened.pull(10)
+      t.same(again.map(d => d.ackId), ['1-2', '2-2', '3-2', '4-2', '6-2', '7-2', '8-1'])
+      t.equal(await reopened.ack(again.map(d => d.ackId)), 7)
+      await after.close()
+      const last = await (await open()).get('alice', 'ci')
+      t.equal(last.outstanding, 0, 'every record settled on disk, the old one too')
+      clock.now += 10_000
+      t.same(await last.pull(10), [])
+    })
+  }
 
   t.test('after maxDeliveries an event goes to the dead letters, and can be replayed from there', async t => {
     const { open, publish, clock } = await setUp(t, kind)

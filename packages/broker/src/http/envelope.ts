@@ -62,6 +62,16 @@ export function envelopeJson (entry: JournalEntry): string {
   return `${head}"payload":${JSON.stringify(text)}}`
 }
 
+/**
+ * An envelope as JSON for a body that is not an SSE line (a pull's answer): a JSON payload, line
+ * breaks and all, is `payload` — its own bytes, to write between `head` and `}` — never decoded
+ * or searched; anything else is all `head`.
+ */
+export function envelopeParts (entry: JournalEntry): { head: string, payload?: Buffer } {
+  if (entry.json === true) return { head: `${envelopeHead(entry)}"payload":`, payload: entry.payload }
+  return { head: envelopeJson(entry) }
+}
+
 /** What closes a frame whose JSON payload went in as its own bytes. */
 export const FRAME_TAIL = '}\n\n'
 const FRAME_TAIL_BYTES = Buffer.from(FRAME_TAIL)

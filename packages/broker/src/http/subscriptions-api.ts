@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Journal } from '@firehose/journal'
+import type { Journal, JournalEntry } from '@firehose/journal'
 import { parseSubscriptionRequest, SpecError, START_AT_PROBLEM, startAtOf, SubscriptionError, type Queue, type Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
 import { isValidFilter } from '../auth/topic-filter.js'
-import { envelopeJson, envelopeOf } from './envelope.js'
+import { envelopeOf, envelopeParts } from './envelope.js'
 import { HttpError, readerOf, type Reader } from './reader-access.js'
 import { parseSince } from './since.js'
 
@@ -105,6 +105,24 @@ async function pullWaiting (queue: Queue, journal: Journal, max: number, waitMs:
 }
 
 /**
+ * A pull's answer as bytes: a JSON payload goes in as it was published, never decoded, parsed
+ * or serialised again.
+ */
+function pullBody (deliveries: ReadonlyArray<{ ackId: string, delivery: number, entry: JournalEntry }>): Buffer {
+  const parts: Buffer[] = []
+  let text = '['
+  deliveries.forEach((d, i) => {
+    const { head, payload } = envelopeParts(d.entry)
+    text += `${i === 0 ? '' : ','}{"ackId":"${d.ackId}","delivery":${d.delivery},${head.slice(1)}`
+    if (payload === undefined) return
+    parts.push(Buffer.from(text), payload)
+    text = '}'
+  })
+  parts.push(Buffer.from(text + ']'))
+  return Buffer.concat(parts)
+}
+
+/**
  * /v1/subscriptions: each authenticated user's pull subscriptions (docs/subscriptions.md).
  * Another user's subscription is "not found" (404) unless the user is an admin.
  */
@@ -156,9 +174,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     socket.once('close', onClose)
     // a kept-alive connection carries many pulls: each takes its listener off again
     const deliveries = await pullWaiting(queue, journal, max, waitSeconds * 1000, gone.signal).finally(() => { socket.off('close', onClose) })
-    // written as text: a JSON payload goes in as it is, not parsed and serialised again
-    const items = deliveries.map(d => `{"ackId":"${d.ackId}","delivery":${d.delivery},${envelopeJson(d.entry).slice(1)}`)
-    return await reply.type('application/json; charset=utf-8').send(`[${items.join(',')}]`)
+    return await reply.type('application/json; charset=utf-8').send(pullBody(deliveries))
   })
   app.post('/v1/subscriptions/:name/ack', options, async request => {
     const queue = await queueOf(request)
