@@ -5,11 +5,11 @@
 //                                  [--subscribers 200] [--push-subscriptions 100]
 //                                  [--only push,latency,pull,fanout]
 import { fork } from 'node:child_process'
-import { Agent, request } from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { Agent as UndiciAgent } from 'undici'
 import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
 import { bareIteration, eventPayload, fillJournal, now } from './lib/journal-bench.mjs'
 import { fmt, median } from './lib/latency.mjs'
@@ -110,26 +110,23 @@ const envelopeOf = (seq, payload) => JSON.stringify({
 // ---- 1. push throughput ----------------------------------------------------------------------
 
 async function pushThroughput (receiver) {
-  // the bare limit: node:http with kept-alive connections (as the broker's sender), CONCURRENCY
-  // POSTs in flight, the same bytes, no signing
+  // the bare limit (the issue's): an undici POST loop with kept-alive connections (the broker's
+  // sender is undici too), CONCURRENCY POSTs in flight, the same bytes, no signing
   await receiver.reset()
   const bodies = Array.from({ length: 64 }, (_, i) => Buffer.from(envelopeOf(i, eventPayload(i))))
-  const agent = new Agent({ keepAlive: true })
-  const postOnce = async body => await new Promise((resolve, reject) => {
-    const req = request(receiver.url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, res => {
-      res.resume()
-      res.on('end', resolve)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
+  const agent = new UndiciAgent()
+  const target = new URL(receiver.url)
+  const postOnce = async body => {
+    const res = await agent.request({ origin: target.origin, path: target.pathname, method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    await res.body.dump()
+  }
   let sent = 0
   const cpu = process.cpuUsage()
   const started = performance.now()
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (sent < EVENTS) await postOnce(bodies[sent++ % bodies.length])
   }))
-  agent.destroy()
+  await agent.close()
   const bareSeconds = (performance.now() - started) / 1000
   const bare = { perSecond: EVENTS / bareSeconds, load: cpuSeconds(cpu) / bareSeconds }
   if (bare.load > 0.9) saturated.push('the bare POST loop')
@@ -147,7 +144,7 @@ async function pushThroughput (receiver) {
     const view = await api(broker, 'GET', '/v1/subscriptions/bench')
     console.log(`\n| push, ${fmt(EVENTS)} events of 1 KiB, ${CONCURRENCY} in flight | POSTs/s | CPU (client) | ratio |`)
     console.log('|---|---|---|---|')
-    console.log(`| bare POST loop (node:http, keep-alive, no signature) | ${fmt(bare.perSecond)} | ${(100 * bare.load).toFixed(0)}% (bench process) | 1.00 |`)
+    console.log(`| bare POST loop (undici, keep-alive, no signature) | ${fmt(bare.perSecond)} | ${(100 * bare.load).toFixed(0)}% (bench process) | 1.00 |`)
     console.log(`| broker push (JWT EdDSA + Standard Webhooks signature, ack written per event) | ${fmt(pushed.perSecond)} | ${(100 * pushed.load).toFixed(0)}% (broker) | **${(pushed.perSecond / bare.perSecond).toFixed(2)}** (target ≥ 0.5) |`)
     console.log(`\npushed ${fmt(view.counters.pushOk)} (failed ${fmt(view.counters.pushFailed)}); the receiver counted ${fmt((await receiver.report()).count)}`)
     if (ONLY.has('latency')) await pushLatency(broker, receiver)

@@ -1,11 +1,11 @@
-import { Agent as HttpAgent, request as httpRequest } from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import type { KeyObject } from 'node:crypto'
+import { Agent } from 'undici'
 import { SignJWT, type CryptoKey, type JWK } from 'jose'
-import { Webhook } from 'standardwebhooks'
 import type { JournalEntry } from '@firehose/journal'
 import type { Delivery } from './pull-queue.js'
 import type { PushOutcome } from './push-worker.js'
 import type { SubscriptionSpec } from './spec.js'
+import { webhookKey, webhookSignature } from './webhook-signature.js'
 
 /** A key push requests are signed with: the first of the configured ones signs, all are published. */
 export interface SigningKey {
@@ -36,12 +36,15 @@ const TOKEN_REFRESH_SECONDS = 60
  * Bearer` (the key's `kid`, `aud` the subscription's audience, `iss`, `iat`, `exp`; one token
  * per subscription for most of its lifetime) and the Standard Webhooks headers (`webhook-id`,
  * stable across retries of one event; `webhook-timestamp`; `webhook-signature`, HMAC-SHA256 of
- * this body with the subscription's secret). Connections are kept alive; redirects are not
- * followed (an endpoint moved is the owner's to fix).
+ * this body with the subscription's secret). Connections are kept alive (undici); redirects
+ * are not followed (an endpoint moved is the owner's to fix).
  */
 export class PushSender {
   readonly #tokens = new Map<string, { token: string, exp: number }>()
-  readonly #agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
+  /** per subscription: its HMAC key and its endpoint's parsed URL, made once */
+  readonly #targets = new Map<string, { secret: string, key: KeyObject, endpoint: string, url: URL }>()
+  /** undici keeps connections alive per origin (and costs about half what node:http does per POST) */
+  readonly #agent = new Agent()
 
   constructor (private readonly options: PushSenderOptions) {
     if (options.keys.length === 0) throw new Error('push: no signing key')
@@ -59,19 +62,20 @@ export class PushSender {
     const cloud = push.format === 'cloudevents'
     const body = Buffer.from(JSON.stringify(cloud ? cloudEvent(entry, spec) : pubsubMessage(entry, spec)))
     const id = `${spec.name}-${entry.offset}`
-    const sentAt = new Date()
+    const target = this.#target(spec.name, push.secret, push.endpoint)
+    const timestamp = Math.floor(Date.now() / 1000)
     const headers = {
       'content-type': cloud ? 'application/cloudevents+json' : 'application/json',
       'content-length': String(body.length),
       authorization: `Bearer ${await this.#token(spec, push.audience)}`,
       'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-      'webhook-signature': new Webhook(push.secret).sign(id, sentAt, body),
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': webhookSignature(target.key, id, timestamp, body),
       'user-agent': 'firehose-push'
     }
     let status: number
     try {
-      status = await post(push.endpoint, headers, body, this.options.timeoutMs, this.#agents)
+      status = await post(this.#agent, target.url, headers, body, this.options.timeoutMs)
     } catch (err) {
       return { kind: 'retry', reason: (err as Error).message }
     }
@@ -82,9 +86,19 @@ export class PushSender {
     return { kind: 'reject', reason }
   }
 
+  #target (name: string, secret: string, endpoint: string): { key: KeyObject, url: URL } {
+    let target = this.#targets.get(name)
+    // a subscription deleted and made again under its name has a new secret
+    if (target === undefined || target.secret !== secret || target.endpoint !== endpoint) {
+      target = { secret, key: webhookKey(secret), endpoint, url: new URL(endpoint) }
+      this.#targets.set(name, target)
+    }
+    return target
+  }
+
   /** Stops keeping connections alive. */
   close (): void {
-    for (const agent of Object.values(this.#agents)) agent.destroy()
+    this.#agent.destroy().catch(() => {})
   }
 
   /**
@@ -111,23 +125,14 @@ export class PushSender {
 }
 
 /**
- * One POST with node:http(s) over kept-alive connections (lighter than fetch: a push is one
- * small request); the answer's body is read and dropped. Resolves the status; rejects on no
- * connection or no answer within `timeoutMs`.
+ * One POST with undici over kept-alive connections; the answer's body is read and dropped.
+ * Resolves the status; rejects on no connection, or no answer (headers, then body) within
+ * `timeoutMs`.
  */
-async function post (endpoint: string, headers: Record<string, string>, body: Buffer, timeoutMs: number, agents: { http: HttpAgent, https: HttpsAgent }): Promise<number> {
-  const url = new URL(endpoint)
-  const secure = url.protocol === 'https:'
-  return await new Promise<number>((resolve, reject) => {
-    const req = (secure ? httpsRequest : httpRequest)(url, { method: 'POST', headers, agent: secure ? agents.https : agents.http }, res => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
-      res.on('error', reject)
-    })
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
-    req.on('error', reject)
-    req.end(body)
-  })
+async function post (agent: Agent, url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number): Promise<number> {
+  const res = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+  await res.body.dump()
+  return res.statusCode
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString()

@@ -42,6 +42,9 @@ export class PushWorker {
   #woken = false
   readonly #running = new Set<Promise<void>>()
   readonly #loop: Promise<void>
+  /** acks waiting for the write under way, written together after it (one write for many POSTs) */
+  #acks: { ids: string[], written: Promise<void> } | undefined
+  #ackWrites: Promise<void> = Promise.resolve()
 
   constructor (private readonly queue: Queue, private readonly deps: PushWorkerDeps) {
     this.#loop = this.#run()
@@ -68,10 +71,11 @@ export class PushWorker {
       while (!this.#stopped && this.queue.state.disabled === undefined) {
         this.#woken = false
         while (this.#inflight < concurrency && this.#ready.length > 0) this.#push(this.#ready.shift()!)
-        // up to `concurrency` more pulled and ready, so that a slot that frees is filled at once
-        // (the pull's write is not waited for between two POSTs)
-        const want = 2 * concurrency - this.#inflight - this.#ready.length
-        if (want > 0) {
+        // pulled ahead, so that a slot that frees is filled at once (the pull's write is not
+        // waited for between two POSTs): topped up to twice `concurrency` once fewer than
+        // `concurrency` wait, so that a pull (a write) takes several events, not one per POST
+        const want = 3 * concurrency - this.#inflight - this.#ready.length
+        if (this.#ready.length < concurrency && want > 0) {
           let batch: Delivery[] = []
           try {
             batch = await this.queue.pull(want)
@@ -129,7 +133,7 @@ export class PushWorker {
     switch (outcome.kind) {
       case 'ok':
         this.queue.counters.pushOk++
-        await this.queue.ack([delivery.ackId])
+        await this.#ack(delivery.ackId)
         return
       case 'retry':
         this.queue.counters.pushFailed++
@@ -148,6 +152,25 @@ export class PushWorker {
         this.queue.counters.pushFailed++
         await this.queue.deadLetter(delivery.ackId, outcome.reason)
     }
+  }
+
+  /**
+   * Acks a delivery with the others answered meanwhile: one ack write at a time, each taking
+   * every ack that came while the one before it was written. Resolves once its own is written.
+   */
+  async #ack (ackId: string): Promise<void> {
+    if (this.#acks === undefined) {
+      const batch: { ids: string[], written: Promise<void> } = { ids: [], written: Promise.resolve() }
+      batch.written = this.#ackWrites.then(async () => {
+        // closed: acks from now on wait for the next write
+        this.#acks = undefined
+        await this.queue.ack(batch.ids)
+      })
+      this.#ackWrites = batch.written.catch(() => {})
+      this.#acks = batch
+    }
+    this.#acks.ids.push(ackId)
+    await this.#acks.written
   }
 
   /** The schedule's step after the n-th failed attempt, ±20%. */

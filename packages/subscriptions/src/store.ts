@@ -88,8 +88,7 @@ export class SubscriptionStore implements SubscriptionBackend {
       const batch = this.#waiting
       this.#waiting = []
       try {
-        // in the order asked: a later change to a key wins, as it would written one by one
-        await this.db.batch(batch.flatMap(w => w.ops))
+        await this.db.batch(lastPerKey(batch.flatMap(w => w.ops)))
         for (const w of batch) w.resolve()
       } catch (err) {
         for (const w of batch) w.reject(err as Error)
@@ -126,6 +125,19 @@ export class SubscriptionStore implements SubscriptionBackend {
     await this.#writing
     await this.db.close()
   }
+}
+
+/**
+ * The ops in the order asked, each key's last only: a later change to a key wins, as it would
+ * written one by one, and a batch record rewritten by each of several acks is written once.
+ */
+function lastPerKey (all: StoreOp[]): StoreOp[] {
+  const last = new Map<string, StoreOp>()
+  for (const op of all) {
+    last.delete(op.key)
+    last.set(op.key, op)
+  }
+  return last.size === all.length ? all : [...last.values()]
 }
 
 export const ops = {
