@@ -106,6 +106,8 @@ export class PushWorker {
       if (released) return
       released = true
       this.#inflight--
+      // the next one goes out at once, even while the loop waits for a pull
+      if (!this.#stopped && this.queue.state.disabled === undefined && this.#ready.length > 0) this.#push(this.#ready.shift()!)
       this.#nudge()
     }
     const running = this.#settle(delivery, release).catch((err: unknown) => { this.deps.onError(err as Error) }).finally(() => {
