@@ -41,8 +41,12 @@ export class PullQueue implements Queue {
   #ahead: JournalEntry[] = []
   #aheadAt = 0
   #scanned: number | undefined
-  /** a pull is reading the journal: the live tail waits */
+  /** a pull is reading the journal: announcements wait in #held until the read is done */
   #reading = false
+  /** appends announced during a read: this subscription's entries of each, and the offsets it spans */
+  #held: Array<{ from: number, to: number, mine: JournalEntry[] }> = []
+  /** the offset after the last one the journal announced: a subscription scanned up to it has nothing to read */
+  #announced: number | undefined
 
   /** who hears of new events for this subscription (a push worker, waiting pulls) */
   readonly #listeners = new Listeners()
@@ -86,14 +90,18 @@ export class PullQueue implements Queue {
   appended (entries: readonly JournalEntry[], matched: Uint8Array): number {
     const accepts = this.#accepts()
     const take = !this.#reading && this.#scanned === entries[0]!.offset && this.#ahead.length - this.#aheadAt < AHEAD_MAX
+    const held: JournalEntry[] | undefined = this.#reading && this.#scanned !== undefined ? [] : undefined
     let mine = 0
     for (let i = 0; i < entries.length; i++) {
       if (!accepts(entries[i]!)) continue
       matched[i] = 1
       mine++
       if (take) this.#ahead.push(entries[i]!)
+      held?.push(entries[i]!)
     }
     if (take) this.#scanned = entries[entries.length - 1]!.offset + 1
+    if (held !== undefined) this.#held.push({ from: entries[0]!.offset, to: entries[entries.length - 1]!.offset, mine: held })
+    this.#announced = entries[entries.length - 1]!.offset + 1
     if (mine > 0) this.#listeners.call()
     return mine
   }
@@ -161,6 +169,7 @@ export class PullQueue implements Queue {
       this.#ahead = []
       this.#aheadAt = 0
       this.#scanned = undefined
+      this.#held = []
       changes.push(ops.subscription(this.state))
       await this.deps.store.write(changes)
     })
@@ -241,6 +250,9 @@ export class PullQueue implements Queue {
       if (this.#aheadAt === this.#ahead.length) {
         this.#ahead = []
         this.#aheadAt = 0
+        // following the live tail, and past everything announced: the tail brings what comes next
+        // (a read now would find entries committed and not yet announced, and run ahead of the tail)
+        if (this.#scanned === this.#announced) break
         let page: JournalEntry[]
         // appends announced meanwhile are left to the next read: this one may return them too
         this.#reading = true
@@ -249,10 +261,13 @@ export class PullQueue implements Queue {
         } finally {
           this.#reading = false
         }
-        if (page.length === 0) break
-        this.#scanned = page[page.length - 1]!.offset + 1
-        const accepts = this.#accepts()
-        for (const entry of page) if (accepts(entry)) this.#ahead.push(entry)
+        if (page.length > 0) {
+          this.#scanned = page[page.length - 1]!.offset + 1
+          const accepts = this.#accepts()
+          for (const entry of page) if (accepts(entry)) this.#ahead.push(entry)
+        }
+        const caughtUp = this.#takeHeld()
+        if (page.length === 0 && !caughtUp) break
         continue
       }
       const entry = this.#ahead[this.#aheadAt++]!
@@ -269,6 +284,27 @@ export class PullQueue implements Queue {
     }
     this.counters.delivered += out.length
     return out
+  }
+
+  /**
+   * The appends announced while the pull read the journal: those the read reached are skipped,
+   * and those that follow on from it (no gap) are taken as the live tail would have, so that a
+   * read racing the appends does not leave the subscription behind, reading pages of
+   * everybody's events to catch up. Returns whether it took any.
+   */
+  #takeHeld (): boolean {
+    const held = this.#held
+    this.#held = []
+    let took = false
+    for (const { from, to, mine } of held) {
+      const scanned = this.#scanned!
+      if (to < scanned) continue
+      if (from > scanned || this.#ahead.length - this.#aheadAt >= AHEAD_MAX) break
+      for (const entry of mine) if (entry.offset >= scanned) this.#ahead.push(entry)
+      this.#scanned = to + 1
+      took = true
+    }
+    return took
   }
 
   #lease (entry: JournalEntry, delivery: number, now: number): Delivery {
