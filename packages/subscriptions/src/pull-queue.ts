@@ -44,7 +44,7 @@ export class PullQueue implements Queue {
   /** a pull is reading the journal: announcements wait in #held until the read is done */
   #reading = false
   /** appends announced during a read: this subscription's entries of each, and the offsets it spans */
-  #held: Array<{ from: number, to: number, mine: JournalEntry[] }> = []
+  #held: Array<{ from: number, to: number, mine: readonly JournalEntry[] }> = []
   /** the offset after the last one the journal announced: a subscription scanned up to it has nothing to read */
   #announced: number | undefined
 
@@ -81,29 +81,21 @@ export class PullQueue implements Queue {
   }
 
   /**
-   * Appended entries (the manager hands each announcement to every subscription): one that has
-   * read the journal up to them takes its own from them as they come, instead of reading pages of
-   * everybody's events again (the live tail); one that is behind, or holds AHEAD_MAX unread,
-   * leaves them to be read when it pulls. Marks in `matched` the entries that are its own, and
-   * returns how many.
+   * An announced append (the manager hands each one to every subscription, with the entries
+   * that are its own): one that has read the journal up to it takes its own as they come,
+   * instead of reading pages of everybody's events again (the live tail); one that is behind, or
+   * holds AHEAD_MAX unread, leaves them to be read when it pulls. During a read they are held,
+   * and taken after it if it reached up to them (#takeHeld).
    */
-  appended (entries: readonly JournalEntry[], matched: Uint8Array): number {
-    const accepts = this.#accepts()
-    const take = !this.#reading && this.#scanned === entries[0]!.offset && this.#ahead.length - this.#aheadAt < AHEAD_MAX
-    const held: JournalEntry[] | undefined = this.#reading && this.#scanned !== undefined ? [] : undefined
-    let mine = 0
-    for (let i = 0; i < entries.length; i++) {
-      if (!accepts(entries[i]!)) continue
-      matched[i] = 1
-      mine++
-      if (take) this.#ahead.push(entries[i]!)
-      held?.push(entries[i]!)
+  announced (first: number, last: number, mine: readonly JournalEntry[]): void {
+    if (!this.#reading && this.#scanned === first && this.#ahead.length - this.#aheadAt < AHEAD_MAX) {
+      for (const entry of mine) this.#ahead.push(entry)
+      this.#scanned = last + 1
+    } else if (this.#reading && this.#scanned !== undefined) {
+      this.#held.push({ from: first, to: last, mine })
     }
-    if (take) this.#scanned = entries[entries.length - 1]!.offset + 1
-    if (held !== undefined) this.#held.push({ from: entries[0]!.offset, to: entries[entries.length - 1]!.offset, mine: held })
-    this.#announced = entries[entries.length - 1]!.offset + 1
-    if (mine > 0) this.#listeners.call()
-    return mine
+    this.#announced = last + 1
+    if (mine.length > 0) this.#listeners.call()
   }
 
   get name (): string {

@@ -41,8 +41,11 @@ export interface Queue {
   nextDeadline: () => number | undefined
   /** whether an entry is for this subscription (its filters, its owner's ACL) */
   accepts: (entry: JournalEntry) => boolean
-  /** appended entries, announced by the journal: marks in `matched` those for this subscription, returns how many */
-  appended: (entries: readonly JournalEntry[], matched: Uint8Array) => number
+  /**
+   * An append the journal announced, offsets `first` to `last`, and of its entries those for
+   * this subscription (the manager sorts them out once for every subscription: topic-index.ts)
+   */
+  announced: (first: number, last: number, mine: readonly JournalEntry[]) => void
   /** calls `listener` when events for this subscription may be there to pull; returns the stop */
   onNew: (listener: () => void) => () => void
   /** tells the listeners to look again (a seek or a replay made elsewhere) */

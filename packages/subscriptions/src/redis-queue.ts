@@ -72,17 +72,9 @@ export class RedisPullQueue implements Queue {
     return this.#filter.get()(entry)
   }
 
-  /** Counts and marks this subscription's entries and wakes its listeners; pulls read them from the journal. */
-  appended (entries: readonly JournalEntry[], matched: Uint8Array): number {
-    const accepts = this.#filter.get()
-    let mine = 0
-    for (let i = 0; i < entries.length; i++) {
-      if (!accepts(entries[i]!)) continue
-      matched[i] = 1
-      mine++
-    }
-    if (mine > 0) this.#listeners.call()
-    return mine
+  /** Wakes the listeners when some are this subscription's; pulls read them from the journal. */
+  announced (_first: number, _last: number, mine: readonly JournalEntry[]): void {
+    if (mine.length > 0) this.#listeners.call()
   }
 
   onNew (listener: () => void): () => void {

@@ -6,6 +6,7 @@ import { SubscriptionError } from './errors.js'
 import type { PushSender } from './push-sender.js'
 import { PushWorker } from './push-worker.js'
 import type { Queue, SubscriptionState } from './queue.js'
+import { TopicIndex } from './topic-index.js'
 import type { StartAt, SubscriptionRequest, SubscriptionSpec } from './spec.js'
 
 export { SubscriptionError } from './errors.js'
@@ -61,6 +62,8 @@ export class Subscriptions {
   /** open readers of stream subscriptions, by name: closed when the subscription is deleted */
   readonly #streamReaders = new Map<string, Set<() => void>>()
   readonly #now: () => number
+  /** which subscriptions each topic goes to */
+  readonly #index = new TopicIndex(() => this.#queues.values())
   /** cluster: the shared list's version this node last loaded, the look under way, its timer */
   #version: string | undefined
   #syncing: Promise<void> | undefined
@@ -78,6 +81,7 @@ export class Subscriptions {
       for (const state of await deps.store.loadAll()) {
         const queue = subscriptions.#queue(state)
         subscriptions.#queues.set(state.spec.name, queue)
+        subscriptions.#index.clear()
         subscriptions.#startPushing(queue)
       }
     } else {
@@ -115,12 +119,14 @@ export class Subscriptions {
     // (on a cluster, the store refuses a name another node took)
     const queue = this.#queue({ spec, next })
     this.#queues.set(name, queue)
+    this.#index.clear()
     let created = false
     try {
       created = await this.deps.store.create(queue.state)
     } finally {
       if (!created) {
         this.#queues.delete(name)
+        this.#index.clear()
         queue.close()
       }
     }
@@ -139,12 +145,27 @@ export class Subscriptions {
     if (would > 0) this.totals.eventLost++
   }
 
-  /** One announcement of the journal, handed to every subscription; the totals counted on the way. */
+  /**
+   * One announcement of the journal: each subscription gets its own entries of it (sorted out by
+   * topic, once for all of them) and hears of the rest; the totals counted on the way.
+   */
   #appended (entries: readonly JournalEntry[]): void {
     if (this.#queues.size === 0) return
-    const matched = new Uint8Array(entries.length)
-    for (const queue of this.#queues.values()) this.totals.storeOk += queue.appended(entries, matched)
-    for (const m of matched) this.totals.eventTriggered += m
+    const mine = new Map<Queue, JournalEntry[]>()
+    for (const entry of entries) {
+      const queues = this.#index.of(entry)
+      if (queues.length === 0) continue
+      this.totals.eventTriggered++
+      this.totals.storeOk += queues.length
+      for (const queue of queues) {
+        const list = mine.get(queue)
+        if (list === undefined) mine.set(queue, [entry])
+        else list.push(entry)
+      }
+    }
+    const first = entries[0]!.offset
+    const last = entries[entries.length - 1]!.offset
+    for (const queue of this.#queues.values()) queue.announced(first, last, mine.get(queue) ?? NONE)
   }
 
   /** Starts pushing again after the endpoint said 410 Gone (the owner has fixed it). */
@@ -258,6 +279,7 @@ export class Subscriptions {
         const known = this.#queues.get(state.spec.name)
         if (known === undefined) {
           this.#queues.set(state.spec.name, this.#queue(state))
+          this.#index.clear()
           continue
         }
         if (state.disabled === undefined) delete known.state.disabled
@@ -300,6 +322,7 @@ export class Subscriptions {
   async #forget (name: string): Promise<void> {
     const queue = this.#queues.get(name)
     this.#queues.delete(name)
+    this.#index.clear()
     await this.#stopPushing(name)
     queue?.close()
     for (const close of this.#streamReaders.get(name) ?? []) close()
@@ -347,5 +370,7 @@ export class Subscriptions {
     return this.deps.store.queue(state, { journal: this.deps.journal, now: this.#now, filter: () => this.deps.filterFor(state.spec.owner, state.spec.topics) })
   }
 }
+
+const NONE: readonly JournalEntry[] = []
 
 const taken = (name: string): SubscriptionError => new SubscriptionError(409, `name: a subscription "${name}" exists (names are unique on the broker)`)
