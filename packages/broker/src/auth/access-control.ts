@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { cannotRead } from '@firehose/runtime'
 import { AclPolicy, parseAclFile, type Identity } from './mosquitto-acl.js'
 import { parsePasswordFile, verifyPassword } from './mosquitto-password.js'
+import { VerifiedCredentials } from './verified-credentials.js'
 
 /** What one connected client may do; computed at CONNECT and again on reload. */
 export interface ClientAccess {
@@ -39,7 +40,12 @@ interface Loaded { users: Map<string, string> | undefined, policy: AclPolicy | u
 export class AccessControl {
   private current: Loaded = { users: undefined, policy: undefined }
 
-  constructor (private readonly files: { passwordFile?: string, aclFile?: string }) {}
+  /** passwords verified lately (PBKDF2 once a minute per user, not on every HTTP request) */
+  private readonly verified: VerifiedCredentials
+
+  constructor (private readonly files: { passwordFile?: string, aclFile?: string }, now: () => number = Date.now) {
+    this.verified = new VerifiedCredentials(now)
+  }
 
   /** Reads both files. Returns the problems found; only when there are none is the new state applied. */
   async load (): Promise<string[]> {
@@ -76,7 +82,10 @@ export class AccessControl {
     const hash = this.current.users?.get(username)
     if (hash === undefined) return 'unknown-user'
     if (password === undefined) return 'no-password'
-    return await verifyPassword(hash, password) ? 'ok' : 'bad-password'
+    if (this.verified.matches(username, hash, password)) return 'ok'
+    if (!await verifyPassword(hash, password)) return 'bad-password'
+    this.verified.remember(username, hash, password)
+    return 'ok'
   }
 
   rulesFor (identity: Identity): ClientAccess {
