@@ -133,3 +133,32 @@ t.test('the node pushing a subscription is SIGKILLed mid-stream: the other takes
   await pusher.launch()
   t.match((await api(pusher, 'GET', '/v1/subscriptions/hook')).json, { outstanding: 0, deadLetters: 0 }, 'the restarted node sees the subscription settled')
 })
+
+t.test('a failed push is retried on the retry schedule by whichever node pushes (not at its next look at Redis)', async t => {
+  const attempts = new Map<number, number>()
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', c => chunks.push(c as Buffer))
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as { message: { data: string } }
+      const seq = (JSON.parse(Buffer.from(body.message.data, 'base64').toString()) as { seq: number }).seq
+      const n = (attempts.get(seq) ?? 0) + 1
+      attempts.set(seq, n)
+      // every event's first attempt fails: it comes back after the schedule's first step (300 ms)
+      res.writeHead(n === 1 ? 503 : 204).end()
+    })
+  })
+  const port = await freePort()
+  await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const made = await api(a, 'POST', '/v1/subscriptions', { name: 'retried', topics: ['gerrit/retried'], type: 'push', push: { endpoint: `http://127.0.0.1:${port}/hook` } })
+  t.equal(made.status, 201, 'created')
+  await waitFor('a node to take the push worker', async () => (await db.get('firehose:subscriptions:worker:retried')) !== null)
+  await publish(b, 'gerrit/retried', range(0, 20))
+  // the worker sleeps at most 30 s between looks when nothing wakes it: 10 s tells the two apart
+  await waitFor('every event pushed again after its 503', () => [...attempts.values()].filter(n => n >= 2).length === 20, 10_000)
+  t.same([...attempts.keys()].sort((x, y) => x - y), range(0, 20))
+  const view = (await api(a, 'GET', '/v1/subscriptions/retried')).json
+  t.match(view, { outstanding: 0, deadLetters: 0 })
+  await api(a, 'DELETE', '/v1/subscriptions/retried')
+})

@@ -68,6 +68,11 @@ export class RedisPullQueue implements Queue {
     this.#nextDeadline = earliest.length === 2 ? Number(earliest[1]) : undefined
   }
 
+  /** A lease is due by `at`: the earliest deadline known here moves up to it. */
+  #dueBy (at: number): void {
+    if (this.#nextDeadline === undefined || at < this.#nextDeadline) this.#nextDeadline = at
+  }
+
   accepts (entry: JournalEntry): boolean {
     return this.#filter.get()(entry)
   }
@@ -116,6 +121,7 @@ export class RedisPullQueue implements Queue {
     }
     this.state.next = next
     this.#outstanding += out.length
+    if (out.length > 0) this.#dueBy(Number(deadline))
     this.counters.delivered += out.length
     return out
   }
@@ -195,6 +201,7 @@ export class RedisPullQueue implements Queue {
     if (replayed === -1) throw gone(this.name)
     this.#deadLetters = 0
     this.#outstanding += replayed
+    if (replayed > 0) this.#dueBy(this.deps.now())
     return replayed
   }
 
@@ -225,6 +232,8 @@ export class RedisPullQueue implements Queue {
     const settled = Number(await this.deps.store.run('SETTLE', [k.index, k.due, k.n, k.dead], this.name, what === 'ack' ? 'drop' : what, String(dueAt), ...args))
     if (settled === -1) throw gone(this.name)
     if (what === 'ack' || what === 'drop' || what === 'dead') this.#outstanding = Math.max(0, this.#outstanding - settled)
+    // a retry, or a nack: a waiting push worker or pull sleeps until then, not until the next refresh
+    else if (settled > 0) this.#dueBy(dueAt)
     return settled
   }
 
