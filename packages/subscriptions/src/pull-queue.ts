@@ -118,6 +118,12 @@ export class PullQueue implements Queue {
     return [...this.state.deadLetters].sort((a, b) => a[0] - b[0])
   }
 
+  mayHaveEvents (): boolean {
+    if (this.#aheadAt < this.#ahead.length || this.#scanned === undefined || this.#scanned !== this.#announced) return true
+    const deadline = this.nextDeadline()
+    return deadline !== undefined && deadline <= this.deps.now()
+  }
+
   /** The earliest deadline of a lease (ms), if any: when a waiting pull may find a redelivery. */
   nextDeadline (): number | undefined {
     let earliest: number | undefined

@@ -75,7 +75,7 @@ export class PushWorker {
         // waited for between two POSTs): topped up to twice `concurrency` once fewer than
         // `concurrency` wait, so that a pull (a write) takes several events, not one per POST
         const want = 3 * concurrency - this.#inflight - this.#ready.length
-        if (this.#ready.length < concurrency && want > 0) {
+        if (this.#ready.length < concurrency && want > 0 && this.queue.mayHaveEvents()) {
           let batch: Delivery[] = []
           try {
             batch = await this.queue.pull(want)

@@ -46,6 +46,8 @@ export interface Queue {
    * this subscription (the manager sorts them out once for every subscription: topic-index.ts)
    */
   announced: (first: number, last: number, mine: readonly JournalEntry[]) => void
+  /** false when a pull would surely find nothing (nothing read ahead, due, or unread): a push worker does not ask */
+  mayHaveEvents: () => boolean
   /** calls `listener` when events for this subscription may be there to pull; returns the stop */
   onNew: (listener: () => void) => () => void
   /** tells the listeners to look again (a seek or a replay made elsewhere) */

@@ -46,6 +46,11 @@ export class RedisPullQueue implements Queue {
     return this.#deadLetters
   }
 
+  /** Always: the queue is in Redis, where other nodes change it. */
+  mayHaveEvents (): boolean {
+    return true
+  }
+
   nextDeadline (): number | undefined {
     return this.#nextDeadline
   }
