@@ -60,7 +60,7 @@ export class PushSender {
     if (push === undefined) return { kind: 'reject', reason: 'not a push subscription' }
     const { entry } = delivery
     const cloud = push.format === 'cloudevents'
-    const body = Buffer.from(JSON.stringify(cloud ? cloudEvent(entry, spec) : pubsubMessage(entry, spec)))
+    const body = Buffer.from(cloud ? JSON.stringify(cloudEvent(entry, spec)) : pubsubMessage(entry, spec))
     const id = `${spec.name}-${entry.offset}`
     const target = this.#target(spec.name, push.secret, push.endpoint)
     const timestamp = Math.floor(Date.now() / 1000)
@@ -137,20 +137,16 @@ async function post (agent: Agent, url: URL, headers: Record<string, string>, bo
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
-/** A Pub/Sub push envelope (both spellings of the id and time fields, as Pub/Sub sends them). */
-function pubsubMessage (entry: JournalEntry, spec: SubscriptionSpec): unknown {
+/**
+ * A Pub/Sub push envelope (both spellings of the id and time fields, as Pub/Sub sends them),
+ * as JSON text written directly: the same text JSON.stringify makes of the object, without
+ * making the object.
+ */
+function pubsubMessage (entry: JournalEntry, spec: SubscriptionSpec): string {
   const id = String(entry.offset)
-  return {
-    message: {
-      attributes: { 'event-type': entry.topic, topic: entry.topic, offset: id },
-      data: entry.payload.toString('base64'),
-      messageId: id,
-      message_id: id,
-      publishTime: iso(entry.timestamp),
-      publish_time: iso(entry.timestamp)
-    },
-    subscription: spec.name
-  }
+  const topic = JSON.stringify(entry.topic)
+  const time = iso(entry.timestamp)
+  return `{"message":{"attributes":{"event-type":${topic},"topic":${topic},"offset":"${id}"},"data":"${entry.payload.toString('base64')}","messageId":"${id}","message_id":"${id}","publishTime":"${time}","publish_time":"${time}"},"subscription":${JSON.stringify(spec.name)}}`
 }
 
 /** A CloudEvents 1.0 event, structured mode: `data` as JSON when the payload is, else `data_base64`. */

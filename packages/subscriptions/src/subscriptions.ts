@@ -151,12 +151,14 @@ export class Subscriptions {
    */
   #appended (entries: readonly JournalEntry[]): void {
     if (this.#queues.size === 0) return
-    const mine = new Map<Queue, JournalEntry[]>()
+    // made only for an announcement with entries for some subscription (most, on a busy bus, have none)
+    let mine: Map<Queue, JournalEntry[]> | undefined
     for (const entry of entries) {
       const queues = this.#index.of(entry)
       if (queues.length === 0) continue
       this.totals.eventTriggered++
       this.totals.storeOk += queues.length
+      mine ??= new Map()
       for (const queue of queues) {
         const list = mine.get(queue)
         if (list === undefined) mine.set(queue, [entry])
@@ -165,7 +167,7 @@ export class Subscriptions {
     }
     const first = entries[0]!.offset
     const last = entries[entries.length - 1]!.offset
-    for (const queue of this.#queues.values()) queue.announced(first, last, mine.get(queue) ?? NONE)
+    for (const queue of this.#queues.values()) queue.announced(first, last, mine?.get(queue) ?? NONE)
   }
 
   /** Starts pushing again after the endpoint said 410 Gone (the owner has fixed it). */

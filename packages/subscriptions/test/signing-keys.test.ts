@@ -57,3 +57,27 @@ t.test('a token signed by the sender verifies against its published key', async 
   t.equal(protectedHeader.kid, jwk.kid)
   t.equal((payload.exp ?? 0) - (payload.iat ?? 0), 600)
 })
+
+t.test('the Pub/Sub envelope is the documented JSON, whatever the topic holds', async t => {
+  const keys = await loadSigningKeys([], join(await dir(), 'k.pem'))
+  const sender = new PushSender({ issuer: 'firehose', keys, timeoutMs: 1000 })
+  t.teardown(() => { sender.close() })
+  const { createServer } = await import('node:http')
+  const bodies: string[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', c => chunks.push(c as Buffer))
+    req.on('end', () => { bodies.push(Buffer.concat(chunks).toString()); res.writeHead(204).end() })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}/`
+  const topic = 'gerrit/"quoted"\\back/é✓/\u0001'
+  const entry = { offset: 42, timestamp: 1_800_000_000_123, topic, payload: Buffer.from([0, 255, 10, 34]), qos: 1 as const, retain: false }
+  await sender.send({ ackId: '42-1', delivery: 1, entry }, { name: 'sub.one', owner: 'alice', topics: ['#'], type: 'push', push: { endpoint, audience: endpoint, format: 'pubsub', secret: 'whsec_' + Buffer.alloc(24, 1).toString('base64') }, ackDeadlineMs: 60_000, maxDeliveries: 3, retentionMs: 1, ordered: false, created: 0 })
+  const time = new Date(1_800_000_000_123).toISOString()
+  t.same(JSON.parse(bodies[0]!), {
+    message: { attributes: { 'event-type': topic, topic, offset: '42' }, data: Buffer.from([0, 255, 10, 34]).toString('base64'), messageId: '42', message_id: '42', publishTime: time, publish_time: time },
+    subscription: 'sub.one'
+  })
+})
