@@ -131,6 +131,25 @@ t.test('long poll: a pull waiting for events gets one published while it waits; 
   t.same((await totals()).map((n, i) => n - before[i]!), [1, 1], 'one event triggered, stored for one subscription')
 })
 
+t.test('long poll: a nack from another request wakes a waiting pull at once (not at the ack deadline)', async t => {
+  t.equal((await api('alice', 'POST', '/v1/subscriptions', { name: 'woken', topics: ['gerrit/ref-replicated'], ackDeadline: 600 })).status, 201)
+  await publish('gerrit/ref-replicated', ['{"once":1}'])
+  const [first] = await pull('alice', 'woken', 10)
+  t.ok(first !== undefined)
+  const started = Date.now()
+  const waiting = pull('alice', 'woken', 10, 20)
+  await sleep(300)
+  await publish('launchpad/bug-filed', ['{"for":"nobody"}']) // another topic: the pull waits on
+  await sleep(300)
+  t.equal((await api('alice', 'POST', '/v1/subscriptions/woken/nack', { ackIds: [first!.ackId] })).json.nacked, 1)
+  const again = await waiting
+  t.same(again.map(m => [m.payload, m.delivery]), [[{ once: 1 }, 2]], 'the nacked event, its second delivery')
+  // the wait was 20 s and the deadline 600 s: it came back because the nack woke it
+  t.ok(Date.now() - started < 10_000, `back after ${Date.now() - started} ms`)
+  await ack('alice', 'woken', again)
+  await api('alice', 'DELETE', '/v1/subscriptions/woken')
+})
+
 t.test('nack, maxDeliveries, dead letters and their replay; seek', async t => {
   t.equal((await api('alice', 'POST', '/v1/subscriptions', { name: 'flaky', topics: ['gerrit/patchset-created'], ackDeadline: 1, maxDeliveries: 2 })).status, 201)
   await publish('gerrit/patchset-created', ['{"n":1}', '{"n":2}'])

@@ -154,7 +154,7 @@ export class PullQueue implements Queue {
       lease.deadline = this.deps.now()
       this.#book.changed(offset)
       this.counters.nacked++
-    }))
+    }).finally(() => { this.#listeners.call() }))
   }
 
   /** Goes on from `next`: outstanding events are forgotten (as if acked), the journal read again from there. */
@@ -170,6 +170,7 @@ export class PullQueue implements Queue {
       this.#held = []
       changes.push(ops.subscription(this.state))
       await this.deps.store.write(changes)
+      this.#listeners.call()
     })
   }
 
@@ -187,6 +188,7 @@ export class PullQueue implements Queue {
       this.state.deadLetters.clear()
       this.#book.flush(changes)
       await this.deps.store.write(changes)
+      if (replayed > 0) this.#listeners.call()
       return replayed
     })
   }

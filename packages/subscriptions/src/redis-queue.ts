@@ -176,6 +176,7 @@ export class RedisPullQueue implements Queue {
   async nack (ackIds: readonly string[]): Promise<number> {
     const nacked = await this.#settle(ackIds, 'due', this.deps.now())
     this.counters.nacked += nacked
+    if (nacked > 0) this.#listeners.call()
     return nacked
   }
 
@@ -198,6 +199,7 @@ export class RedisPullQueue implements Queue {
     this.state.next = next
     this.#outstanding = 0
     this.#nextDeadline = undefined
+    this.#listeners.call()
   }
 
   async replayDeadLetters (): Promise<number> {
@@ -206,7 +208,10 @@ export class RedisPullQueue implements Queue {
     if (replayed === -1) throw gone(this.name)
     this.#deadLetters = 0
     this.#outstanding += replayed
-    if (replayed > 0) this.#dueBy(this.deps.now())
+    if (replayed > 0) {
+      this.#dueBy(this.deps.now())
+      this.#listeners.call()
+    }
     return replayed
   }
 

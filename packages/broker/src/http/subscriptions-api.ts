@@ -80,10 +80,11 @@ function ackIds (body: Record<string, unknown>): string[] {
 }
 
 /**
- * Pulls up to `max`; with nothing to hand out, waits up to `waitMs` for an append, a lease's
- * deadline or the reader going away (long poll), and pulls again.
+ * Pulls up to `max`; with nothing to hand out, waits up to `waitMs` for an event of this
+ * subscription (not any append: a busy bus would wake every waiting pull), a nack, seek or
+ * replay, a lease's deadline or the reader going away (long poll), and pulls again.
  */
-async function pullWaiting (queue: Queue, journal: Journal, max: number, waitMs: number, gone: AbortSignal): Promise<Awaited<ReturnType<Queue['pull']>>> {
+async function pullWaiting (queue: Queue, max: number, waitMs: number, gone: AbortSignal): Promise<Awaited<ReturnType<Queue['pull']>>> {
   const until = Date.now() + waitMs
   for (;;) {
     const deliveries = await queue.pull(max)
@@ -98,7 +99,7 @@ async function pullWaiting (queue: Queue, journal: Journal, max: number, waitMs:
         resolve()
       }
       const timer = setTimeout(done, Math.max(0, Math.min(left, deadline === undefined ? left : deadline - Date.now())))
-      const stopListening = journal.onAppended(done)
+      const stopListening = queue.onNew(done)
       gone.addEventListener('abort', done)
     })
   }
@@ -173,7 +174,7 @@ export function registerSubscriptionsApi (app: FastifyInstance, deps: Subscripti
     const onClose = (): void => { gone.abort() }
     socket.once('close', onClose)
     // a kept-alive connection carries many pulls: each takes its listener off again
-    const deliveries = await pullWaiting(queue, journal, max, waitSeconds * 1000, gone.signal).finally(() => { socket.off('close', onClose) })
+    const deliveries = await pullWaiting(queue, max, waitSeconds * 1000, gone.signal).finally(() => { socket.off('close', onClose) })
     return await reply.type('application/json; charset=utf-8').send(pullBody(deliveries))
   })
   app.post('/v1/subscriptions/:name/ack', options, async request => {
