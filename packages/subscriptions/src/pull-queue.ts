@@ -77,7 +77,7 @@ export class PullQueue implements Queue {
 
   /** Whether an entry is for this subscription (its filters, its owner's ACL). */
   accepts (entry: JournalEntry): boolean {
-    return this.#accepts()(entry)
+    return this.#filter.get()(entry)
   }
 
   /**
@@ -129,10 +129,6 @@ export class PullQueue implements Queue {
     let earliest: number | undefined
     for (const lease of this.state.leases.values()) if (earliest === undefined || lease.deadline < earliest) earliest = lease.deadline
     return earliest
-  }
-
-  #accepts (): (entry: JournalEntry) => boolean {
-    return this.#filter.get()
   }
 
   /** Up to `max` events: due redeliveries first (oldest first), then new ones in journal order. */
@@ -263,7 +259,7 @@ export class PullQueue implements Queue {
         }
         if (page.length > 0) {
           this.#scanned = page[page.length - 1]!.offset + 1
-          const accepts = this.#accepts()
+          const accepts = this.#filter.get()
           for (const entry of page) if (accepts(entry)) this.#ahead.push(entry)
         }
         const caughtUp = this.#takeHeld()

@@ -5,7 +5,7 @@ import { newCounters, type SubscriptionCounters } from './counters.js'
 import { gone } from './errors.js'
 import { FilterCache } from './filter-cache.js'
 import { Listeners, type Delivery, type Queue, type SubscriptionState } from './queue.js'
-import type { RedisSubscriptionStore } from './redis-store.js'
+import type { RedisSubscriptionStore, ScriptName, SubscriptionKeys } from './redis-store.js'
 import type { DeadLetter } from './store.js'
 
 /** Entries read from the journal per page while looking for new events. */
@@ -13,7 +13,7 @@ const PAGE = 250
 /** Times a pull reads again after another node's pull moved the cursor under it. */
 const CURSOR_RETRIES = 5
 
-type Settle = 'ack' | 'drop' | 'due' | 'dead'
+type Settle = 'drop' | 'due' | 'dead'
 
 /**
  * A subscription kept in Redis, served by every node of a cluster. The state lives in Redis
@@ -168,7 +168,7 @@ export class RedisPullQueue implements Queue {
   }
 
   async ack (ackIds: readonly string[]): Promise<number> {
-    const acked = await this.#settle(ackIds, 'ack')
+    const acked = await this.#settle(ackIds, 'drop')
     this.counters.acked += acked
     return acked
   }
@@ -194,8 +194,7 @@ export class RedisPullQueue implements Queue {
   }
 
   async seek (next: number): Promise<void> {
-    const k = this.#keys()
-    if (Number(await this.deps.store.run('SEEK', [k.index, k.state, k.due, k.n, k.version], this.name, String(next))) === -1) throw gone(this.name)
+    await this.#count('SEEK', ['index', 'state', 'due', 'n', 'version'], String(next))
     this.state.next = next
     this.#outstanding = 0
     this.#nextDeadline = undefined
@@ -203,9 +202,7 @@ export class RedisPullQueue implements Queue {
   }
 
   async replayDeadLetters (): Promise<number> {
-    const k = this.#keys()
-    const replayed = Number(await this.deps.store.run('REPLAY_DEAD', [k.index, k.due, k.n, k.dead, k.version], this.name, String(this.deps.now())))
-    if (replayed === -1) throw gone(this.name)
+    const replayed = await this.#count('REPLAY_DEAD', ['index', 'due', 'n', 'dead', 'version'], String(this.deps.now()))
     this.#deadLetters = 0
     this.#outstanding += replayed
     if (replayed > 0) {
@@ -221,9 +218,8 @@ export class RedisPullQueue implements Queue {
   }
 
   async setDisabled (reason: string | undefined): Promise<void> {
-    const k = this.#keys()
     const disabled = reason === undefined ? undefined : { reason, at: this.deps.now() }
-    if (Number(await this.deps.store.run('SET_DISABLED', [k.index, k.state, k.version], this.name, disabled === undefined ? '' : JSON.stringify(disabled))) === -1) throw gone(this.name)
+    await this.#count('SET_DISABLED', ['index', 'state', 'version'], disabled === undefined ? '' : JSON.stringify(disabled))
     if (disabled === undefined) delete this.state.disabled
     else this.state.disabled = disabled
   }
@@ -238,16 +234,22 @@ export class RedisPullQueue implements Queue {
       args.push(String(id.offset), String(id.delivery), what === 'dead' ? JSON.stringify({ deliveries: id.delivery, reason, at }) : '')
     }
     if (args.length === 0) return 0
-    const k = this.#keys()
-    const settled = Number(await this.deps.store.run('SETTLE', [k.index, k.due, k.n, k.dead], this.name, what === 'ack' ? 'drop' : what, String(dueAt), ...args))
-    if (settled === -1) throw gone(this.name)
-    if (what === 'ack' || what === 'drop' || what === 'dead') this.#outstanding = Math.max(0, this.#outstanding - settled)
+    const settled = await this.#count('SETTLE', ['index', 'due', 'n', 'dead'], what, String(dueAt), ...args)
+    if (what === 'drop' || what === 'dead') this.#outstanding = Math.max(0, this.#outstanding - settled)
     // a retry, or a nack: a waiting push worker or pull sleeps until then, not until the next refresh
     else if (settled > 0) this.#dueBy(dueAt)
     return settled
   }
 
-  #keys (): ReturnType<RedisSubscriptionStore['keys']> {
+  #keys (): SubscriptionKeys {
     return this.deps.store.keys(this.name)
+  }
+
+  /** Runs a script that answers a count, or -1 when the subscription is gone (then: a 404). */
+  async #count (script: ScriptName, keys: ReadonlyArray<keyof SubscriptionKeys>, ...args: string[]): Promise<number> {
+    const k = this.#keys()
+    const count = Number(await this.deps.store.run(script, keys.map(key => k[key]), this.name, ...args))
+    if (count === -1) throw gone(this.name)
+    return count
   }
 }

@@ -86,7 +86,7 @@ export class Subscriptions {
       }
     } else {
       await subscriptions.sync()
-      subscriptions.#timer = setInterval(() => { subscriptions.sync().catch(err => { subscriptions.#logFailure('subscriptions.sync-failed', err as Error) }) }, SYNC_MS)
+      subscriptions.#timer = setInterval(() => { subscriptions.sync().catch(err => { subscriptions.#logFailure('subscriptions.sync-failed', SYNC_FAILED, err as Error) }) }, SYNC_MS)
       subscriptions.#timer.unref()
     }
     return subscriptions
@@ -132,7 +132,7 @@ export class Subscriptions {
     }
     if (!created) throw taken(name)
     if (this.deps.store.shared === undefined) this.#startPushing(queue)
-    else this.sync().catch(err => { this.#logFailure('subscriptions.sync-failed', err as Error) })
+    else this.sync().catch(err => { this.#logFailure('subscriptions.sync-failed', SYNC_FAILED, err as Error) })
     return queue
   }
 
@@ -341,7 +341,7 @@ export class Subscriptions {
       onError: err => {
         // deleted on another node: the next look stops this worker
         if (err instanceof SubscriptionError && err.status === 404) return
-        this.#logFailure('subscriptions.push-failed', err, queue.name)
+        this.#logFailure('subscriptions.push-failed', 'push worker: a pull or a write failed; trying again', err, queue.name)
       },
       onDisabled: reason => {
         this.#workers.delete(queue.name)
@@ -357,10 +357,7 @@ export class Subscriptions {
     await worker?.stop()
   }
 
-  #logFailure (event: string, err: Error, subscription?: string): void {
-    const message = event === 'subscriptions.sync-failed'
-      ? 'subscriptions: cannot look at the shared list in Redis; trying again'
-      : 'push worker: a pull or a write failed; trying again'
+  #logFailure (event: string, message: string, err: Error, subscription?: string): void {
     this.deps.log('error', event, { ...(subscription === undefined ? {} : { subscription }), err: err.message }, message)
   }
 
@@ -374,5 +371,6 @@ export class Subscriptions {
 }
 
 const NONE: readonly JournalEntry[] = []
+const SYNC_FAILED = 'subscriptions: cannot look at the shared list in Redis; trying again'
 
 const taken = (name: string): SubscriptionError => new SubscriptionError(409, `name: a subscription "${name}" exists (names are unique on the broker)`)
