@@ -21,14 +21,14 @@ export interface HistoryApiDeps {
   stats: BrokerStats
   streams: StreamLimits
   frames: FrameCache
-  /** none: subscriptions: false, or a cluster node */
+  /** none: subscriptions: false */
   subscriptions?: Subscriptions
   logger: Logger
   /** a request became a long-lived stream: the connection guard's handshake timeout no longer applies */
   keepOpen: (socket: Socket) => void
 }
 
-const NO_SUBSCRIPTIONS = 'this broker serves no subscriptions (subscriptions: false, or a cluster node: see docs/subscriptions.md)'
+const NO_SUBSCRIPTIONS = 'this broker serves no subscriptions (subscriptions: false in its configuration: see docs/subscriptions.md)'
 
 /** The text an HTTP request with no route gets: what this port is for. */
 const ABOUT = 'Firehose: connect with an MQTT client over WebSocket (subprotocol "mqtt"), on any path; history: GET /v1/events?topic=%23 (Server-Sent Events) or /v1/history?topic=%23. See docs/history.md.\n'

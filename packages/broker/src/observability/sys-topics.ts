@@ -1,6 +1,10 @@
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import type { JournalBounds } from '@firehose/journal'
+import { subscriptionCount } from '../aedes/internals.js'
+import type { ConnectionGuard } from '../listeners/connection-guard.js'
+import { LoadAverage } from './load-average.js'
+import type { BrokerStats } from './stats.js'
 
 /** What $SYS/broker/subscriptions/pull/... shows: sums over every pull subscription. */
 export interface SubscriptionTotals {
@@ -10,10 +14,6 @@ export interface SubscriptionTotals {
   outstanding: number
   deadLetters: number
 }
-import { subscriptionCount } from '../aedes/internals.js'
-import type { ConnectionGuard } from '../listeners/connection-guard.js'
-import { LoadAverage } from './load-average.js'
-import type { BrokerStats } from './stats.js'
 
 export interface SysDeps {
   broker: Aedes
