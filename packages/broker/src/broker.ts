@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { Aedes, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
+import type { EventSync } from '@firehose/event-sync'
 import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
@@ -31,9 +32,11 @@ import { startWebSocketListener } from './listeners/websocket.js'
 import { createMetrics } from './observability/metrics.js'
 import { StreamLimits } from './http/stream-limits.js'
 import { openJournal } from './journal/open-journal.js'
+import { openEventSync } from './journal/open-event-sync.js'
 import { openSubscriptions, subscriptionTotals } from './journal/open-subscriptions.js'
 import { BrokerStats } from './observability/stats.js'
 import { SysTopics } from './observability/sys-topics.js'
+import { loadConfig } from './config/load.js'
 import { createReload } from './reload.js'
 import { openStore } from './store.js'
 
@@ -133,6 +136,18 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
   queueBeforeLive(broker)
   drainWithoutRecursion(brokerInternals(broker).mq)
+  let eventSync: EventSync | undefined
+  if (journal !== undefined && config.journal !== false && config.eventSync !== false) {
+    try {
+      eventSync = await openEventSync(config.eventSync, config.journal, journal, broker, config.limits.maxPacketSize, config.source, logger)
+    } catch (err) {
+      await new Promise<void>(resolve => broker.close(() => resolve()))
+      await subscriptions?.close()
+      await journal.close()
+      await store.close(logger)
+      throw err
+    }
+  }
   // Aedes emits 'error' when its store fails while queueing a message; without a listener that
   // would crash us. (A will it fails to publish in its heartbeat check is an unhandled rejection
   // instead, which no listener catches: docs/upstream.md, entry 7.)
@@ -163,7 +178,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     logger,
     source: config.source,
     handle: createConnectionHandler(broker, stalled),
-    ...(journal === undefined ? {} : { history: { journal, access, limits: config.limits, stats, streams, logger, ...(subscriptions === undefined ? {} : { subscriptions }) } })
+    ...(journal === undefined ? {} : { history: { journal, access, limits: config.limits, stats, streams, logger, admins: config.subscriptions === false ? [] : config.subscriptions.admins, ...(subscriptions === undefined ? {} : { subscriptions }), ...(eventSync === undefined ? {} : { eventSync }) } })
   }
   const listeners: Listener[] = []
   const sys = new SysTopics({
@@ -184,6 +199,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     sys.stop()
     // stop accepting first; a server's close completes only once its connections are gone
     const closing = Promise.all(listeners.map(async l => await l.close().catch(() => {})))
+    // before the broker: a combined event being published goes out, and where each rule stands is written
+    await eventSync?.close().catch((err: unknown) => { logger.error({ err }, 'event sync did not close cleanly') })
     await new Promise<void>(resolve => broker.close(() => resolve()))
     guard.destroyAll()
     await closing
@@ -206,7 +223,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
           guard,
           listeners: () => config.listeners,
           ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open }),
-          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all(), pushing: (name: string) => subscriptions.pushing(name), eventTotals: () => subscriptions.totals })
+          ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all(), pushing: (name: string) => subscriptions.pushing(name), eventTotals: () => subscriptions.totals }),
+          ...(eventSync === undefined ? {} : { eventSync })
         }),
         logger,
         health: () => ({ ok: !broker.closed, clients: broker.connectedClients, listeners: listeners.map(l => ({ name: l.config.name, port: l.port })) })
@@ -222,7 +240,21 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
 
   const ports = new Map(listeners.map(l => [l.config.name, l.port] as const))
   logger.info({ event: 'broker.started', version, listeners: Object.fromEntries(ports) }, 'firehose broker started')
-  return { aedes: broker, stats, listeners, ports, adminPort: admin?.port, reload: createReload({ broker, access, ctx, listeners, logger }), close }
+  return { aedes: broker, stats, listeners, ports, adminPort: admin?.port, reload: createReload({ broker, access, ctx, listeners, logger, ...(eventSync === undefined || config.source === 'defaults' ? {} : { reloadEventSync: async () => await reloadRules(eventSync, config.source, logger) }) }), close }
+}
+
+/** SIGHUP: the event-sync rules of the configuration file as it is now (a file with problems changes nothing). */
+async function reloadRules (eventSync: EventSync, source: string, logger: Logger): Promise<boolean> {
+  try {
+    const next = await loadConfig(source)
+    await eventSync.replaceConfigRules(next.eventSync === false ? [] : next.eventSync.rules)
+    logger.info({ event: 'eventsync.reloaded', rules: eventSync.all().length }, 'event-sync rules reloaded')
+    return true
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error).message]
+    logger.error({ event: 'eventsync.reload-refused', problems }, 'reload refused: event-sync rules unchanged')
+    return false
+  }
 }
 
 export type { ListenerConfig }

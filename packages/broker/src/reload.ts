@@ -11,14 +11,17 @@ export interface ReloadDeps {
   ctx: HookContext
   listeners: readonly Listener[]
   logger: Logger
+  /** re-reads the configuration's event-sync rules (when the broker runs them from a file); false when refused */
+  reloadEventSync?: () => Promise<boolean>
 }
 
 /**
- * SIGHUP: re-reads users, ACL and TLS certificates without dropping a connection. Connected
+ * SIGHUP: re-reads users, ACL, TLS certificates and the event-sync rules of the configuration
+ * file (nothing else in it) without dropping a connection. Connected
  * clients get the new rules at once; a client whose user was removed is disconnected. A file
  * with errors is refused and the old rules stay. Resolves false when something was refused.
  */
-export function createReload ({ broker, access, ctx, listeners, logger }: ReloadDeps): () => Promise<boolean> {
+export function createReload ({ broker, access, ctx, listeners, logger, reloadEventSync }: ReloadDeps): () => Promise<boolean> {
   return async () => {
     const problems = await access.load()
     if (problems.length > 0) {
@@ -43,6 +46,7 @@ export function createReload ({ broker, access, ctx, listeners, logger }: Reload
         logger.error({ err: (err as Error).message, listener: l.config.name }, 'TLS certificate reload failed: keeping the previous certificate')
       })
     }
+    if (reloadEventSync !== undefined && !await reloadEventSync()) ok = false
     logger.info({ event: 'broker.reloaded', users: access.userCount }, 'reloaded users, ACL and certificates')
     return ok
   }

@@ -127,3 +127,24 @@ t.test('subscriptions: on wherever there is a journal and a disk, off on cluster
   t.match(problemsOf(() => parse('persistence: false\njournal: { dir: j }\nsubscriptions: {}\n')), [/subscriptions\.dir: needed when persistence is false/])
   t.match(problemsOf(() => parse('subscriptions: { admins: root }\n')), [/subscriptions\.admins: /])
 })
+
+t.test('eventSync: rules checked at load, each problem naming its key; on by default where there is a journal on disk', async t => {
+  const c = parse(undefined)
+  t.match(c.eventSync, { dir: join('/etc/firehose', 'data', 'event-sync'), rules: [] }, 'no rules yet: the API can make some')
+  const rule = 'eventSync:\n  - name: nightly\n    trigger: { type: window, observationPeriod: 1h }\n    endpoints: [{ eventKey: merge, topic: gerrit/+/change-merged }, { eventKey: deploy }]\n'
+  const withRule = parse(rule)
+  t.match(withRule.eventSync, { rules: [{ name: 'nightly', trigger: { observationPeriodMs: 3_600_000 }, target: { topic: 'eventsync/nightly' } }] })
+  t.equal(parse('eventSync: false\n').eventSync, false)
+  t.equal(parse('journal: false\n').eventSync, false)
+  t.match(problemsOf(() => parse('journal: false\n' + rule)), [/^eventSync: its rules read the journal, and this broker keeps none/])
+  t.match(problemsOf(() => parse('cluster: { redis: redis://127.0.0.1:6379 }\n' + rule)), [/^eventSync: runs on a single broker/])
+  t.match(problemsOf(() => parse('journal: { topics: [gerrit/#] }\n' + rule)), [/^eventSync\[0\]: the journal does not keep eventsync\/nightly\/trigger \(journal\.topics: gerrit\/#\)/])
+  t.match(problemsOf(() => parse('journal: { topics: [eventsync/#, gerrit/nova/#] }\n' + rule)), [/^eventSync\[0\]\.endpoints\[0\]\.topic: the journal does not keep all of gerrit\/\+\/change-merged/])
+  t.match(problemsOf(() => parse('journal: { retention: { maxAge: 30m } }\n' + rule)), [/^eventSync\[0\]\.trigger\.observationPeriod: 3600 s is longer than the journal keeps events \(journal\.retention\.maxAge: 1800 s\)/])
+  t.match(problemsOf(() => parse('eventSync:\n  - name: x\n    trigger: { type: window, observationPeriod: 0 }\n    endpoints: [{ eventKey: a }, { eventKey: a }]\n    condition: a && b\n')), [
+    /^eventSync\[0\]\.trigger\.observationPeriod: 0 is not a duration above 0/,
+    /^eventSync\[0\]\.endpoints\[1\]\.eventKey: "a" is also endpoints\[0\]'s/,
+    /^eventSync\[0\]\.condition: "b" is not an event key of this rule \(a\) at column 6/
+  ])
+  t.match(problemsOf(() => parse('eventSync: { name: x }\n')), [/^eventSync: /])
+})

@@ -13,6 +13,8 @@ export interface FollowOptions {
    * live entries do not (a reader too slow for them is the caller's to cut off).
    */
   deliver: (entry: JournalEntry, live: boolean) => void | Promise<void>
+  /** called once, when history is read to its end and what follows is live */
+  caughtUp?: () => void
 }
 
 /**
@@ -70,6 +72,7 @@ export function follow (journal: Journal, options: FollowOptions): { stop: () =>
             continue
           }
           live = true
+          options.caughtUp?.()
           break
         }
         // the next page is read while this one is delivered (and not left unhandled if we stop)

@@ -1,7 +1,7 @@
 import type { Aedes, Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { isJsonText, type InFlight, type Journal } from '@firehose/journal'
-import { topicMatches } from '../auth/topic-filter.js'
+import { topicMatches } from '@firehose/runtime'
 import { WILL_OWNER, type Session } from '../hooks/context.js'
 import type { BrokerStats } from '../observability/stats.js'
 import type { PatchContract } from './contract.js'

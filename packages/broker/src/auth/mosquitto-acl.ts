@@ -1,4 +1,4 @@
-import { filterCovers, filtersIntersect, isValidFilter, topicMatches } from './topic-filter.js'
+import { filterCovers, filtersIntersect, isValidFilter, topicMatches } from '@firehose/runtime'
 
 export type Access = 'read' | 'write' | 'readwrite' | 'deny'
 export interface AclRule { access: Access, filter: string }

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import { topicMatches } from '../auth/topic-filter.js'
+import { topicMatches } from '@firehose/runtime'
 import type { AedesPersistence } from '../store.js'
 
 const SYS_BROKER = '$SYS/broker/'

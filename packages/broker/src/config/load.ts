@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
+import { parseRules, unjournaledTopic } from '@firehose/event-sync'
 import { parseByteSize, parseDuration } from '@firehose/journal'
-import { isValidFilter } from '../auth/topic-filter.js'
-import { ConfigError, deepFreeze, logLevelFromEnv, parseYaml, readConfigText, validate } from '@firehose/runtime'
+import { ConfigError, deepFreeze, filterCovers, isValidFilter, logLevelFromEnv, parseYaml, readConfigText, topicMatches, validate } from '@firehose/runtime'
 import { portFromEnv, type EnvName } from './env.js'
 import { configSchema, DEFAULT_HEARTBEAT_INTERVAL, NODE_NAME, NODE_NAME_MAX, pushSchema, REDIS_URL, type RawConfig } from './schema.js'
 import type { BrokerConfig, ListenerConfig, SubscriptionsConfig } from './types.js'
@@ -39,7 +39,7 @@ export interface ParseOptions { source: string; baseDir: string; env?: NodeJS.Pr
 export function parseConfig (yamlText: string | undefined, { source, baseDir, env = process.env }: ParseOptions): BrokerConfig {
   const problems: string[] = []
   const data = yamlText === undefined ? {} : parseYaml(yamlText, source)
-  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin', 'journal', 'subscriptions'])
+  const { switchedOff, rest } = takeFalse(data, ['persistence', 'admin', 'journal', 'subscriptions', 'eventSync'])
   const config = resolveConfig(validate(configSchema, rest, source), switchedOff, baseDir, env, problems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   return deepFreeze({ ...config, source })
@@ -98,6 +98,7 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
     persistence,
     journal,
     subscriptions: resolveSubscriptions(raw.subscriptions, off.has('subscriptions'), journal, persistence, cluster, abs, problems),
+    eventSync: resolveEventSync(raw.eventSync, off.has('eventSync'), journal, persistence, cluster, problems),
     cluster,
     sysInterval: raw.sysInterval,
     limits: raw.limits,
@@ -169,6 +170,37 @@ function resolveSubscriptions (raw: RawConfig['subscriptions'], off: boolean, jo
     return false
   }
   return { dir, admins: raw?.admins ?? [], push: resolvePush(raw === undefined ? pushSchema.parse({}) : raw.push, dir, abs, problems) }
+}
+
+/**
+ * Event sync reads the journal and keeps where each rule stands beside the broker's other state:
+ * on by default wherever there is a journal and a disk (rules can also be made through the API).
+ * Each rule's topics must be journaled (its combined events are how it knows what it published),
+ * and its period held by the journal.
+ */
+function resolveEventSync (raw: unknown[] | undefined, off: boolean, journal: BrokerConfig['journal'], persistence: BrokerConfig['persistence'], cluster: BrokerConfig['cluster'], problems: string[]): BrokerConfig['eventSync'] {
+  if (off) return false
+  const { rules, problems: ruleProblems } = parseRules(raw ?? [])
+  problems.push(...ruleProblems)
+  if (journal === false || journal.dir === undefined || cluster !== false) {
+    if (raw !== undefined && raw.length > 0) {
+      problems.push(cluster !== false
+        ? 'eventSync: runs on a single broker (not yet on a cluster node: see docs/event-sync.md)'
+        : 'eventSync: its rules read the journal, and this broker keeps none (journal: false, or no persistence and no journal.dir)')
+    }
+    return false
+  }
+  const journaled = (topic: string): boolean => journal.topics.some(filter => topicMatches(filter, topic))
+  rules.forEach((rule, i) => {
+    const missing = unjournaledTopic(rule, journaled)
+    if (missing !== undefined) problems.push(`eventSync[${i}]: the journal does not keep ${missing} (journal.topics: ${journal.topics.join(', ')}), and the rule needs it`)
+    rule.endpoints.forEach((endpoint, j) => {
+      if (!endpoint.http && !journal.topics.some(filter => filterCovers(filter, endpoint.topic))) problems.push(`eventSync[${i}].endpoints[${j}].topic: the journal does not keep all of ${endpoint.topic} (journal.topics: ${journal.topics.join(', ')})`)
+    })
+    if (rule.trigger.observationPeriodMs > journal.retention.maxAgeMs) problems.push(`eventSync[${i}].trigger.observationPeriod: ${rule.trigger.observationPeriodMs / 1000} s is longer than the journal keeps events (journal.retention.maxAge: ${journal.retention.maxAgeMs / 1000} s)`)
+  })
+  const dir = persistence === false ? join(dirname(journal.dir), 'event-sync') : join(persistence.dir, 'event-sync')
+  return { dir, rules }
 }
 
 function resolvePush (push: NonNullable<RawConfig['subscriptions']>['push'], dir: string | undefined, abs: (p: string) => string, problems: string[]): SubscriptionsConfig['push'] {

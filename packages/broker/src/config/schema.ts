@@ -105,6 +105,8 @@ export const configSchema = z.strictObject({
   journal: journalSchema,
   /** named pull queues over the journal, owned by users (the journal is needed); `subscriptions: false` serves none */
   subscriptions: subscriptionsSchema,
+  /** rules that publish one combined event when their sources have all reported (checked in load.ts); `eventSync: false` serves none */
+  eventSync: z.array(z.unknown()).optional(),
   admin: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9883) }).optional(),
   log: logSchema
 })

@@ -1,3 +1,4 @@
+import type { Rule } from '@firehose/event-sync'
 export type ListenerProtocol = 'mqtt' | 'websockets'
 
 export interface TlsFiles {
@@ -66,6 +67,13 @@ export interface SubscriptionsConfig {
   push: PushConfig | false
 }
 
+export interface EventSyncConfig {
+  /** absolute path of its LevelDB (where each rule stands, and the rules made through the API) */
+  dir: string
+  /** the configuration's rules, checked */
+  rules: readonly Rule[]
+}
+
 export interface BrokerConfig {
   listeners: readonly ListenerConfig[]
   passwordFile?: string
@@ -81,6 +89,8 @@ export interface BrokerConfig {
   journal: JournalConfig | false
   /** false: none (switched off, or no journal to read) */
   subscriptions: SubscriptionsConfig | false
+  /** false: none (switched off, no journal, or a cluster node) */
+  eventSync: EventSyncConfig | false
   admin: { host: string; port: number } | false
   log: { level: string }
   /** where the configuration came from, for messages */

@@ -1,8 +1,8 @@
 import type { AedesPublishPacket, Client } from 'aedes'
 import { isRepeatDelivery } from '../aedes/exact-dedupe.js'
 import { brokerIdOf, grantedSubscriptions, subscribedFilters } from '../aedes/internals.js'
-import { topicMatches } from '../auth/topic-filter.js'
 import type { HookContext } from './context.js'
+import { topicMatches } from '@firehose/runtime'
 
 const SYS_PREFIX = '$SYS/'
 const SYS_BROKER_PREFIX = '$SYS/broker/'

@@ -2,6 +2,7 @@ import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import type { EventSync } from '@firehose/event-sync'
 import type { Journal } from '@firehose/journal'
 import type { Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
@@ -12,6 +13,7 @@ import { historyPage } from './history-page.js'
 import { HttpError } from './reader-access.js'
 import { serveEvents } from './sse.js'
 import { NO_JOURNAL, type StreamLimits } from './stream-limits.js'
+import { registerEventSyncApi } from './event-sync-api.js'
 import { registerSubscriptionsApi, subscriptionRefusal } from './subscriptions-api.js'
 
 export interface HistoryApiDeps {
@@ -23,11 +25,16 @@ export interface HistoryApiDeps {
   frames: FrameCache
   /** none: subscriptions: false */
   subscriptions?: Subscriptions
+  /** none: eventSync: false, or a cluster node */
+  eventSync?: EventSync
+  /** users who manage every user's subscriptions and event-sync rules */
+  admins: readonly string[]
   logger: Logger
   /** a request became a long-lived stream: the connection guard's handshake timeout no longer applies */
   keepOpen: (socket: Socket) => void
 }
 
+const NO_EVENT_SYNC = 'this broker runs no event sync (eventSync: false in its configuration, or a cluster node: see docs/event-sync.md)'
 const NO_SUBSCRIPTIONS = 'this broker serves no subscriptions (subscriptions: false in its configuration: see docs/subscriptions.md)'
 
 /** The text an HTTP request with no route gets: what this port is for. */
@@ -67,6 +74,12 @@ export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () =
     notServed(['/v1/subscriptions', '/v1/subscriptions/*'], deps === undefined ? NO_JOURNAL : NO_SUBSCRIPTIONS)
   } else {
     registerSubscriptionsApi(app, { subscriptions: deps.subscriptions, journal: deps.journal, access: deps.access })
+  }
+  if (deps?.eventSync === undefined) {
+    notServed(['/v1/event-sync', '/v1/event-sync/*'], deps === undefined ? NO_JOURNAL : NO_EVENT_SYNC)
+  } else {
+    // an event's body must fit in one journal entry (a PUBLISH), wrapped in JSON with its headers
+    registerEventSyncApi(app, { eventSync: deps.eventSync, access: deps.access, admins: new Set(deps.admins), maxEventBytes: Math.floor(deps.limits.maxPacketSize / 2) })
   }
   if (deps === undefined) {
     notServed(['/v1/events', '/v1/history', '/v1/journal'], NO_JOURNAL)

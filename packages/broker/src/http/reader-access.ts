@@ -31,3 +31,12 @@ export async function readerOf (request: { headers: IncomingHttpHeaders, socket:
   if (result !== 'ok') throw new HttpError(401, 'bad user name or password', { 'www-authenticate': 'Basic realm="firehose"' })
   return { username, access: access.rulesFor({ username, clientId: '' }), ip }
 }
+
+export type User = Reader & { username: string }
+
+/** The user behind a request, for what only users may do (`why` begins the 401's message). */
+export async function userOfRequest (request: Parameters<typeof readerOf>[0], access: AccessControl, why: string): Promise<User> {
+  const reader = await readerOf(request, access)
+  if (reader.username === undefined) throw new HttpError(401, `${why}: authenticate with HTTP Basic (a broker user)`, { 'www-authenticate': 'Basic realm="firehose"' })
+  return reader as User
+}

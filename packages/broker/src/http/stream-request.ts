@@ -1,5 +1,5 @@
 import type { Journal, JournalEntry } from '@firehose/journal'
-import { isValidFilter, topicMatches } from '../auth/topic-filter.js'
+import { isValidFilter, topicMatches } from '@firehose/runtime'
 import { HttpError, type Reader } from './reader-access.js'
 import { parseSince, SINCE_PROBLEM, type Start } from './since.js'
 

@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Journal, JournalEntry } from '@firehose/journal'
 import { parseSubscriptionRequest, SpecError, START_AT_PROBLEM, startAtOf, SubscriptionError, type Queue, type Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
-import { isValidFilter } from '../auth/topic-filter.js'
+import { isValidFilter } from '@firehose/runtime'
 import { envelopeOf, envelopeParts } from './envelope.js'
-import { HttpError, readerOf, type Reader } from './reader-access.js'
+import { HttpError, userOfRequest, type User } from './reader-access.js'
 import { parseSince } from './since.js'
 
 export interface SubscriptionsApiDeps {
@@ -54,11 +54,7 @@ function view (queue: Queue, pushing: number, location: string | undefined): Rec
 }
 
 /** The user behind a request: subscriptions belong to users, so anonymous requests are refused. */
-async function userOf (request: FastifyRequest, access: AccessControl): Promise<Reader & { username: string }> {
-  const reader = await readerOf(request, access)
-  if (reader.username === undefined) throw new HttpError(401, 'subscriptions belong to users: authenticate with HTTP Basic (a broker user)', { 'www-authenticate': 'Basic realm="firehose"' })
-  return reader as Reader & { username: string }
-}
+const userOf = async (request: FastifyRequest, access: AccessControl): Promise<User> => await userOfRequest(request, access, 'subscriptions belong to users')
 
 const objectBody = (body: unknown): Record<string, unknown> => {
   if (body === undefined || body === null) return {}

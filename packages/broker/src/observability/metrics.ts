@@ -1,9 +1,11 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { EventSync } from '@firehose/event-sync'
 import type { JournalBounds } from '@firehose/journal'
 import type { EventTotals, Queue, SubscriptionCounters } from '@firehose/subscriptions'
 import type { ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from '../listeners/connection-guard.js'
+import { registerEventSyncMetrics } from './event-sync-metrics.js'
 import type { BrokerStats } from './stats.js'
 
 export interface MetricsDeps {
@@ -20,6 +22,8 @@ export interface MetricsDeps {
   pushing?: (name: string) => number
   /** event_triggered, event_lost, store_ok, store_fail */
   eventTotals?: () => EventTotals
+  /** the event-sync rules, when the broker runs them */
+  eventSync?: EventSync
 }
 
 /** Per-subscription counters: metric name, help, the counter it reads. */
@@ -38,7 +42,7 @@ const SUBSCRIPTION_COUNTERS: Array<[string, string, keyof SubscriptionCounters]>
  * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
  * the message path. One registry per broker, no global state.
  */
-export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing, eventTotals }: MetricsDeps): Registry {
+export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing, eventTotals, eventSync }: MetricsDeps): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
@@ -101,6 +105,7 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
     )
     registry.registerMetric(new Gauge({ name: 'firehose_subscriptions_push_pending', help: 'Push POSTs in flight, all subscriptions (push_pending)', registers: [], collect () { this.set(subscriptions().reduce((n, queue) => n + (pushing?.(queue.name) ?? 0), 0)) } }))
   }
+  if (eventSync !== undefined) registerEventSyncMetrics(registry, eventSync)
   for (const [name, help, read] of counters) {
     registry.registerMetric(new Counter({
       name,

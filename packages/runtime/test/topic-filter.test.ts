@@ -1,5 +1,5 @@
 import t from 'tap'
-import { filterCovers, filtersIntersect, isValidFilter, topicMatches } from '../src/auth/topic-filter.js'
+import { filterCovers, filtersIntersect, isValidFilter, topicMatches } from '../src/index.js'
 
 t.test('topicMatches', async t => {
   const cases: Array<[string, string, boolean]> = [

@@ -1,0 +1,292 @@
+import { follow, type Journal } from '@firehose/journal'
+import { buildOutput, type HttpEventBody } from './output.js'
+import { parseRule, ruleTopics, type Rule } from './rule.js'
+import { RuleState, type Decision, type Place } from './rule-state.js'
+import type { Checkpoint, EventSyncStore } from './store.js'
+
+export type LogLevel = 'info' | 'warn' | 'error'
+
+export interface EventSyncDeps {
+  journal: Journal
+  store: EventSyncStore
+  /**
+   * Publishes through the broker: journaled, then fanned out to MQTT, SSE, subscriptions and
+   * webhooks. `user` is recorded as the publisher (none: the broker's own, as combined events are).
+   * Resolves once the message is in the journal.
+   */
+  publish: (topic: string, payload: Buffer, user?: string) => Promise<void>
+  /** the largest combined event, in bytes */
+  maxOutputBytes: number
+  /** whether the journal keeps a topic (a rule's topics must all be kept) */
+  journaled: (topic: string) => boolean
+  log: (level: LogLevel, event: string, fields: Record<string, unknown>, message: string) => void
+  /** ms since the epoch */
+  now?: () => number
+  /** ms between checkpoints (and expiry of events past their period while a rule is quiet) */
+  checkpointMs?: number
+}
+
+/** What went wrong on the output side, for /metrics. */
+export interface EventSyncTotals {
+  /** combined events that had to leave events out to fit the broker's packet size */
+  truncated: number
+  /** publishes of a combined event that failed (each is tried again) */
+  publishFailures: number
+}
+
+/** A request about a rule that cannot be met: the API's status and message. */
+export class EventSyncError extends Error {
+  constructor (readonly status: 400 | 403 | 404 | 409, message: string) {
+    super(message)
+  }
+}
+
+/** Why a rule's topics cannot be served here: a topic the journal does not keep. */
+export function unjournaledTopic (rule: Rule, journaled: (topic: string) => boolean): string | undefined {
+  const topics = [ruleTopics.trigger(rule.name), ruleTopics.reset(rule.name), rule.target.topic, ...rule.endpoints.map(e => e.http ? e.topic : undefined).filter((t): t is string => t !== undefined)]
+  return topics.find(t => !journaled(t))
+}
+
+/**
+ * The event-sync rules of one broker. One follower reads the journal for all of them; each rule
+ * is a fold over it (rule-state.ts), and its combined events are published through the broker,
+ * so they are journaled too. A decision is pending until the fold meets its combined event in
+ * the journal; a checkpoint records where each rule stands — before its first pending decision —
+ * so that after a crash the fold re-reads from there, makes the same decisions, finds those
+ * already published, and publishes the rest: each exactly once.
+ */
+export class EventSync {
+  readonly totals: EventSyncTotals = { truncated: 0, publishFailures: 0 }
+  readonly #states = new Map<string, RuleState>()
+  readonly #configNames = new Set<string>()
+  readonly #written = new Map<string, string>()
+  #caughtUp = false
+  /** the last offset the follower delivered */
+  #seen: number
+  #publishing: Promise<void> = Promise.resolve()
+  #closed = false
+  #follower: { stop: () => void, done: Promise<void> } | undefined
+  #timer: NodeJS.Timeout | undefined
+  readonly #now: () => number
+
+  private constructor (private readonly deps: EventSyncDeps) {
+    this.#now = deps.now ?? Date.now
+    this.#seen = deps.journal.bounds().last
+  }
+
+  /** Opens with the configuration's rules and those made through the API, and starts following the journal. */
+  static async open (configRules: readonly Rule[], deps: EventSyncDeps): Promise<EventSync> {
+    const sync = new EventSync(deps)
+    const checkpoints = await deps.store.checkpoints()
+    for (const rule of configRules) {
+      sync.#configNames.add(rule.name)
+      sync.#add(rule, checkpoints.get(rule.name))
+    }
+    for (const [name, stored] of await deps.store.rules()) {
+      if (sync.#states.has(name)) {
+        deps.log('warn', 'eventsync.rule-shadowed', { rule: name, owner: stored.owner }, 'a rule made through the API has the name of a rule in the configuration: the configuration\'s is used')
+        continue
+      }
+      try {
+        sync.#add(parseRule(stored.definition, '', stored.owner), checkpoints.get(name))
+      } catch (err) {
+        deps.log('error', 'eventsync.rule-unreadable', { rule: name, err: (err as Error).message }, 'a stored rule no longer parses: skipped')
+      }
+    }
+    await sync.#start()
+    return sync
+  }
+
+  all (): RuleState[] {
+    return [...this.#states.values()]
+  }
+
+  get (name: string): RuleState | undefined {
+    return this.#states.get(name)
+  }
+
+  isConfigured (name: string): boolean {
+    return this.#configNames.has(name)
+  }
+
+  /**
+   * SIGHUP: the configuration's rules as they are now. A rule whose definition is unchanged goes
+   * on; a changed one starts afresh from here; one taken out stops (its decisions in flight are
+   * still published).
+   */
+  async replaceConfigRules (rules: readonly Rule[]): Promise<void> {
+    for (const rule of rules) {
+      if (!this.#configNames.has(rule.name) && this.#states.has(rule.name)) throw new EventSyncError(409, `eventSync: "${rule.name}" is the name of a rule made through the API (by ${this.#states.get(rule.name)!.rule.owner ?? '?'})`)
+    }
+    const names = new Set(rules.map(r => r.name))
+    for (const name of this.#configNames) {
+      if (!names.has(name)) {
+        this.#states.delete(name)
+        this.#configNames.delete(name)
+        await this.deps.store.deleteRule(name)
+        this.#written.delete(name)
+      }
+    }
+    for (const rule of rules) {
+      if (this.#states.get(rule.name)?.rule.version === rule.version) continue
+      this.#configNames.add(rule.name)
+      this.#add(rule, undefined)
+    }
+    await this.#checkpoint()
+  }
+
+  /** A rule made through the API by `owner`. */
+  async create (rule: Rule): Promise<void> {
+    if (rule.owner === undefined) throw new Error('a rule made through the API has an owner')
+    if (this.#states.has(rule.name)) throw new EventSyncError(409, `name: a rule named "${rule.name}" exists`)
+    const missing = unjournaledTopic(rule, this.deps.journaled)
+    if (missing !== undefined) throw new EventSyncError(400, `the journal does not keep ${missing} (journal.topics), so this rule could not work`)
+    await this.deps.store.putRule(rule.name, { owner: rule.owner, definition: withoutOwner(rule.definition), created: this.#now() })
+    this.#add(rule, undefined)
+    await this.#checkpoint()
+  }
+
+  /** Deletes a rule made through the API (a configured one is the configuration's to remove). */
+  async remove (name: string): Promise<void> {
+    if (this.#configNames.has(name)) throw new EventSyncError(409, `"${name}" is a rule of the broker's configuration: remove it there`)
+    if (!this.#states.delete(name)) throw new EventSyncError(404, `no rule named "${name}"`)
+    this.#written.delete(name)
+    await this.deps.store.deleteRule(name)
+  }
+
+  /** An HTTP event: journaled (and published) on the endpoint's topic, with who sent it. */
+  async postEvent (name: string, eventKey: string, body: HttpEventBody, user: string): Promise<void> {
+    const state = this.#need(name)
+    const endpoint = state.rule.endpoints.find(e => e.eventKey === eventKey)
+    if (endpoint === undefined) throw new EventSyncError(404, `rule "${name}" has no endpoint "${eventKey}" (${state.rule.endpoints.map(e => e.eventKey).join(', ')})`)
+    if (!endpoint.http) throw new EventSyncError(400, `endpoint "${eventKey}" of rule "${name}" takes its events from ${endpoint.topic}, not from HTTP`)
+    await this.deps.publish(endpoint.topic, Buffer.from(JSON.stringify(body)), user)
+  }
+
+  /** Fires the rule now with whatever its period holds (any trigger type): a command in the journal. */
+  async trigger (name: string, user: string): Promise<void> {
+    this.#need(name)
+    await this.deps.publish(ruleTopics.trigger(name), Buffer.from(JSON.stringify({ by: user })), user)
+  }
+
+  /** Flags everything the period holds as exported: a command in the journal. */
+  async reset (name: string, user: string): Promise<void> {
+    this.#need(name)
+    await this.deps.publish(ruleTopics.reset(name), Buffer.from(JSON.stringify({ by: user })), user)
+  }
+
+  /** Stops following the journal, lets the publish under way finish, writes where each rule stands, and closes the store. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#timer)
+    this.#follower?.stop()
+    await this.#follower?.done
+    // the publish under way finishes; the rest are made again at the next start
+    await this.#publishing
+    await this.#checkpoint()
+    await this.deps.store.close()
+  }
+
+  #need (name: string): RuleState {
+    const state = this.#states.get(name)
+    if (state === undefined) throw new EventSyncError(404, `no rule named "${name}"`)
+    return state
+  }
+
+  #add (rule: Rule, checkpoint: Checkpoint | undefined): void {
+    const place: Place = checkpoint !== undefined && checkpoint.version === rule.version
+      ? { through: checkpoint.through, exportedThrough: checkpoint.exportedThrough, clock: checkpoint.clock }
+      : { through: this.#seen, exportedThrough: this.#seen, clock: this.#now() }
+    this.#states.set(rule.name, new RuleState(rule, place))
+    this.#written.delete(rule.name)
+  }
+
+  async #start (): Promise<void> {
+    // from the oldest event any rule may still hold: re-read, so that what it held is held again
+    let from = this.#seen + 1
+    for (const state of this.#states.values()) {
+      const { exportedThrough, clock } = state.place
+      const periodStart = await this.deps.journal.offsetAt(clock - state.rule.trigger.observationPeriodMs)
+      from = Math.min(from, Math.max(exportedThrough + 1, periodStart))
+    }
+    this.#follower = follow(this.deps.journal, {
+      from,
+      accept: () => true,
+      deliver: entry => {
+        this.#seen = entry.offset
+        for (const state of this.#states.values()) {
+          state.warm(entry)
+          const decision = state.take(entry)
+          if (decision !== undefined && this.#caughtUp) this.#enqueue(state, decision)
+        }
+      },
+      caughtUp: () => {
+        this.#caughtUp = true
+        // decisions re-made while reading back whose combined event was never published
+        for (const state of this.#states.values()) {
+          for (const decision of [...state.pending.values()].sort((a, b) => a.cause - b.cause)) this.#enqueue(state, decision)
+        }
+      }
+    })
+    this.#follower.done.catch((err: unknown) => {
+      this.deps.log('error', 'eventsync.follow-failed', { err: (err as Error).message }, 'reading the journal failed: event sync stopped')
+    })
+    this.#timer = setInterval(() => { this.#housekeeping() }, this.deps.checkpointMs ?? 1000)
+    this.#timer.unref()
+  }
+
+  #housekeeping (): void {
+    const now = this.#now()
+    for (const state of this.#states.values()) state.tick(now)
+    this.#checkpoint().catch((err: unknown) => {
+      this.deps.log('error', 'eventsync.checkpoint-failed', { err: (err as Error).message }, 'writing where the rules stand failed (a restart re-reads more of the journal)')
+    })
+  }
+
+  /** Writes where each rule stands, if it moved (before its first unpublished decision). */
+  async #checkpoint (): Promise<void> {
+    const changed = new Map<string, Checkpoint>()
+    for (const [name, state] of this.#states) {
+      const checkpoint: Checkpoint = { version: state.rule.version, ...state.resumePlace() }
+      const text = JSON.stringify(checkpoint)
+      if (this.#written.get(name) === text) continue
+      changed.set(name, checkpoint)
+      this.#written.set(name, text)
+    }
+    await this.deps.store.writeCheckpoints(changed)
+  }
+
+  /** Publishes decisions one after another, in the order made; a failed publish is tried again. */
+  #enqueue (state: RuleState, decision: Decision): void {
+    this.#publishing = this.#publishing.then(async () => {
+      for (let attempt = 0; !this.#closed && state.pending.has(decision.cause); attempt++) {
+        try {
+          await this.#publish(state, decision)
+          return
+        } catch (err) {
+          this.totals.publishFailures++
+          this.deps.log('error', 'eventsync.publish-failed', { rule: state.rule.name, triggerOffset: decision.cause, attempt, err: (err as Error).message }, 'publishing a combined event failed: trying again')
+          await new Promise(resolve => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)))
+        }
+      }
+    })
+  }
+
+  async #publish (state: RuleState, decision: Decision): Promise<void> {
+    const { rule } = state
+    const output = await buildOutput(rule, decision, async (from, limit) => await this.deps.journal.read(from, limit), this.deps.maxOutputBytes)
+    if (output.leftOut > 0) {
+      this.totals.truncated++
+      this.deps.log('warn', 'eventsync.truncated', { rule: rule.name, triggerOffset: decision.cause, leftOut: output.leftOut, maxBytes: this.deps.maxOutputBytes }, 'a combined event was too large: some of its events were left out (counted; the events are in the journal)')
+    }
+    if (output.missing > 0) this.deps.log('warn', 'eventsync.events-missing', { rule: rule.name, triggerOffset: decision.cause, missing: output.missing }, 'events of a combined event were past the journal\'s retention')
+    await this.deps.publish(rule.target.topic, output.payload)
+    this.deps.log('info', 'eventsync.triggered', { rule: rule.name, triggerType: decision.triggerType, triggerOffset: decision.cause, eventID: output.eventId, events: decision.endpoints.reduce((n, e) => n + e.count, 0) }, 'combined event published')
+  }
+}
+
+function withoutOwner (definition: Record<string, unknown>): Record<string, unknown> {
+  const { owner: _owner, ...rest } = definition
+  return rest
+}

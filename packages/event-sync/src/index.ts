@@ -1,0 +1,7 @@
+export { allOf, ConditionError, holds, parseCondition, type Condition } from './condition.js'
+export { EventSync, EventSyncError, unjournaledTopic, type EventSyncDeps, type EventSyncTotals, type LogLevel } from './event-sync.js'
+export { HeldEvents } from './held-events.js'
+export { buildOutput, canonicalJson, outputEvent, type BuiltOutput, type HttpEventBody, type OutputEvent } from './output.js'
+export { EVENT_KEY, parseRule, parseRules, RULE_NAME, RuleError, ruleSchema, ruleTopics, type Endpoint, type RawRule, type Rule } from './rule.js'
+export { RuleState, type Decision, type Place, type RuleCounters } from './rule-state.js'
+export { EventSyncStore, type Checkpoint, type StoredRule } from './store.js'
