@@ -93,6 +93,8 @@ export class EventSync {
         deps.log('error', 'eventsync.rule-unreadable', { rule: name, err: (err as Error).message }, 'a stored rule no longer parses: skipped')
       }
     }
+    // written at once: a rule that starts afresh starts here, even if the broker dies in the next second
+    await sync.#checkpoint()
     await sync.#start()
     return sync
   }

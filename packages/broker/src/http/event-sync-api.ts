@@ -103,6 +103,7 @@ export function registerEventSyncApi (app: FastifyInstance, { eventSync, access,
   })
   app.post('/v1/event-sync', { bodyLimit: 64 * 1024 }, async (request, reply) => {
     const user = await userOfRequest(request, access, 'rules belong to users')
+    if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) throw new HttpError(400, '(body): expected a JSON object (the rule)')
     const rule = (() => { try { return parseRule(request.body, '', user.username) } catch (err) { return refusal(err) } })()
     rule.endpoints.forEach((endpoint, i) => {
       if (!endpoint.http && !user.access.canSubscribe(endpoint.topic)) throw new HttpError(403, `endpoints[${i}].topic: ${user.username} may not read ${endpoint.topic}`)
