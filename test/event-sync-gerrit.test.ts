@@ -20,7 +20,7 @@ import { sleep, waitFor } from './helpers/wait.js'
 // slashes in the bridge's topics, gerrit/<project>/<type>), which the rule's filters
 // gerrit/<rule>/+/<type> match and no other rule's do.
 
-const USERS = { gerrit: 'gerrit-secret', ci: 'ci-secret', narrow: 'narrow-secret', reader: 'reader-secret' }
+const USERS = { outsider: 'outsider-secret', gerrit: 'gerrit-secret', ci: 'ci-secret', narrow: 'narrow-secret', reader: 'reader-secret' }
 type User = keyof typeof USERS
 const ACL = `# anonymous clients read everything
 topic read #
@@ -40,6 +40,9 @@ topic readwrite eventsync/es-window/#
 
 user reader
 topic read #
+
+user outsider
+topic read launchpad/#
 `
 
 /** seconds */
@@ -62,49 +65,6 @@ const RULES = [
   rule('reset'),
   { ...rule('manual'), trigger: { type: 'none', observationPeriod: `${PERIOD.manual}s` } }
 ]
-
-const dir = await mkdtemp(join(tmpdir(), 'firehose-event-sync-gerrit-'))
-const logFile = join(dir, 'events.log')
-await writeFile(logFile, '')
-const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { eventSync: RULES } })
-const sshd = await Sshd.start({ dir: join(dir, 'sshd'), port: await freePort(), logFile })
-const knownHosts = join(dir, 'known_hosts')
-await writeFile(knownHosts, sshd.knownHostsLine + '\n')
-const bridge = await BridgeProcess.write('gerrit', join(dir, 'gerrit-bridge.yaml'), {
-  name: 'gerrit',
-  mqtt: { urls: [`mqtts://localhost:${broker.ports.mqtts}`], ca: broker.certs.ca, username: 'gerrit', password: USERS.gerrit, keepalive: 5 },
-  outbox: { dir: join(dir, 'outbox') },
-  backoff: { initial: 0.2, max: 1 },
-  log: { level: 'debug' },
-  gerrit: { host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKeyPath, knownHosts, keepaliveInterval: 1, keepaliveCountMax: 3 }
-})
-
-// an anonymous reader of the combined events (eventsync/<rule>: not the rules' own
-// eventsync/<rule>/... command and HTTP-event topics) and of what the bridge publishes
-const mqtt = await connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { clientId: 'event-sync-reader' })
-const combined = new Map<string, string[]>() // topic -> payloads, as they arrived
-const bridged: Array<{ topic: string, payload: string }> = []
-mqtt.on('message', (topic, payload) => {
-  if (topic.startsWith('gerrit/')) bridged.push({ topic, payload: payload.toString('utf8') })
-  else if (topic.startsWith('eventsync/')) combined.set(topic, [...combined.get(topic) ?? [], payload.toString('utf8')])
-})
-await mqtt.subscribeAsync({ 'eventsync/+': { qos: 1 }, 'gerrit/#': { qos: 1 } })
-
-t.teardown(async () => {
-  await bridge.signal('SIGTERM')
-  await mqtt.endAsync()
-  await sshd.stop()
-  await broker.stop()
-  await rm(dir, { recursive: true, force: true })
-})
-
-await bridge.start()
-// the stand-in, like Gerrit, streams only what is written after the bridge's session began
-await waitFor('a probe event to cross the bridge', async () => {
-  const nonce = Math.random().toString(36).slice(2)
-  await appendFile(logFile, JSON.stringify({ type: 'firehose-probe', project: 'probe', nonce }) + '\n')
-  return await waitFor('the probe', () => bridged.some(b => b.payload.includes(nonce)), 500).then(() => true, () => false)
-}, 20000, 0)
 
 // ---- Gerrit events: recorded ones, made distinct (own project, change number, time) ----
 
@@ -130,6 +90,60 @@ function gerrit (type: GerritType, project: string): GerritEvent {
   if (type === 'comment-added') event.comment = `comment ${serial}`
   return { type, line: JSON.stringify(event), topic: `gerrit/${project}/${type}` }
 }
+
+const dir = await mkdtemp(join(tmpdir(), 'firehose-event-sync-gerrit-'))
+const logFile = join(dir, 'events.log')
+await writeFile(logFile, '')
+// what was started, stopped at the end, or at once should the setup below fail
+const stops: Array<() => Promise<void>> = [async () => { await rm(dir, { recursive: true, force: true }) }]
+const cleanup = async (): Promise<void> => {
+  for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => { t.comment(`cleanup: ${String(err)}`) })
+}
+t.teardown(cleanup)
+async function guard<T> (what: Promise<T>): Promise<T> {
+  try {
+    return await what
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
+
+const broker = await guard(BrokerProcess.start({ users: USERS, acl: ACL, config: { eventSync: RULES } }))
+stops.push(async () => { await broker.stop() })
+const sshd = await guard(Sshd.start({ dir: join(dir, 'sshd'), port: await freePort(), logFile }))
+stops.push(async () => { await sshd.stop() })
+const knownHosts = join(dir, 'known_hosts')
+await writeFile(knownHosts, sshd.knownHostsLine + '\n')
+const bridge = await BridgeProcess.write('gerrit', join(dir, 'gerrit-bridge.yaml'), {
+  name: 'gerrit',
+  mqtt: { urls: [`mqtts://localhost:${broker.ports.mqtts}`], ca: broker.certs.ca, username: 'gerrit', password: USERS.gerrit, keepalive: 5 },
+  outbox: { dir: join(dir, 'outbox') },
+  backoff: { initial: 0.2, max: 1 },
+  log: { level: 'debug' },
+  gerrit: { host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: sshd.clientKeyPath, knownHosts, keepaliveInterval: 1, keepaliveCountMax: 3 }
+})
+stops.push(async () => { await bridge.signal('SIGTERM') })
+
+// an anonymous reader of the combined events (eventsync/<rule>: not the rules' own
+// eventsync/<rule>/... command and HTTP-event topics) and of what the bridge publishes
+const mqtt = await guard(connect(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { clientId: 'event-sync-reader' }))
+stops.push(async () => { await mqtt.endAsync() })
+const combined = new Map<string, string[]>() // topic -> payloads, as they arrived
+const bridged: Array<{ topic: string, payload: string }> = []
+mqtt.on('message', (topic, payload) => {
+  if (topic.startsWith('gerrit/')) bridged.push({ topic, payload: payload.toString('utf8') })
+  else if (topic.startsWith('eventsync/')) combined.set(topic, [...combined.get(topic) ?? [], payload.toString('utf8')])
+})
+await guard(mqtt.subscribeAsync({ 'eventsync/+': { qos: 1 }, 'gerrit/#': { qos: 1 } }))
+
+await guard(bridge.start())
+// the stand-in, like Gerrit, streams only what is written after the bridge's session began
+await guard(waitFor('a probe event to cross the bridge', async () => {
+  const nonce = Math.random().toString(36).slice(2)
+  await appendFile(logFile, JSON.stringify({ type: 'firehose-probe', project: 'probe', nonce }) + '\n')
+  return await waitFor('the probe', () => bridged.some(b => b.payload.includes(nonce)), 500).then(() => true, () => false)
+}, 20000, 0))
 
 /** Writes the events to the log the sshd streams from; resolves once the broker has published each (so it is journaled) on its topic. */
 async function stream (events: GerritEvent[]): Promise<void> {
@@ -293,7 +307,7 @@ async function checkOutput (t: Test, out: Output, expected: { rule: string, trig
 
 // ---- the cases ----
 
-t.test('who may post: anonymous 401, a wrong password 401, no write access to eventsync/<rule>/# 403, unknown rule or key 404; none of it journaled', async t => {
+t.skip('who may post: anonymous 401, a wrong password 401, no write access to eventsync/<rule>/# 403, unknown rule or key 404; none of it journaled', async t => {
   const body = '{"refused":true}'
   const anonymous = await api(undefined, 'POST', '/v1/event-sync/es-auth/event/deploy', body)
   t.equal(anonymous.status, 401, 'anonymous')
@@ -327,7 +341,28 @@ t.test('who may post: anonymous 401, a wrong password 401, no write access to ev
   t.same(journaled.json.events, [], 'no refused request reached the journal')
 })
 
-t.test('window: a change-merged and a patchset-created through the bridge, then an HTTP deploy: one combined event with all three', async t => {
+t.test('PROBE', async t => {
+  const show = async (label: string, r: Promise<Answer>): Promise<void> => { const x = await r; t.comment(`${label}: ${x.status} ${x.text}`) }
+  await show('outsider state', api('outsider', 'GET', '/v1/event-sync/es-auth/state'))
+  await show('outsider trigger', api('outsider', 'POST', '/v1/event-sync/es-auth/trigger'))
+  await show('outsider event deploy', api('outsider', 'POST', '/v1/event-sync/es-auth/event/deploy', 'x'))
+  await show('outsider event nightly', api('outsider', 'POST', '/v1/event-sync/es-auth/event/nightly', 'x'))
+  await show('outsider event unknown rule', api('outsider', 'POST', '/v1/event-sync/nope/event/deploy', 'x'))
+  await show('ci empty json', api('ci', 'POST', '/v1/event-sync/es-auth/event/deploy', '', { 'content-type': 'application/json' }))
+  await show('ci no body', api('ci', 'POST', '/v1/event-sync/es-auth/event/deploy'))
+  const bin = await fetch(base + '/v1/event-sync/es-auth/event/deploy', { method: 'POST', headers: { authorization: basic('ci', USERS.ci), 'content-type': 'application/octet-stream' }, body: new Uint8Array([0xff, 0xfe, 0x00]) })
+  t.comment(`ci binary: ${bin.status} ${await bin.text()}`)
+  await show('ci state', api('ci', 'GET', '/v1/event-sync/es-auth/state'))
+  await show('ci config', api('ci', 'GET', '/v1/event-sync/es-auth/config'))
+  await show('ci list', api('ci', 'GET', '/v1/event-sync'))
+  await show('outsider list', api('outsider', 'GET', '/v1/event-sync'))
+  await show('ci trigger es-auth', api('ci', 'POST', '/v1/event-sync/es-auth/trigger'))
+  await sleep(1500)
+  t.comment(`es-auth outputs: ${JSON.stringify(outputs('es-auth'))}`)
+  await show('ci state', api('ci', 'GET', '/v1/event-sync/es-auth/state'))
+})
+
+t.skip('window: a change-merged and a patchset-created through the bridge, then an HTTP deploy: one combined event with all three', async t => {
   const decoy = gerrit('comment-added', 'es-window/qtbase') // same project, a type no endpoint takes
   const merge = gerrit('change-merged', 'es-window/qtbase')
   const created = gerrit('patchset-created', 'es-window/qtdeclarative')
@@ -348,7 +383,7 @@ t.test('window: a change-merged and a patchset-created through the bridge, then 
   t.ok(after.exportedThrough >= out.triggerOffset, 'exported through the cause')
 })
 
-t.test('one event too old: it expires unused and does not count; a fresh one of its kind fires, without the old', async t => {
+t.skip('one event too old: it expires unused and does not count; a fresh one of its kind fires, without the old', async t => {
   const old = gerrit('change-merged', 'es-expiry/qtbase')
   await stream([old])
   await holds('es-expiry', { merge: 1, created: 0, deploy: 0 })
@@ -371,7 +406,7 @@ t.test('one event too old: it expires unused and does not count; a fresh one of 
   t.same(oldEntry.json.events.map((e: JournalEntry) => e.payload), [JSON.parse(old.line), JSON.parse(fresh.line)], 'both merges are in the journal: the old one was left out by the rule')
 })
 
-t.test('keepEventAfterTrigger: false exports the events used, true fires again on a later event with them all', async t => {
+t.skip('keepEventAfterTrigger: false exports the events used, true fires again on a later event with them all', async t => {
   const events = {
     'es-drop': { merge: gerrit('change-merged', 'es-drop/qtbase'), created: gerrit('patchset-created', 'es-drop/qtbase') },
     'es-keep': { merge: gerrit('change-merged', 'es-keep/qtbase'), created: gerrit('patchset-created', 'es-keep/qtbase') }
@@ -403,7 +438,7 @@ t.test('keepEventAfterTrigger: false exports the events used, true fires again o
   t.same(keep.triggers, { window: 2, none: 0 })
 })
 
-t.test('reset: what is held is flagged exported; the third endpoint alone then fires nothing, fresh events do', async t => {
+t.skip('reset: what is held is flagged exported; the third endpoint alone then fires nothing, fresh events do', async t => {
   const merge = gerrit('change-merged', 'es-reset/qtbase')
   const created = gerrit('patchset-created', 'es-reset/qtbase')
   await stream([merge, created])
@@ -432,7 +467,7 @@ t.test('reset: what is held is flagged exported; the third endpoint alone then f
   await checkOutput(t, out, { rule: 'es-reset', triggerType: 'window', merge: [merge2], created: [created2], deploy: [sent], cause: { topic: created2.topic, offset: out.events.created?.events[0]?.offset } })
 })
 
-t.test('manual trigger of a type "none" rule: nothing until POST .../trigger, then one combined event with what the period holds', async t => {
+t.skip('manual trigger of a type "none" rule: nothing until POST .../trigger, then one combined event with what the period holds', async t => {
   const old = gerrit('change-merged', 'es-manual/qtbase')
   await stream([old])
   await holds('es-manual', { merge: 1, created: 0, deploy: 0 })

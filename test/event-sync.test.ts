@@ -173,6 +173,9 @@ t.test('10,000 events/s for 10 s into two endpoints: one combined event per comp
   t.equal(received.length, expected.length, 'as many combined events as completed windows')
   t.same(received.map(o => o.triggerOffset), expected, 'each at the event that completed its window, in order')
   t.equal(new Set(received.map(o => o.eventID)).size, received.length, 'no duplicate eventID')
+  t.equal(await broker.metric('firehose_eventsync_triggers_total', '{rule="rate",type="window"}'), expected.length, '/metrics counts them')
+  const taken = journaled.filter(e => e.topic === 'eventsync/rate/event/b').length
+  t.equal(await broker.metric('firehose_eventsync_events_total', '{rule="rate",endpoint="b"}'), taken, 'and the events taken per endpoint')
   const inJournal = outputsIn(await readHistory(api, 'root', ['eventsync/rate']), 'eventsync/rate')
   t.equal(inJournal.length, expected.length, 'and as many in the journal')
   // every event of a window is in its combined event, once

@@ -32,6 +32,8 @@ export interface EventSyncTotals {
   truncated: number
   /** publishes of a combined event that failed (each is tried again) */
   publishFailures: number
+  /** journal reads that failed (following starts again where it stopped) */
+  readFailures: number
 }
 
 /** A request about a rule that cannot be met: the API's status and message. */
@@ -56,7 +58,7 @@ export function unjournaledTopic (rule: Rule, journaled: (topic: string) => bool
  * already published, and publishes the rest: each exactly once.
  */
 export class EventSync {
-  readonly totals: EventSyncTotals = { truncated: 0, publishFailures: 0 }
+  readonly totals: EventSyncTotals = { truncated: 0, publishFailures: 0, readFailures: 0 }
   readonly #states = new Map<string, RuleState>()
   readonly #configNames = new Set<string>()
   readonly #written = new Map<string, string>()
@@ -64,6 +66,9 @@ export class EventSync {
   /** the last offset the follower delivered */
   #seen: number
   #publishing: Promise<void> = Promise.resolve()
+  readonly #queued = new WeakSet<Decision>()
+  /** ends the wait before a publish is tried again (close) */
+  #wakeOnClose: (() => void) | undefined
   #closed = false
   #follower: { stop: () => void, done: Promise<void> } | undefined
   #timer: NodeJS.Timeout | undefined
@@ -182,8 +187,9 @@ export class EventSync {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
+    this.#wakeOnClose?.()
     this.#follower?.stop()
-    await this.#follower?.done
+    await this.#follower?.done.catch(() => {})
     // the publish under way finishes; the rest are made again at the next start
     await this.#publishing
     await this.#checkpoint()
@@ -212,7 +218,14 @@ export class EventSync {
       const periodStart = await this.deps.journal.offsetAt(clock - state.rule.trigger.observationPeriodMs)
       from = Math.min(from, Math.max(exportedThrough + 1, periodStart))
     }
-    this.#follower = follow(this.deps.journal, {
+    this.#follow(from)
+    this.#timer = setInterval(() => { this.#housekeeping() }, this.deps.checkpointMs ?? 1000)
+    this.#timer.unref()
+  }
+
+  /** Follows the journal from `from`; a failed read is logged, and following starts again a second later where it stopped. */
+  #follow (from: number): void {
+    const follower = follow(this.deps.journal, {
       from,
       accept: () => true,
       deliver: entry => {
@@ -231,11 +244,12 @@ export class EventSync {
         }
       }
     })
-    this.#follower.done.catch((err: unknown) => {
-      this.deps.log('error', 'eventsync.follow-failed', { err: (err as Error).message }, 'reading the journal failed: event sync stopped')
+    this.#follower = follower
+    follower.done.catch((err: unknown) => {
+      this.totals.readFailures++
+      this.deps.log('error', 'eventsync.follow-failed', { err: (err as Error).message, at: this.#seen + 1 }, 'reading the journal failed: event sync goes on from there in a second')
+      setTimeout(() => { if (!this.#closed) this.#follow(this.#seen + 1) }, 1000).unref()
     })
-    this.#timer = setInterval(() => { this.#housekeeping() }, this.deps.checkpointMs ?? 1000)
-    this.#timer.unref()
   }
 
   #housekeeping (): void {
@@ -261,7 +275,11 @@ export class EventSync {
 
   /** Publishes decisions one after another, in the order made; a failed publish is tried again. */
   #enqueue (state: RuleState, decision: Decision): void {
+    // once: following again after a failed read hands the pending decisions over again
+    if (this.#queued.has(decision)) return
+    this.#queued.add(decision)
     this.#publishing = this.#publishing.then(async () => {
+      // a publish that failed after its append is in the journal: the fold has met it, and it is no longer pending
       for (let attempt = 0; !this.#closed && state.pending.has(decision.cause); attempt++) {
         try {
           await this.#publish(state, decision)
@@ -269,7 +287,11 @@ export class EventSync {
         } catch (err) {
           this.totals.publishFailures++
           this.deps.log('error', 'eventsync.publish-failed', { rule: state.rule.name, triggerOffset: decision.cause, attempt, err: (err as Error).message }, 'publishing a combined event failed: trying again')
-          await new Promise(resolve => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)))
+          await new Promise<void>(resolve => {
+            const timer = setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt))
+            this.#wakeOnClose = () => { clearTimeout(timer); resolve() }
+          })
+          this.#wakeOnClose = undefined
         }
       }
     })

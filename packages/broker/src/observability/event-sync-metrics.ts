@@ -20,7 +20,8 @@ export function registerEventSyncMetrics (registry: Registry, eventSync: EventSy
     [Counter, 'firehose_eventsync_expired_total', 'Events that left the observation period without being used', ['rule'], perRule(s => s.counters.expired)],
     [Gauge, 'firehose_eventsync_pending', 'Combined events decided and not yet in the journal', ['rule'], perRule(s => s.pending.size)],
     [Counter, 'firehose_eventsync_truncated_total', 'Combined events that left events out to fit the broker\'s packet size', [], () => [{ labels: {}, value: eventSync.totals.truncated }]],
-    [Counter, 'firehose_eventsync_publish_failures_total', 'Publishes of a combined event that failed (each is tried again)', [], () => [{ labels: {}, value: eventSync.totals.publishFailures }]]
+    [Counter, 'firehose_eventsync_publish_failures_total', 'Publishes of a combined event that failed (each is tried again)', [], () => [{ labels: {}, value: eventSync.totals.publishFailures }]],
+    [Counter, 'firehose_eventsync_read_failures_total', 'Journal reads by event sync that failed (it goes on from where it stopped)', [], () => [{ labels: {}, value: eventSync.totals.readFailures }]]
   ]
   for (const [Metric, name, help, labelNames, read] of series) {
     registry.registerMetric(new Metric({
