@@ -20,7 +20,7 @@ import { sleep, waitFor } from './helpers/wait.js'
 // slashes in the bridge's topics, gerrit/<project>/<type>), which the rule's filters
 // gerrit/<rule>/+/<type> match and no other rule's do.
 
-const USERS = { outsider: 'outsider-secret', gerrit: 'gerrit-secret', ci: 'ci-secret', narrow: 'narrow-secret', reader: 'reader-secret' }
+const USERS = { gerrit: 'gerrit-secret', ci: 'ci-secret', narrow: 'narrow-secret', reader: 'reader-secret' }
 type User = keyof typeof USERS
 const ACL = `# anonymous clients read everything
 topic read #
@@ -40,9 +40,6 @@ topic readwrite eventsync/es-window/#
 
 user reader
 topic read #
-
-user outsider
-topic read launchpad/#
 `
 
 /** seconds */
@@ -307,7 +304,7 @@ async function checkOutput (t: Test, out: Output, expected: { rule: string, trig
 
 // ---- the cases ----
 
-t.skip('who may post: anonymous 401, a wrong password 401, no write access to eventsync/<rule>/# 403, unknown rule or key 404; none of it journaled', async t => {
+t.test('who may post: anonymous 401, a wrong password 401, no write access to eventsync/<rule>/# 403, unknown rule or key 404; none of it journaled', async t => {
   const body = '{"refused":true}'
   const anonymous = await api(undefined, 'POST', '/v1/event-sync/es-auth/event/deploy', body)
   t.equal(anonymous.status, 401, 'anonymous')
@@ -341,28 +338,7 @@ t.skip('who may post: anonymous 401, a wrong password 401, no write access to ev
   t.same(journaled.json.events, [], 'no refused request reached the journal')
 })
 
-t.test('PROBE', async t => {
-  const show = async (label: string, r: Promise<Answer>): Promise<void> => { const x = await r; t.comment(`${label}: ${x.status} ${x.text}`) }
-  await show('outsider state', api('outsider', 'GET', '/v1/event-sync/es-auth/state'))
-  await show('outsider trigger', api('outsider', 'POST', '/v1/event-sync/es-auth/trigger'))
-  await show('outsider event deploy', api('outsider', 'POST', '/v1/event-sync/es-auth/event/deploy', 'x'))
-  await show('outsider event nightly', api('outsider', 'POST', '/v1/event-sync/es-auth/event/nightly', 'x'))
-  await show('outsider event unknown rule', api('outsider', 'POST', '/v1/event-sync/nope/event/deploy', 'x'))
-  await show('ci empty json', api('ci', 'POST', '/v1/event-sync/es-auth/event/deploy', '', { 'content-type': 'application/json' }))
-  await show('ci no body', api('ci', 'POST', '/v1/event-sync/es-auth/event/deploy'))
-  const bin = await fetch(base + '/v1/event-sync/es-auth/event/deploy', { method: 'POST', headers: { authorization: basic('ci', USERS.ci), 'content-type': 'application/octet-stream' }, body: new Uint8Array([0xff, 0xfe, 0x00]) })
-  t.comment(`ci binary: ${bin.status} ${await bin.text()}`)
-  await show('ci state', api('ci', 'GET', '/v1/event-sync/es-auth/state'))
-  await show('ci config', api('ci', 'GET', '/v1/event-sync/es-auth/config'))
-  await show('ci list', api('ci', 'GET', '/v1/event-sync'))
-  await show('outsider list', api('outsider', 'GET', '/v1/event-sync'))
-  await show('ci trigger es-auth', api('ci', 'POST', '/v1/event-sync/es-auth/trigger'))
-  await sleep(1500)
-  t.comment(`es-auth outputs: ${JSON.stringify(outputs('es-auth'))}`)
-  await show('ci state', api('ci', 'GET', '/v1/event-sync/es-auth/state'))
-})
-
-t.skip('window: a change-merged and a patchset-created through the bridge, then an HTTP deploy: one combined event with all three', async t => {
+t.test('window: a change-merged and a patchset-created through the bridge, then an HTTP deploy: one combined event with all three', async t => {
   const decoy = gerrit('comment-added', 'es-window/qtbase') // same project, a type no endpoint takes
   const merge = gerrit('change-merged', 'es-window/qtbase')
   const created = gerrit('patchset-created', 'es-window/qtdeclarative')
@@ -383,7 +359,7 @@ t.skip('window: a change-merged and a patchset-created through the bridge, then 
   t.ok(after.exportedThrough >= out.triggerOffset, 'exported through the cause')
 })
 
-t.skip('one event too old: it expires unused and does not count; a fresh one of its kind fires, without the old', async t => {
+t.test('one event too old: it expires unused and does not count; a fresh one of its kind fires, without the old', async t => {
   const old = gerrit('change-merged', 'es-expiry/qtbase')
   await stream([old])
   await holds('es-expiry', { merge: 1, created: 0, deploy: 0 })
@@ -406,7 +382,7 @@ t.skip('one event too old: it expires unused and does not count; a fresh one of 
   t.same(oldEntry.json.events.map((e: JournalEntry) => e.payload), [JSON.parse(old.line), JSON.parse(fresh.line)], 'both merges are in the journal: the old one was left out by the rule')
 })
 
-t.skip('keepEventAfterTrigger: false exports the events used, true fires again on a later event with them all', async t => {
+t.test('keepEventAfterTrigger: false exports the events used, true fires again on a later event with them all', async t => {
   const events = {
     'es-drop': { merge: gerrit('change-merged', 'es-drop/qtbase'), created: gerrit('patchset-created', 'es-drop/qtbase') },
     'es-keep': { merge: gerrit('change-merged', 'es-keep/qtbase'), created: gerrit('patchset-created', 'es-keep/qtbase') }
@@ -438,7 +414,7 @@ t.skip('keepEventAfterTrigger: false exports the events used, true fires again o
   t.same(keep.triggers, { window: 2, none: 0 })
 })
 
-t.skip('reset: what is held is flagged exported; the third endpoint alone then fires nothing, fresh events do', async t => {
+t.test('reset: what is held is flagged exported; the third endpoint alone then fires nothing, fresh events do', async t => {
   const merge = gerrit('change-merged', 'es-reset/qtbase')
   const created = gerrit('patchset-created', 'es-reset/qtbase')
   await stream([merge, created])
@@ -467,7 +443,7 @@ t.skip('reset: what is held is flagged exported; the third endpoint alone then f
   await checkOutput(t, out, { rule: 'es-reset', triggerType: 'window', merge: [merge2], created: [created2], deploy: [sent], cause: { topic: created2.topic, offset: out.events.created?.events[0]?.offset } })
 })
 
-t.skip('manual trigger of a type "none" rule: nothing until POST .../trigger, then one combined event with what the period holds', async t => {
+t.test('manual trigger of a type "none" rule: nothing until POST .../trigger, then one combined event with what the period holds', async t => {
   const old = gerrit('change-merged', 'es-manual/qtbase')
   await stream([old])
   await holds('es-manual', { merge: 1, created: 0, deploy: 0 })

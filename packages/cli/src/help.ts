@@ -44,8 +44,9 @@ Options:
 Environment (overrides the configuration):
 ${env}
 
-Signals: SIGHUP reloads the password file, the ACL file and TLS certificates without dropping
-connections; SIGTERM and SIGINT shut down gracefully.
+Signals: SIGHUP reloads the password file, the ACL file, TLS certificates and the eventSync
+rules of the configuration file without dropping connections; SIGTERM and SIGINT shut down
+gracefully.
 Exit codes: 0 stopped cleanly; 2 invalid configuration or usage; 1 any other failure,
 including a port in use, a data directory locked by another broker, an unreachable Redis.
 `
