@@ -15,9 +15,9 @@ import { sleep, waitFor } from './helpers/wait.js'
 // events, the output's format against the original's README sample, 10,000 events/s checked
 // against an independent computation of the windows, and SIGKILLs while events flow.
 
-const USERS = { infra: 'infra-secret', alice: 'alice-secret', bob: 'bob-secret', root: 'root-secret' }
+const USERS = { infra: 'infra-secret', alice: 'alice-secret', bob: 'bob-secret', root: 'root-secret', poster: 'poster-secret' }
 type User = keyof typeof USERS
-const ACL = 'user infra\ntopic readwrite gerrit/#\ntopic readwrite eventsync/#\n\nuser alice\ntopic read gerrit/#\ntopic read eventsync/#\n\nuser bob\ntopic read launchpad/#\n\nuser root\ntopic read #\n'
+const ACL = 'user infra\ntopic readwrite gerrit/#\ntopic readwrite eventsync/#\n\nuser alice\ntopic read gerrit/#\ntopic read eventsync/#\n\nuser bob\ntopic read launchpad/#\n\nuser root\ntopic read #\n\nuser poster\ntopic write eventsync/My-First-Event-Sync/#\n'
 const sample = JSON.parse(await readFile(join(REPO, 'packages/event-sync/test/fixtures/eventsync-readme-sample.json'), 'utf8')) as { config: { trigger: unknown, endpoints: unknown[] }, requests: Array<{ eventKey: string, query: string, contentType: string, body: string }>, output: any }
 const RATE_PERIOD_S = 1
 const RULES = [
@@ -126,7 +126,13 @@ t.test('rules made through the API: owned, checked against the ACL; bad requests
   // posting: write access to eventsync/<rule>/#, or owning the rule
   t.equal((await api('alice', 'POST', '/v1/event-sync/alice-rule/event/ok', 'fine')).status, 202, 'the owner may post without ACL write access')
   t.equal((await api('alice', 'POST', '/v1/event-sync/rate/event/a', 'x')).status, 403, 'alice may not post to a configured rule')
-  t.match((await api('bob', 'POST', '/v1/event-sync/alice-rule/event/ok', 'x')).text, /bob may not post to rule "alice-rule"/)
+  t.match(await api('bob', 'POST', '/v1/event-sync/alice-rule/event/ok', 'x'), { status: 404, text: /no rule named "alice-rule"/ }, 'a rule bob may not see is one that does not exist')
+  t.match(await api('bob', 'POST', '/v1/event-sync/alice-rule/event/other', 'x'), { status: 404, text: /^no rule named "alice-rule"/ }, 'without listing its endpoints')
+  t.match(await api('bob', 'POST', '/v1/event-sync/alice-rule/trigger'), { status: 404, text: /no rule named "alice-rule"/ })
+  t.match(await api('alice', 'POST', '/v1/event-sync/rate/trigger'), { status: 403, text: /alice may not post to rule "rate": that needs write access to eventsync\/rate\/trigger/ }, 'seen but not written: 403')
+  t.equal((await api('root', 'POST', '/v1/event-sync/alice-rule/reset')).status, 202, 'an admin manages every rule')
+  t.equal((await api('poster', 'POST', '/v1/event-sync/My-First-Event-Sync/reset')).status, 202, 'write access alone is enough to post')
+  t.equal((await api('poster', 'GET', '/v1/event-sync/My-First-Event-Sync/state')).status, 404, 'though not to read')
   t.equal((await api(undefined, 'POST', '/v1/event-sync/rate/event/a', 'x')).status, 401)
   t.equal((await api('infra', 'POST', '/v1/event-sync/nope/event/a', 'x')).status, 404, 'no such rule')
   t.match((await api('infra', 'POST', '/v1/event-sync/rate/event/c', 'x')).text, /rule "rate" has no endpoint "c" \(a, b\)/)

@@ -31,13 +31,13 @@ export class HeldEvents {
     this.#size++
   }
 
-  /** Drops the events stamped before `cutoff`; returns how many. */
-  expire (cutoff: number): number {
+  /** Drops the events stamped before `cutoff`; returns how many of them are past offset `countAfter`. */
+  expire (cutoff: number, countAfter = 0): number {
     let dropped = 0
     while (this.#size > 0 && this.#timestamps[this.#head]! < cutoff) {
+      if (this.#offsets[this.#head]! > countAfter) dropped++
       this.#head = (this.#head + 1) % this.#offsets.length
       this.#size--
-      dropped++
     }
     if (this.#size === 0) this.#head = 0
     return dropped

@@ -51,6 +51,8 @@ export class RuleState {
   #place: Place
   readonly #triggerTopic: string
   readonly #resetTopic: string
+  /** events at or before this offset went into a combined event (for the expired count) */
+  #usedThrough = 0
 
   constructor (readonly rule: Rule, place: Place) {
     this.#place = { ...place }
@@ -136,7 +138,8 @@ export class RuleState {
 
   #expire (now = this.#place.clock): void {
     const cutoff = now - this.rule.trigger.observationPeriodMs
-    for (const held of this.held) this.counters.expired += held.expire(cutoff)
+    // kept after a trigger (keepEventAfterTrigger), an event that goes was used all the same
+    for (const held of this.held) this.counters.expired += held.expire(cutoff, this.#usedThrough)
   }
 
   #decide (entry: JournalEntry, triggerType: 'window' | 'none', before: Place): Decision {
@@ -153,6 +156,7 @@ export class RuleState {
       this.#place.exportedThrough = entry.offset
       for (const held of this.held) held.clear()
     }
+    this.#usedThrough = entry.offset
     const decision: Decision = { rule: this.rule.name, cause: entry.offset, at: entry.timestamp, triggerType, endpoints, before }
     this.pending.set(entry.offset, decision)
     this.counters.triggers[triggerType]++

@@ -88,8 +88,15 @@ export function registerEventSyncApi (app: FastifyInstance, { eventSync, access,
     if (state === undefined || !(reader.access.canReceive(state.rule.target.topic) || manages(reader, state))) throw new HttpError(404, `no rule named "${name}"${reader.username === undefined ? ' (or it is not for anonymous readers: authenticate with HTTP Basic)' : ''}`)
     return { reader, state }
   }
-  const mayPost = (user: User, state: RuleState, topic: string): void => {
-    if (!(user.access.canPublish(topic) || manages(user, state))) throw new HttpError(403, `${user.username} may not post to rule "${state.rule.name}": that needs write access to ${topic} (the ACL's eventsync/${state.rule.name}/#) or owning the rule`)
+  /**
+   * A rule `user` may post `topic` to (an event, a trigger, a reset): with write access to the
+   * topic, or owning the rule. Refused: 403 when they may see the rule, 404 as for none otherwise.
+   */
+  const postable = (user: User, name: string, topic: (state: RuleState) => string): RuleState => {
+    const state = eventSync.get(name)
+    if (state !== undefined && (user.access.canPublish(topic(state)) || manages(user, state))) return state
+    if (state === undefined || !user.access.canReceive(state.rule.target.topic)) throw new HttpError(404, `no rule named "${name}"`)
+    throw new HttpError(403, `${user.username} may not post to rule "${name}": that needs write access to ${topic(state)} (the ACL's eventsync/${name}/#) or owning the rule`)
   }
   const view = (state: RuleState): Record<string, unknown> => ({
     ...state.rule.definition,
@@ -129,8 +136,7 @@ export function registerEventSyncApi (app: FastifyInstance, { eventSync, access,
   for (const command of ['trigger', 'reset'] as const) {
     app.post(`/v1/event-sync/:name/${command}`, async (request, reply) => {
       const user = await userOf(request)
-      const { state } = await visible(request)
-      mayPost(user, state, ruleTopics[command](state.rule.name))
+      const state = postable(user, (request.params as { name: string }).name, s => ruleTopics[command](s.rule.name))
       await eventSync[command](state.rule.name, user.username).catch(refusal)
       return await reply.code(202).send({ rule: state.rule.name, [command]: 'journaled' })
     })
@@ -143,10 +149,8 @@ export function registerEventSyncApi (app: FastifyInstance, { eventSync, access,
     scope.post('/v1/event-sync/:name/event/:eventKey', async (request, reply) => {
       const user = await userOf(request)
       const { name, eventKey } = request.params as { name: string, eventKey: string }
-      const state = eventSync.get(name)
-      if (state === undefined) throw new HttpError(404, `no rule named "${name}"`)
-      const endpoint = state.rule.endpoints.find(e => e.eventKey === eventKey)
-      if (endpoint !== undefined) mayPost(user, state, endpoint.topic)
+      // an unknown event key is checked as the topic an HTTP endpoint of that name would have
+      const endpoint = postable(user, name, s => s.rule.endpoints.find(e => e.eventKey === eventKey)?.topic ?? ruleTopics.event(name, eventKey)).rule.endpoints.find(e => e.eventKey === eventKey)
       const bytes = request.body === undefined || request.body === null ? Buffer.alloc(0) : request.body as Buffer
       let content: string
       try {
