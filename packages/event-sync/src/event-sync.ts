@@ -1,10 +1,17 @@
 import { follow, type Journal } from '@firehose/journal'
-import { buildOutput, type HttpEventBody } from './output.js'
+import type { JournalEntry } from '@firehose/journal'
+import { buildOutput, type BuiltOutput, type HttpEventBody } from './output.js'
 import { parseRule, ruleTopics, type Rule } from './rule.js'
 import { RuleState, type Decision, type Place } from './rule-state.js'
 import type { Checkpoint, EventSyncStore } from './store.js'
 
-export type LogLevel = 'info' | 'warn' | 'error'
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+/** Combined events handed to the broker and not yet in the journal, at most. */
+const MAX_IN_FLIGHT = 64
+/** Recent entries kept for building combined events: at most this many, and this many payload bytes. */
+const RECENT_ENTRIES = 2000
+const RECENT_BYTES = 4 * 1024 * 1024
 
 export interface EventSyncDeps {
   journal: Journal
@@ -65,10 +72,15 @@ export class EventSync {
   #caughtUp = false
   /** the last offset the follower delivered */
   #seen: number
-  #publishing: Promise<void> = Promise.resolve()
+  /** combined events are built one at a time, in the order decided */
+  #building: Promise<void> = Promise.resolve()
+  /** published, not yet in the journal (each settles, never rejects) */
+  readonly #inFlight = new Set<Promise<void>>()
+  readonly #retries = new Set<NodeJS.Timeout>()
   readonly #queued = new WeakSet<Decision>()
-  /** ends the wait before a publish is tried again (close) */
-  #wakeOnClose: (() => void) | undefined
+  /** entries some rule took lately, by offset (oldest first) */
+  readonly #recent = new Map<number, JournalEntry>()
+  #recentBytes = 0
   #closed = false
   #follower: { stop: () => void, done: Promise<void> } | undefined
   #timer: NodeJS.Timeout | undefined
@@ -187,11 +199,12 @@ export class EventSync {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
-    this.#wakeOnClose?.()
+    for (const timer of this.#retries) clearTimeout(timer)
     this.#follower?.stop()
     await this.#follower?.done.catch(() => {})
-    // the publish under way finishes; the rest are made again at the next start
-    await this.#publishing
+    // the publishes under way finish; the rest are made again at the next start
+    await this.#building
+    await Promise.all(this.#inFlight)
     await this.#checkpoint()
     await this.deps.store.close()
   }
@@ -230,11 +243,14 @@ export class EventSync {
       accept: () => true,
       deliver: entry => {
         this.#seen = entry.offset
+        let taken = false
         for (const state of this.#states.values()) {
           state.warm(entry)
           const decision = state.take(entry)
+          taken ||= state.lastTaken === entry.offset
           if (decision !== undefined && this.#caughtUp) this.#enqueue(state, decision)
         }
+        if (taken) this.#remember(entry)
       },
       caughtUp: () => {
         this.#caughtUp = true
@@ -273,40 +289,77 @@ export class EventSync {
     await this.deps.store.writeCheckpoints(changed)
   }
 
-  /** Publishes decisions one after another, in the order made; a failed publish is tried again. */
-  #enqueue (state: RuleState, decision: Decision): void {
+  /**
+   * Publishes a decision: combined events are built one after the other and handed to the
+   * broker in the order decided, up to MAX_IN_FLIGHT of them waiting for the journal at once. A
+   * failed one is tried again later, backing off — unless the fold has met it in the journal
+   * meanwhile (a publish that failed after its append), which ends its pending state.
+   */
+  #enqueue (state: RuleState, decision: Decision, attempt = 0): void {
     // once: following again after a failed read hands the pending decisions over again
     if (this.#queued.has(decision)) return
     this.#queued.add(decision)
-    this.#publishing = this.#publishing.then(async () => {
-      // a publish that failed after its append is in the journal: the fold has met it, and it is no longer pending
-      for (let attempt = 0; !this.#closed && state.pending.has(decision.cause); attempt++) {
-        try {
-          await this.#publish(state, decision)
-          return
-        } catch (err) {
-          this.totals.publishFailures++
-          this.deps.log('error', 'eventsync.publish-failed', { rule: state.rule.name, triggerOffset: decision.cause, attempt, err: (err as Error).message }, 'publishing a combined event failed: trying again')
-          await new Promise<void>(resolve => {
-            const timer = setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt))
-            this.#wakeOnClose = () => { clearTimeout(timer); resolve() }
-          })
-          this.#wakeOnClose = undefined
-        }
+    this.#building = this.#building.then(async () => {
+      if (this.#closed || !state.pending.has(decision.cause)) return
+      const { rule } = state
+      let published: Promise<void>
+      try {
+        const output = await this.#build(state, decision)
+        published = this.deps.publish(rule.target.topic, output.payload)
+        published.then(() => {
+          this.deps.log('debug', 'eventsync.triggered', { rule: rule.name, triggerType: decision.triggerType, triggerOffset: decision.cause, eventID: output.eventId }, 'combined event published')
+        }, () => {})
+      } catch (err) {
+        published = Promise.reject(err)
       }
+      const settled = published.catch((err: unknown) => { this.#retry(state, decision, attempt, err as Error) }).finally(() => { this.#inFlight.delete(settled) })
+      this.#inFlight.add(settled)
+      if (this.#inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.#inFlight)
     })
   }
 
-  async #publish (state: RuleState, decision: Decision): Promise<void> {
+  #retry (state: RuleState, decision: Decision, attempt: number, err: Error): void {
+    this.totals.publishFailures++
+    this.deps.log('error', 'eventsync.publish-failed', { rule: state.rule.name, triggerOffset: decision.cause, attempt, err: err.message }, 'publishing a combined event failed: trying again')
+    if (this.#closed) return
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer)
+      this.#queued.delete(decision)
+      this.#enqueue(state, decision, attempt + 1)
+    }, Math.min(30_000, 500 * 2 ** attempt))
+    this.#retries.add(timer)
+  }
+
+  async #build (state: RuleState, decision: Decision): Promise<BuiltOutput> {
     const { rule } = state
-    const output = await buildOutput(rule, decision, async (from, limit) => await this.deps.journal.read(from, limit), this.deps.maxOutputBytes)
+    const read = async (from: number, limit: number): Promise<JournalEntry[]> => {
+      // the events of a decision just made are mostly in the recent entries: no journal read
+      const cached: JournalEntry[] = []
+      for (let offset = from; offset < from + limit; offset++) {
+        const entry = this.#recent.get(offset)
+        if (entry === undefined) return await this.deps.journal.read(from, limit)
+        cached.push(entry)
+      }
+      return cached
+    }
+    const output = await buildOutput(rule, decision, read, this.deps.maxOutputBytes)
     if (output.leftOut > 0) {
       this.totals.truncated++
       this.deps.log('warn', 'eventsync.truncated', { rule: rule.name, triggerOffset: decision.cause, leftOut: output.leftOut, maxBytes: this.deps.maxOutputBytes }, 'a combined event was too large: some of its events were left out (counted; the events are in the journal)')
     }
     if (output.missing > 0) this.deps.log('warn', 'eventsync.events-missing', { rule: rule.name, triggerOffset: decision.cause, missing: output.missing }, 'events of a combined event were past the journal\'s retention')
-    await this.deps.publish(rule.target.topic, output.payload)
-    this.deps.log('info', 'eventsync.triggered', { rule: rule.name, triggerType: decision.triggerType, triggerOffset: decision.cause, eventID: output.eventId, events: decision.endpoints.reduce((n, e) => n + e.count, 0) }, 'combined event published')
+    return output
+  }
+
+  /** Keeps an entry some rule took, for building combined events without reading it back (bounded). */
+  #remember (entry: JournalEntry): void {
+    this.#recent.set(entry.offset, entry)
+    this.#recentBytes += entry.payload.length
+    while (this.#recent.size > RECENT_ENTRIES || this.#recentBytes > RECENT_BYTES) {
+      const [offset, oldest] = this.#recent.entries().next().value as [number, JournalEntry]
+      this.#recent.delete(offset)
+      this.#recentBytes -= oldest.payload.length
+    }
   }
 }
 

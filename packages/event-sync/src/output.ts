@@ -96,25 +96,18 @@ const READ_BATCH = 200
  * syncs of the same events have the same id.
  */
 export async function buildOutput (rule: Rule, decision: Decision, read: (from: number, limit: number) => Promise<JournalEntry[]>, maxBytes: number): Promise<BuiltOutput> {
-  const lists = decision.endpoints.map(() => [] as OutputEvent[])
+  // each event included as its JSON text as published, and as its canonical text (for the id)
+  const lists = decision.endpoints.map(() => ({ published: [] as string[], canonical: [] as string[] }))
   // round robin: the i-th oldest event of each endpoint, then the (i+1)-th ...
   const order: Array<[number, number]> = []
   const longest = Math.max(0, ...decision.endpoints.map(e => e.offsets.length))
   for (let i = 0; i < longest; i++) decision.endpoints.forEach((e, k) => { if (i < e.offsets.length) order.push([k, e.offsets[i]!]) })
 
-  const skeleton = (): Record<string, unknown> => {
-    const events: Record<string, unknown> = {}
-    decision.endpoints.forEach((e, k) => {
-      events[e.eventKey] = {
-        ...(e.count === 0 ? {} : { FirstEventDate: iso(e.first!), lastEventDate: iso(e.last!) }),
-        numberOfEvents: e.count,
-        events: lists[k]
-      }
-    })
-    return events
-  }
-  // room for the envelope (with a 32-character id and the truncated flag) and each event's comma
-  let used = Buffer.byteLength(JSON.stringify({ eventID: '0'.repeat(32), date: iso(decision.at), serviceName: rule.name, triggerType: decision.triggerType, events: skeleton(), triggerOffset: decision.cause, truncated: true }))
+  // the message is assembled as text, each event serialised once; sized as it grows
+  const head = (id: string): string => `{"eventID":${JSON.stringify(id)},"date":${JSON.stringify(iso(decision.at))},"serviceName":${JSON.stringify(rule.name)},"triggerType":${JSON.stringify(decision.triggerType)},"events":{`
+  const listHead = decision.endpoints.map(e => `${JSON.stringify(e.eventKey)}:{${e.count === 0 ? '' : `"FirstEventDate":${JSON.stringify(iso(e.first!))},"lastEventDate":${JSON.stringify(iso(e.last!))},`}"numberOfEvents":${e.count},"events":[`)
+  const tail = (truncated: boolean): string => `},"triggerOffset":${decision.cause}${truncated ? ',"truncated":true' : ''}}`
+  let used = Buffer.byteLength(head('0'.repeat(32)) + listHead.join(']},') + ']}' + tail(true))
   let taken = 0
   let missing = 0
   let full = false
@@ -128,29 +121,33 @@ export async function buildOutput (rule: Rule, decision: Decision, read: (from: 
         continue
       }
       const event = outputEvent(entry, rule.endpoints[k]!)
-      const size = Buffer.byteLength(JSON.stringify(event)) + 1
+      const text = JSON.stringify(event)
+      const size = Buffer.byteLength(text) + 1
       if (used + size > maxBytes) {
         full = true
         break
       }
       used += size
-      lists[k]!.push(event)
+      lists[k]!.published.push(text)
+      lists[k]!.canonical.push(canonicalEvent(event))
       taken++
     }
   }
-  const events = skeleton()
-  const eventId = createHash('md5').update(canonicalJson(events)).digest('hex')
   const leftOut = order.length - taken - missing
-  const message = {
-    eventID: eventId,
-    date: iso(decision.at),
-    serviceName: rule.name,
-    triggerType: decision.triggerType,
-    events,
-    triggerOffset: decision.cause,
-    ...(leftOut > 0 ? { truncated: true } : {})
-  }
-  return { payload: Buffer.from(JSON.stringify(message)), eventId, leftOut, missing }
+  const eventId = createHash('md5').update(canonicalEvents(decision, lists.map(l => l.canonical))).digest('hex')
+  const events = listHead.map((h, k) => `${h}${lists[k]!.published.join(',')}]}`).join(',')
+  return { payload: Buffer.from(head(eventId) + events + tail(leftOut > 0)), eventId, leftOut, missing }
+}
+
+/** An event's canonical JSON, written out (what canonicalJson gives for it, without walking it). */
+function canonicalEvent (e: OutputEvent): string {
+  return `{"content":${JSON.stringify(e.content)},${e.contentEncoding === undefined ? '' : `"contentEncoding":${JSON.stringify(e.contentEncoding)},`}"datetime":${JSON.stringify(e.datetime)},"eventKey":${JSON.stringify(e.eventKey)},"headers":${canonicalJson(e.headers)},"offset":${e.offset},"queryParams":${canonicalJson(e.queryParams)},"topic":${JSON.stringify(e.topic)}}`
+}
+
+/** The canonical JSON of a combined event's `events`, from its events' canonical texts. */
+function canonicalEvents (decision: Decision, canonical: readonly string[][]): string {
+  const lists = decision.endpoints.map((e, k) => [e.eventKey, `{${e.count === 0 ? '' : `"FirstEventDate":${JSON.stringify(iso(e.first!))},`}"events":[${canonical[k]!.join(',')}],${e.count === 0 ? '' : `"lastEventDate":${JSON.stringify(iso(e.last!))},`}"numberOfEvents":${e.count}}`] as const)
+  return `{${[...lists].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([key, text]) => `${JSON.stringify(key)}:${text}`).join(',')}}`
 }
 
 /** What the engine needs of a published combined event to know it is in the journal. */

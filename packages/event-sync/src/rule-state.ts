@@ -48,6 +48,8 @@ export class RuleState {
   readonly counters: RuleCounters
   /** decisions whose combined event is not in the journal yet, by cause */
   readonly pending = new Map<number, Decision>()
+  /** the offset of the last event an endpoint took */
+  lastTaken = 0
   #place: Place
   readonly #triggerTopic: string
   readonly #resetTopic: string
@@ -118,6 +120,7 @@ export class RuleState {
       this.counters.events[i]!++
       matched = true
     })
+    if (matched) this.lastTaken = entry.offset
     if (!matched || this.rule.trigger.type !== 'window') return undefined
     this.#expire()
     const satisfied = (key: string): boolean => {

@@ -244,3 +244,20 @@ t.test('a changed rule starts afresh; state, counters and held events per endpoi
   await b.sync.replaceConfigRules([])
   t.equal(b.sync.get('nightly'), undefined)
 })
+
+t.test('eventID is the MD5 of the canonical JSON of the events as published (headers unsorted, non-ASCII, binary, empty lists)', async t => {
+  const { createHash } = await import('node:crypto')
+  const { canonicalJson } = await import('../src/index.js')
+  const s = await setup(t, [parseRule({ name: 'id', trigger: { type: 'none', observationPeriod: 60 }, endpoints: [{ eventKey: 'z' }, { eventKey: 'a' }, { eventKey: 'empty' }, { eventKey: 'bin', topic: 'raw/#' }] })])
+  await s.sync.postEvent('id', 'z', { headers: { 'X-Z': ['2', '1'], 'A-Header': ['é'] }, queryParams: { q: ['ü', ''], a: ['1'] }, content: 'Jüri "quoted" \n' }, 'ops')
+  await s.event('eventsync/id/event/a', '{"not":"an http body"}')
+  await s.journal.append({ topic: 'raw/x', payload: Buffer.from([0xff, 0x00, 0x80]), qos: 1, retain: false, user: 'infra' })
+  await s.sync.trigger('id', 'ops')
+  await s.settled()
+  t.equal(s.outputs.length, 1)
+  const out = s.outputs[0]!
+  t.equal(out.eventID, createHash('md5').update(canonicalJson(out.events)).digest('hex'))
+  t.same(Object.keys(out.events), ['z', 'a', 'empty', 'bin'], 'in the rule\'s order')
+  t.same(out.events.bin!.events[0], { datetime: out.events.bin!.events[0]!.datetime, eventKey: 'bin', headers: {}, queryParams: {}, content: '/wCA', contentEncoding: 'base64', topic: 'raw/x', offset: 3 })
+  t.equal(out.events.z!.events[0]!.content, 'Jüri "quoted" \n')
+})
