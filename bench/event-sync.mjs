@@ -3,7 +3,7 @@
 // bare limit, the same events' own publish-to-delivery on a broker with no rule; and the
 // memory a rule holds per million events in its observation period, against the same broker
 // and events with no rule. Same machine, one run.
-//   npm run bench:event-sync -- [--rates 1000,2000,5000,10000,20000] [--seconds 5] [--held 1000000]
+//   npm run bench:event-sync -- [--rates 1000,3000,5000,7000,9000] [--seconds 5] [--held 1000000]
 //                               [--only rate,memory]
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -17,7 +17,7 @@ import { freePort, processCpuSeconds, rssBytes, startFirehose } from './lib/proc
 
 const { values } = parseArgs({
   options: {
-    rates: { type: 'string', default: '1000,2000,5000,10000,20000' },
+    rates: { type: 'string', default: '1000,3000,5000,7000,9000' },
     seconds: { type: 'string', default: '5' },
     held: { type: 'string', default: '1000000' },
     only: { type: 'string', default: 'rate,memory' }
