@@ -10,6 +10,7 @@ import { httpApi, readHistory, type HistoryEntry } from './helpers/http-api.js'
 import { connect } from './helpers/mqtt.js'
 import { FIREHOSE_BIN, REPO } from './helpers/repo.js'
 import { sleep, waitFor } from './helpers/wait.js'
+import { windowsOf } from './helpers/windows.js'
 
 // Event sync on a real broker: rules from the configuration and from the API, HTTP and MQTT
 // events, the output's format against the original's README sample, 10,000 events/s checked
@@ -29,23 +30,6 @@ const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { sub
 t.teardown(() => broker.stop())
 const api = httpApi<User>(() => `http://127.0.0.1:${broker.ports.ws}`, USERS)
 const mqttUrl = (): string => `mqtt://127.0.0.1:${broker.ports.mqtt}`
-
-/** The rule's decisions by its definition, computed apart from the broker: the offsets of the events that completed a window. */
-function windowsOf (entries: readonly HistoryEntry[], endpoints: ReadonlyArray<(topic: string) => boolean>, periodMs: number): number[] {
-  const held = endpoints.map(() => [] as number[])
-  const fired: number[] = []
-  for (const e of [...entries].sort((a, b) => a.offset - b.offset)) {
-    const matching = endpoints.map((matches, i) => matches(e.topic) ? i : -1).filter(i => i >= 0)
-    if (matching.length === 0) continue
-    for (const i of matching) held[i]!.push(e.timestamp)
-    for (const h of held) while (h.length > 0 && h[0]! < e.timestamp - periodMs) h.shift()
-    if (held.every(h => h.length > 0)) {
-      fired.push(e.offset)
-      for (const h of held) h.length = 0
-    }
-  }
-  return fired
-}
 
 interface Output { eventID: string, triggerOffset: number, serviceName: string, events: Record<string, { numberOfEvents: number, events: Array<{ offset: number }> }> }
 const outputsIn = (entries: readonly HistoryEntry[], topic: string): Output[] => entries.filter(e => e.topic === topic && e.user === undefined).map(e => e.payload as Output)

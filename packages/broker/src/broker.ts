@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { Aedes, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import type { EventSync } from '@firehose/event-sync'
+import type { EventSyncService } from '@firehose/event-sync'
 import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
@@ -136,10 +136,10 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
   queueBeforeLive(broker)
   drainWithoutRecursion(brokerInternals(broker).mq)
-  let eventSync: EventSync | undefined
+  let eventSync: EventSyncService | undefined
   if (journal !== undefined && config.journal !== false && config.eventSync !== false) {
     try {
-      eventSync = await openEventSync(config.eventSync, config.journal, journal, broker, config.limits.maxPacketSize, config.source, logger)
+      eventSync = await openEventSync(config.eventSync, config.journal, journal, broker, config.limits.maxPacketSize, config.source, logger, cluster)
     } catch (err) {
       await new Promise<void>(resolve => broker.close(() => resolve()))
       await subscriptions?.close()
@@ -244,11 +244,11 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
 }
 
 /** SIGHUP: the event-sync rules of the configuration file as it is now (a file with problems changes nothing). */
-async function reloadRules (eventSync: EventSync, source: string, logger: Logger): Promise<boolean> {
+async function reloadRules (eventSync: EventSyncService, source: string, logger: Logger): Promise<boolean> {
   try {
     const next = await loadConfig(source)
     await eventSync.replaceConfigRules(next.eventSync === false ? [] : next.eventSync.rules)
-    logger.info({ event: 'eventsync.reloaded', rules: eventSync.all().length }, 'event-sync rules reloaded')
+    logger.info({ event: 'eventsync.reloaded', rules: eventSync.rules().length }, 'event-sync rules reloaded')
     return true
   } catch (err) {
     const problems = err instanceof ConfigError ? err.problems : [(err as Error).message]

@@ -137,7 +137,7 @@ t.test('eventSync: rules checked at load, each problem naming its key; on by def
   t.equal(parse('eventSync: false\n').eventSync, false)
   t.equal(parse('journal: false\n').eventSync, false)
   t.match(problemsOf(() => parse('journal: false\n' + rule)), [/^eventSync: its rules read the journal, and this broker keeps none/])
-  t.match(problemsOf(() => parse('cluster: { redis: redis://127.0.0.1:6379 }\n' + rule)), [/^eventSync: runs on a single broker/])
+  t.match(parse('cluster: { redis: redis://127.0.0.1:6379 }\n' + rule).eventSync, { dir: undefined, rules: [{ name: 'nightly' }] }, 'on a cluster node: in Redis')
   t.match(problemsOf(() => parse('journal: { topics: [gerrit/#] }\n' + rule)), [/^eventSync\[0\]: the journal does not keep eventsync\/nightly\/trigger \(journal\.topics: gerrit\/#\)/])
   t.match(problemsOf(() => parse('journal: { topics: [eventsync/#, gerrit/nova/#] }\n' + rule)), [/^eventSync\[0\]\.endpoints\[0\]\.topic: the journal does not keep all of gerrit\/\+\/change-merged/])
   t.match(problemsOf(() => parse('journal: { retention: { maxAge: 30m } }\n' + rule)), [/^eventSync\[0\]\.trigger\.observationPeriod: 3600 s is longer than the journal keeps events \(journal\.retention\.maxAge: 1800 s\)/])

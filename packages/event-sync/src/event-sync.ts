@@ -1,9 +1,10 @@
 import { follow, type Journal } from '@firehose/journal'
 import type { JournalEntry } from '@firehose/journal'
 import { buildOutput, type BuiltOutput, type HttpEventBody } from './output.js'
-import { parseRule, ruleTopics, type Rule } from './rule.js'
+import { parseRule, ruleTopics, storedDefinition, type Rule } from './rule.js'
 import { RuleState, type Decision, type Place } from './rule-state.js'
-import type { Checkpoint, EventSyncStore } from './store.js'
+import { commands, EventSyncError, stateView, type EventSyncService, type EventSyncTotals } from './service.js'
+import type { Checkpoint, EventSyncBackend, StoredRule } from './store.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
@@ -15,7 +16,7 @@ const RECENT_BYTES = 4 * 1024 * 1024
 
 export interface EventSyncDeps {
   journal: Journal
-  store: EventSyncStore
+  store: EventSyncBackend
   /**
    * Publishes through the broker: journaled, then fanned out to MQTT, SSE, subscriptions and
    * webhooks. `user` is recorded as the publisher (none: the broker's own, as combined events are).
@@ -33,23 +34,6 @@ export interface EventSyncDeps {
   checkpointMs?: number
 }
 
-/** What went wrong on the output side, for /metrics. */
-export interface EventSyncTotals {
-  /** combined events that had to leave events out to fit the broker's packet size */
-  truncated: number
-  /** publishes of a combined event that failed (each is tried again) */
-  publishFailures: number
-  /** journal reads that failed (following starts again where it stopped) */
-  readFailures: number
-}
-
-/** A request about a rule that cannot be met: the API's status and message. */
-export class EventSyncError extends Error {
-  constructor (readonly status: 400 | 403 | 404 | 409, message: string) {
-    super(message)
-  }
-}
-
 /** Why a rule's topics cannot be served here: a topic the journal does not keep. */
 export function unjournaledTopic (rule: Rule, journaled: (topic: string) => boolean): string | undefined {
   const topics = [ruleTopics.trigger(rule.name), ruleTopics.reset(rule.name), rule.target.topic, ...rule.endpoints.map(e => e.http ? e.topic : undefined).filter((t): t is string => t !== undefined)]
@@ -64,7 +48,7 @@ export function unjournaledTopic (rule: Rule, journaled: (topic: string) => bool
  * so that after a crash the fold re-reads from there, makes the same decisions, finds those
  * already published, and publishes the rest: each exactly once.
  */
-export class EventSync {
+export class EventSync implements EventSyncService {
   readonly totals: EventSyncTotals = { truncated: 0, publishFailures: 0, readFailures: 0 }
   readonly #states = new Map<string, RuleState>()
   readonly #configNames = new Set<string>()
@@ -120,6 +104,23 @@ export class EventSync {
     return [...this.#states.values()]
   }
 
+  running (): RuleState[] {
+    return this.all()
+  }
+
+  rules (): Rule[] {
+    return this.all().map(s => s.rule)
+  }
+
+  rule (name: string): Rule | undefined {
+    return this.#states.get(name)?.rule
+  }
+
+  async state (name: string): Promise<Record<string, unknown> | undefined> {
+    const state = this.#states.get(name)
+    return state === undefined ? undefined : stateView(state)
+  }
+
   get (name: string): RuleState | undefined {
     return this.#states.get(name)
   }
@@ -160,9 +161,33 @@ export class EventSync {
     if (this.#states.has(rule.name)) throw new EventSyncError(409, `name: a rule named "${rule.name}" exists`)
     const missing = unjournaledTopic(rule, this.deps.journaled)
     if (missing !== undefined) throw new EventSyncError(400, `the journal does not keep ${missing} (journal.topics), so this rule could not work`)
-    await this.deps.store.putRule(rule.name, { owner: rule.owner, definition: withoutOwner(rule.definition), created: this.#now() })
+    if (!await this.deps.store.putRule(rule.name, { owner: rule.owner, definition: storedDefinition(rule), created: this.#now() })) throw new EventSyncError(409, `name: a rule named "${rule.name}" exists`)
     this.#add(rule, undefined)
     await this.#checkpoint()
+  }
+
+  /**
+   * The rules made through the API as the store has them now (on a cluster, made or deleted on
+   * any node): new ones start here, deleted ones stop.
+   */
+  async syncStoredRules (stored: ReadonlyMap<string, StoredRule>): Promise<void> {
+    for (const name of [...this.#states.keys()]) {
+      if (!this.#configNames.has(name) && !stored.has(name)) {
+        this.#states.delete(name)
+        this.#written.delete(name)
+      }
+    }
+    let added = false
+    for (const [name, s] of stored) {
+      if (this.#states.has(name)) continue
+      try {
+        this.#add(parseRule(s.definition, '', s.owner), undefined)
+        added = true
+      } catch (err) {
+        this.deps.log('error', 'eventsync.rule-unreadable', { rule: name, err: (err as Error).message }, 'a stored rule no longer parses: skipped')
+      }
+    }
+    if (added) await this.#checkpoint()
   }
 
   /** Deletes a rule made through the API (a configured one is the configuration's to remove). */
@@ -175,27 +200,25 @@ export class EventSync {
 
   /** An HTTP event: journaled (and published) on the endpoint's topic, with who sent it. */
   async postEvent (name: string, eventKey: string, body: HttpEventBody, user: string): Promise<void> {
-    const state = this.#need(name)
-    const endpoint = state.rule.endpoints.find(e => e.eventKey === eventKey)
-    if (endpoint === undefined) throw new EventSyncError(404, `rule "${name}" has no endpoint "${eventKey}" (${state.rule.endpoints.map(e => e.eventKey).join(', ')})`)
-    if (!endpoint.http) throw new EventSyncError(400, `endpoint "${eventKey}" of rule "${name}" takes its events from ${endpoint.topic}, not from HTTP`)
-    await this.deps.publish(endpoint.topic, Buffer.from(JSON.stringify(body)), user)
+    await commands.event(this.rule(name), name, eventKey, body, user, this.deps.publish)
   }
 
   /** Fires the rule now with whatever its period holds (any trigger type): a command in the journal. */
   async trigger (name: string, user: string): Promise<void> {
-    this.#need(name)
-    await this.deps.publish(ruleTopics.trigger(name), Buffer.from(JSON.stringify({ by: user })), user)
+    await commands.trigger(this.rule(name), name, user, this.deps.publish)
   }
 
   /** Flags everything the period holds as exported: a command in the journal. */
   async reset (name: string, user: string): Promise<void> {
-    this.#need(name)
-    await this.deps.publish(ruleTopics.reset(name), Buffer.from(JSON.stringify({ by: user })), user)
+    await commands.reset(this.rule(name), name, user, this.deps.publish)
   }
 
-  /** Stops following the journal, lets the publish under way finish, writes where each rule stands, and closes the store. */
-  async close (): Promise<void> {
+  /**
+   * Stops following the journal, lets the publishes under way finish, writes where each rule
+   * stands, and closes the store. `{ handOver: true }` (a cluster node that lost the lock) writes
+   * nothing and leaves the store open: the node that runs the rules now writes.
+   */
+  async close ({ handOver = false } = {}): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
@@ -205,14 +228,9 @@ export class EventSync {
     // the publishes under way finish; the rest are made again at the next start
     await this.#building
     await Promise.all(this.#inFlight)
+    if (handOver) return
     await this.#checkpoint()
     await this.deps.store.close()
-  }
-
-  #need (name: string): RuleState {
-    const state = this.#states.get(name)
-    if (state === undefined) throw new EventSyncError(404, `no rule named "${name}"`)
-    return state
   }
 
   #add (rule: Rule, checkpoint: Checkpoint | undefined): void {
@@ -361,9 +379,4 @@ export class EventSync {
       this.#recentBytes -= oldest.payload.length
     }
   }
-}
-
-function withoutOwner (definition: Record<string, unknown>): Record<string, unknown> {
-  const { owner: _owner, ...rest } = definition
-  return rest
 }

@@ -167,3 +167,9 @@ export function parseRules (raw: unknown, key = 'eventSync'): { rules: Rule[], p
   })
   return { rules, problems }
 }
+
+/** A rule made through the API as the store keeps it: its definition, the owner apart. */
+export function storedDefinition (rule: Rule): Record<string, unknown> {
+  const { owner: _owner, ...rest } = rule.definition
+  return rest
+}

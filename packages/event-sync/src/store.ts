@@ -18,11 +18,22 @@ export interface StoredRule {
 const checkpointKey = (name: string): string => `c!${name}`
 const ruleKey = (name: string): string => `r!${name}`
 
+/** Where event sync keeps what outlives the process: on one broker a LevelDB, on a cluster Redis. */
+export interface EventSyncBackend {
+  checkpoints: () => Promise<Map<string, Checkpoint>>
+  rules: () => Promise<Map<string, StoredRule>>
+  writeCheckpoints: (checkpoints: ReadonlyMap<string, Checkpoint>) => Promise<void>
+  /** false when the name is taken */
+  putRule: (name: string, rule: StoredRule) => Promise<boolean>
+  deleteRule: (name: string) => Promise<void>
+  close: () => Promise<void>
+}
+
 /**
  * Event sync's LevelDB: where each rule stands (a few numbers: the events themselves are the
  * journal's), and the rules users made through the API.
  */
-export class EventSyncStore {
+export class EventSyncStore implements EventSyncBackend {
   private constructor (private readonly db: ClassicLevel<string, string>) {}
 
   static async open (dir: string, options: { key?: string, source?: string } = {}): Promise<EventSyncStore> {
@@ -42,8 +53,10 @@ export class EventSyncStore {
     await this.db.batch([...checkpoints].map(([name, c]) => ({ type: 'put' as const, key: checkpointKey(name), value: JSON.stringify(c) })))
   }
 
-  async putRule (name: string, rule: StoredRule): Promise<void> {
+  /** Names are taken in the broker's memory (one broker keeps them): this only writes. */
+  async putRule (name: string, rule: StoredRule): Promise<boolean> {
     await this.db.put(ruleKey(name), JSON.stringify(rule))
+    return true
   }
 
   /** Forgets a rule made through the API, and where it stood. */

@@ -173,8 +173,9 @@ function resolveSubscriptions (raw: RawConfig['subscriptions'], off: boolean, jo
 }
 
 /**
- * Event sync reads the journal and keeps where each rule stands beside the broker's other state:
- * on by default wherever there is a journal and a disk (rules can also be made through the API).
+ * Event sync reads the journal and keeps where each rule stands beside the broker's other state
+ * (on a cluster node, in Redis): on by default wherever there is a journal (rules can also be
+ * made through the API).
  * Each rule's topics must be journaled (its combined events are how it knows what it published),
  * and its period held by the journal.
  */
@@ -182,12 +183,8 @@ function resolveEventSync (raw: unknown[] | undefined, off: boolean, journal: Br
   if (off) return false
   const { rules, problems: ruleProblems } = parseRules(raw ?? [])
   problems.push(...ruleProblems)
-  if (journal === false || journal.dir === undefined || cluster !== false) {
-    if (raw !== undefined && raw.length > 0) {
-      problems.push(cluster !== false
-        ? 'eventSync: runs on a single broker (not yet on a cluster node: see docs/event-sync.md)'
-        : 'eventSync: its rules read the journal, and this broker keeps none (journal: false, or no persistence and no journal.dir)')
-    }
+  if (journal === false) {
+    if (raw !== undefined && raw.length > 0) problems.push('eventSync: its rules read the journal, and this broker keeps none (journal: false, or no persistence and no journal.dir)')
     return false
   }
   const journaled = (topic: string): boolean => journal.topics.some(filter => topicMatches(filter, topic))
@@ -199,7 +196,8 @@ function resolveEventSync (raw: unknown[] | undefined, off: boolean, journal: Br
     })
     if (rule.trigger.observationPeriodMs > journal.retention.maxAgeMs) problems.push(`eventSync[${i}].trigger.observationPeriod: ${rule.trigger.observationPeriodMs / 1000} s is longer than the journal keeps events (journal.retention.maxAge: ${journal.retention.maxAgeMs / 1000} s)`)
   })
-  const dir = persistence === false ? join(dirname(journal.dir), 'event-sync') : join(persistence.dir, 'event-sync')
+  // on a cluster node, in Redis (journal.dir is undefined there)
+  const dir = cluster !== false || journal.dir === undefined ? undefined : persistence === false ? join(dirname(journal.dir), 'event-sync') : join(persistence.dir, 'event-sync')
   return { dir, rules }
 }
 

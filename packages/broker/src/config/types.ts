@@ -68,8 +68,8 @@ export interface SubscriptionsConfig {
 }
 
 export interface EventSyncConfig {
-  /** absolute path of its LevelDB (where each rule stands, and the rules made through the API) */
-  dir: string
+  /** absolute path of its LevelDB (where each rule stands, and the rules made through the API); undefined on a cluster node (in Redis) */
+  dir: string | undefined
   /** the configuration's rules, checked */
   rules: readonly Rule[]
 }
@@ -89,7 +89,7 @@ export interface BrokerConfig {
   journal: JournalConfig | false
   /** false: none (switched off, or no journal to read) */
   subscriptions: SubscriptionsConfig | false
-  /** false: none (switched off, no journal, or a cluster node) */
+  /** false: none (switched off, or no journal) */
   eventSync: EventSyncConfig | false
   admin: { host: string; port: number } | false
   log: { level: string }

@@ -2,7 +2,7 @@ import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { EventSync } from '@firehose/event-sync'
+import type { EventSyncService } from '@firehose/event-sync'
 import type { Journal } from '@firehose/journal'
 import type { Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
@@ -26,7 +26,7 @@ export interface HistoryApiDeps {
   /** none: subscriptions: false */
   subscriptions?: Subscriptions
   /** none: eventSync: false, or a cluster node */
-  eventSync?: EventSync
+  eventSync?: EventSyncService
   /** users who manage every user's subscriptions and event-sync rules */
   admins: readonly string[]
   logger: Logger

@@ -1,6 +1,6 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import type { EventSync } from '@firehose/event-sync'
+import type { EventSyncService } from '@firehose/event-sync'
 import type { JournalBounds } from '@firehose/journal'
 import type { EventTotals, Queue, SubscriptionCounters } from '@firehose/subscriptions'
 import type { ListenerConfig } from '../config/types.js'
@@ -23,7 +23,7 @@ export interface MetricsDeps {
   /** event_triggered, event_lost, store_ok, store_fail */
   eventTotals?: () => EventTotals
   /** the event-sync rules, when the broker runs them */
-  eventSync?: EventSync
+  eventSync?: EventSyncService
 }
 
 /** Per-subscription counters: metric name, help, the counter it reads. */
