@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { BridgeProcess } from './helpers/bridge-process.js'
 import { BrokerProcess } from './helpers/broker-process.js'
+import { matchesCatalogue } from './helpers/schemas.js'
 import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { ACL, USERS } from './helpers/policy.js'
 import { freePort } from './helpers/ports.js'
@@ -209,4 +210,8 @@ t.test('the retained status is current within a second of events, and keeps last
   const restarted = await statusNow()
   t.equal(restarted.state, 'connected')
   t.equal(restarted.lastEventAt, current.lastEventAt, 'lastEventAt survives the restart')
+})
+
+t.test('everything the bridge published matches the schema catalogue', async t => {
+  await matchesCatalogue(t, sub.lines, 'the Ansible events')
 })

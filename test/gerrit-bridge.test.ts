@@ -5,6 +5,7 @@ import t, { type Test } from 'tap'
 import { BridgeProcess } from './helpers/bridge-process.js'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { EventsLogStub } from './helpers/events-log-stub.js'
+import { matchesCatalogue } from './helpers/schemas.js'
 import { MosquittoSub } from './helpers/mosquitto.js'
 import { ACL, USERS } from './helpers/policy.js'
 import { freePort } from './helpers/ports.js'
@@ -231,16 +232,29 @@ t.test('without the events-log plugin the gap is reported, in the log and on the
   eventsLog.available = true
 })
 
-t.test('the journal holds every event the bridge published, once, in order, across the broker stop and the bridge kill', async t => {
+/** Every event on gerrit/# in the journal (the probes aside), as `topic payload` lines. */
+async function journaledEvents (): Promise<string[]> {
   const journaled: string[] = []
   for (let path: string | null = '/v1/history?topic=gerrit/%23&limit=1000'; path !== null;) {
     const page = await (await fetch(`http://127.0.0.1:${broker.ports.ws}${path}`)).json() as { events: Array<{ topic: string, payload: unknown }>, next: string | null }
     journaled.push(...page.events.filter(e => !e.topic.startsWith('gerrit/probe/')).map(e => `${e.topic} ${JSON.stringify(e.payload)}`))
     path = page.next
   }
+  return journaled
+}
+
+t.test('the journal holds every event the bridge published, once, in order, across the broker stop and the bridge kill', async t => {
+  const journaled = await journaledEvents()
   const id = (line: string): string => /"comment":"(comment \d+)"/.exec(line)?.[1] ?? line.slice(0, 60)
   const ids = journaled.map(id)
   t.same(ids.filter(i => everExpected.map(id).includes(i)), everExpected.map(id), 'every event delivered, in the journal once, in the same order')
+})
+
+t.test('everything the bridge published, events and status, matches the schema catalogue', async t => {
+  // every event the bridge ever published, from the journal (the reader's lines are reset between tests)
+  const journaled = await journaledEvents()
+  await matchesCatalogue(t, journaled, 'the Gerrit events')
+  await matchesCatalogue(t, status.lines, 'the bridge\'s status')
 })
 
 t.test('SIGTERM: the status says "stopped" and the process exits 0', async t => {

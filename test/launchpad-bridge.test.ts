@@ -6,6 +6,7 @@ import t from 'tap'
 import { BridgeProcess } from './helpers/bridge-process.js'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { Dovecot } from './helpers/dovecot.js'
+import { matchesCatalogue } from './helpers/schemas.js'
 import { MosquittoSub } from './helpers/mosquitto.js'
 import { ACL, USERS } from './helpers/policy.js'
 import { freePort } from './helpers/ports.js'
@@ -136,4 +137,8 @@ t.test('bridge SIGKILLed between publishing and marking: the mail is published o
   await new Promise(resolve => setTimeout(resolve, 2500))
   t.equal(messages().length, before + 1, 'once, though the mail was read twice')
   t.ok(bridge.logs.some(l => l.event === 'launchpad.published' && l.messageId === e && l.published === 0), 'the second reading found it already published')
+})
+
+t.test('everything the bridge published matches the schema catalogue', async t => {
+  await matchesCatalogue(t, sub.lines, 'the Launchpad notifications')
 })

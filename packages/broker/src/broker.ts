@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { Aedes, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { EventSyncService } from '@firehose/event-sync'
+import { Catalogue } from '@firehose/schemas'
 import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
@@ -72,6 +73,8 @@ export interface FirehoseBroker {
 export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Promise<FirehoseBroker> {
   const logger = deps.logger
   const now = deps.now ?? Date.now
+  // the schemas ship with the broker: a broken file stops the start before anything is opened
+  const catalogue = await Catalogue.load()
   const access = new AccessControl({ passwordFile: config.passwordFile, aclFile: config.aclFile })
   const problems = await access.load()
   if (problems.length > 0) throw new ConfigError(problems, config.source)
@@ -178,6 +181,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     logger,
     source: config.source,
     handle: createConnectionHandler(broker, stalled),
+    catalogue,
     ...(journal === undefined ? {} : { history: { journal, access, limits: config.limits, stats, streams, logger, admins: config.subscriptions === false ? [] : config.subscriptions.admins, ...(subscriptions === undefined ? {} : { subscriptions }), ...(eventSync === undefined ? {} : { eventSync }) } })
   }
   const listeners: Listener[] = []

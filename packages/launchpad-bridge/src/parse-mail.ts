@@ -83,6 +83,7 @@ export async function parseMail (raw: Buffer, base: string): Promise<MailVerdict
   if (bugNumber === undefined) return { kind: 'failed', reason: 'no [Bug N] in the subject', messageId }
 
   const eventType = headerText(mail, 'x-launchpad-notification-type')
+  const PER_PROJECT = ['project', 'status', 'importance', 'assignee']
   const common: Record<string, unknown> = {
     'event-type': eventType ?? null,
     'bug-number': bugNumber,
@@ -99,7 +100,9 @@ export async function parseMail (raw: Buffer, base: string): Promise<MailVerdict
   for (const h of mail.headerLines) {
     // every other X-Launchpad-* header, as lpmqtt's payload had them
     const key = h.key.replace(/^x-launchpad-/, '')
-    if (h.key.startsWith('x-launchpad-') && !['bug', 'bug-commenters', 'bug-tags', 'bug-reporter', 'bug-modifier', 'notification-type'].includes(key) && !(key in common)) {
+    // (never one of the fields the message sets per project: an X-Launchpad-Project header
+    // must not say another project than the topic's)
+    if (h.key.startsWith('x-launchpad-') && !['bug', 'bug-commenters', 'bug-tags', 'bug-reporter', 'bug-modifier', 'notification-type', ...PER_PROJECT].includes(key) && !(key in common)) {
       common[key] = headerText(mail, h.key) ?? null
     }
   }

@@ -75,3 +75,12 @@ t.test('distribution tasks and a missing event type', async t => {
   if (v.kind !== 'launchpad') throw new Error(v.kind)
   t.equal(v.messages[0]!.topic, 'launchpad/nova', 'filled left to right, stopping at the missing event type')
 })
+
+t.test('an X-Launchpad-Project (or -Status, ...) header does not override the message\'s own project', async t => {
+  const raw = mail('launchpad-new-bug.eml').toString('latin1').replace(/\r?\nX-Launchpad-Bug:/, '\nX-Launchpad-Project: other\nX-Launchpad-Status: Forged\nX-Launchpad-Bug:')
+  const v = await parseMail(Buffer.from(raw, 'latin1'), 'launchpad')
+  if (v.kind !== 'launchpad') throw new Error(v.kind)
+  t.equal(v.messages[0]!.topic, 'launchpad/qemu/bug/1894836')
+  t.equal(v.messages[0]!.payload.project, 'qemu', 'the project of the topic')
+  t.equal(v.messages[0]!.payload.status, 'New', 'the task\'s status')
+})

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { EventSyncService } from '@firehose/event-sync'
 import type { Journal } from '@firehose/journal'
+import type { Catalogue } from '@firehose/schemas'
 import type { Subscriptions } from '@firehose/subscriptions'
 import type { AccessControl } from '../auth/access-control.js'
 import type { Limits } from '../config/types.js'
@@ -14,6 +15,7 @@ import { HttpError } from './reader-access.js'
 import { serveEvents } from './sse.js'
 import { NO_JOURNAL, type StreamLimits } from './stream-limits.js'
 import { registerEventSyncApi } from './event-sync-api.js'
+import { registerSchemasApi } from './schemas-api.js'
 import { registerSubscriptionsApi, subscriptionRefusal } from './subscriptions-api.js'
 
 export interface HistoryApiDeps {
@@ -44,7 +46,7 @@ const ABOUT = 'Firehose: connect with an MQTT client over WebSocket (subprotocol
  * The HTTP side of a WebSocket listener: the journal's read API. `serverFactory` hands fastify
  * the listener's own server (the WebSocket upgrade stays the listener's).
  */
-export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () => Server): FastifyInstance {
+export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () => Server, catalogue?: Catalogue): FastifyInstance {
   const app = Fastify({
     serverFactory: handler => {
       const s = server()
@@ -75,6 +77,7 @@ export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () =
   } else {
     registerSubscriptionsApi(app, { subscriptions: deps.subscriptions, journal: deps.journal, access: deps.access })
   }
+  if (catalogue !== undefined) registerSchemasApi(app, catalogue)
   if (deps?.eventSync === undefined) {
     notServed(['/v1/event-sync', '/v1/event-sync/*'], deps === undefined ? NO_JOURNAL : NO_EVENT_SYNC)
   } else {

@@ -1,6 +1,7 @@
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
+import type { Catalogue } from '@firehose/schemas'
 import type { HistoryApiDeps } from '../http/api.js'
 import type { Limits, ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from './connection-guard.js'
@@ -21,6 +22,8 @@ export interface ListenerDeps {
   source: string
   /** the journal's read API, served on the WebSocket listeners; undefined: the broker keeps no journal */
   history?: Omit<HistoryApiDeps, 'frames' | 'keepOpen'>
+  /** the schema catalogue, served on the WebSocket listeners (/v1/schemas) */
+  catalogue?: Catalogue
 }
 
 /** MQTT over TCP, or over TLS when the listener has `tls`. */

@@ -31,7 +31,7 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
     ? createHttpServer()
     : createHttpsServer({ ...await readTlsOptions(config.tls, key, deps.source), handshakeTimeout: limits.connectTimeout * 1000 })
   const history = deps.history === undefined ? undefined : { ...deps.history, frames: new FrameCache(), keepOpen: (socket: Socket) => { guard.handedOver(rawSocket(socket)) } }
-  const api = createHistoryApi(history, () => server)
+  const api = createHistoryApi(history, () => server, deps.catalogue)
   await api.ready()
   server.headersTimeout = limits.connectTimeout * 1000
   server.requestTimeout = limits.connectTimeout * 1000
