@@ -1,3 +1,4 @@
+import { Agent as HttpAgent, get as httpGet } from 'node:http'
 import { connect as netConnect } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import t, { type Test } from 'tap'
@@ -88,6 +89,24 @@ t.test('a socket that never sends CONNECT is closed after limits.connectTimeout'
   wsSilent.write(Buffer.from('GET /mqtt HTTP/1.1\r\n'))
   await waitFor('the half-sent HTTP request to be closed', () => wsSilent.closed, 5000)
   await stillServing(t)
+})
+
+t.test('an HTTP keep-alive connection that makes requests is not cut at limits.connectTimeout (Node\'s request and idle timeouts apply)', async t => {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const get = async (): Promise<{ status: number, reused: boolean }> => await new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port: broker.ports.ws, path: '/v1/journal', agent }, res => {
+      res.resume()
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }) })
+    })
+    req.on('error', reject)
+  })
+  t.equal((await get()).status, 200)
+  // past the connect timeout (1 s), within Node's keep-alive timeout (5 s): the same socket serves again
+  await new Promise(resolve => setTimeout(resolve, 1600))
+  const again = await get()
+  t.equal(again.status, 200)
+  t.equal(again.reused, true, 'on the same connection')
 })
 
 t.test('a topic with 101 levels is refused', async t => {

@@ -37,6 +37,10 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
   server.requestTimeout = limits.connectTimeout * 1000
   // the raw TCP socket: limits apply before TLS and HTTP parsing
   server.on('connection', (socket: Socket) => { guard.admit(socket, config.name) })
+  // a whole HTTP request arrived: from here Node's own timeouts bound the connection (headers and
+  // request within limits.connectTimeout, 5 s idle between keep-alive requests); the guard's
+  // would cut a keep-alive API client (a pull consumer, an event poster) mid-use
+  server.on('request', (req: IncomingMessage) => { guard.handedOver(rawSocket(req.socket)) })
 
   const wss = new WebSocketServer({
     noServer: true,
