@@ -22,7 +22,9 @@ ensureDebianPackages([
   // examples/push_receiver.py, run by Debian's python3 with Debian's modules
   ['/usr/bin/python3', 'python3'],
   ['/usr/lib/python3/dist-packages/jwt/__init__.py', 'python3-jwt'],
-  ['/usr/lib/python3/dist-packages/cryptography/__init__.py', 'python3-cryptography']
+  ['/usr/lib/python3/dist-packages/cryptography/__init__.py', 'python3-cryptography'],
+  // the viewer's tests drive Debian's browser (playwright-core, no browser download)
+  ['/usr/bin/chromium', 'chromium']
 ])
 if (!existsSync(`${root}node_modules/.bin/tap`)) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
 execFileSync(`${root}node_modules/.bin/tsc`, ['-b'], { cwd: root, stdio: 'inherit' })

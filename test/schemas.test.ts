@@ -56,3 +56,16 @@ t.test('over https too', async t => {
   })
   t.equal(JSON.parse(body)['gerrit/#'], '/v1/schemas/gerrit.event')
 })
+
+t.test('POST /v1/schemas/validate?topic=: a payload checked against its topic\'s schema', async t => {
+  const check = async (topic: string, body: string): Promise<{ status: number, json: any }> => {
+    const res = await fetch(`http://127.0.0.1:${broker.ports.ws}/v1/schemas/validate?topic=${encodeURIComponent(topic)}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body })
+    return { status: res.status, json: await res.json().catch(() => undefined) }
+  }
+  t.same(await check('firehose/bridges/gerrit', JSON.stringify({ state: 'connected', since: '2026-11-26T09:00:00.000Z', lastEventAt: null, outboxDepth: 0 })), { status: 200, json: { valid: true, schema: '/v1/schemas/firehose.bridge-status' } })
+  const bad = await check('firehose/bridges/gerrit', JSON.stringify({ state: 'asleep' }))
+  t.equal(bad.json.valid, false)
+  t.match(bad.json.errors.join('\n'), /\/state/, 'the error names the field')
+  t.same(await check('somewhere/else', 'anything'), { status: 200, json: { valid: null } }, 'no schema for the topic')
+  t.equal((await check('', 'x')).status, 400)
+})

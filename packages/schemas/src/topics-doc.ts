@@ -50,7 +50,9 @@ export function renderTopicsDoc (catalogue: Catalogue): string {
     '',
     'Every topic family Firehose publishes has a JSON Schema (draft 2020-12), served by the broker',
     'on its WebSocket ports: `GET /v1/schemas` lists them by MQTT filter, `GET /v1/schemas/<id>` is',
-    'one schema. The bridges\' tests check what they publish against them.',
+    'one schema, and `POST /v1/schemas/validate?topic=<topic>` with a payload as the body answers',
+    '`{ "valid": true }`, `{ "valid": false, "errors": [...] }` or `{ "valid": null }` (no schema for',
+    'the topic). The bridges\' tests check what they publish against them.',
     '[Back to the README](../README.md)',
     ''
   ]
