@@ -47,8 +47,8 @@ t.test('the mqttv3.1 subprotocol is accepted too', async t => {
   ws.close()
 })
 
-t.test('a plain HTTP request gets a helpful 426, not a hang', async t => {
-  const res = await fetch(`http://127.0.0.1:${broker.ports.ws}/`)
+t.test('a plain HTTP request gets a helpful 426, not a hang (/ is the viewer: test/viewer.test.ts)', async t => {
+  const res = await fetch(`http://127.0.0.1:${broker.ports.ws}/mqtt`)
   t.equal(res.status, 426)
   t.match(await res.text(), /MQTT client over WebSocket/)
 })

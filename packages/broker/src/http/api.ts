@@ -17,6 +17,7 @@ import { NO_JOURNAL, type StreamLimits } from './stream-limits.js'
 import { registerEventSyncApi } from './event-sync-api.js'
 import { registerSchemasApi } from './schemas-api.js'
 import { registerSubscriptionsApi, subscriptionRefusal } from './subscriptions-api.js'
+import { registerViewer } from './viewer.js'
 
 export interface HistoryApiDeps {
   journal: Journal
@@ -40,11 +41,11 @@ const NO_EVENT_SYNC = 'this broker runs no event sync (eventSync: false in its c
 const NO_SUBSCRIPTIONS = 'this broker serves no subscriptions (subscriptions: false in its configuration: see docs/subscriptions.md)'
 
 /** The text an HTTP request with no route gets: what this port is for. */
-const ABOUT = 'Firehose: connect with an MQTT client over WebSocket (subprotocol "mqtt"), on any path; history: GET /v1/events?topic=%23 (Server-Sent Events) or /v1/history?topic=%23. See docs/history.md.\n'
+const ABOUT = 'Firehose: open / in a browser for the live viewer (docs/viewer.md); connect with an MQTT client over WebSocket (subprotocol "mqtt"), on any path; history: GET /v1/events?topic=%23 (Server-Sent Events) or /v1/history?topic=%23. See docs/history.md.\n'
 
 /**
- * The HTTP side of a WebSocket listener: the journal's read API. `serverFactory` hands fastify
- * the listener's own server (the WebSocket upgrade stays the listener's).
+ * The HTTP side of a WebSocket listener: the journal's read API and the viewer. `serverFactory`
+ * hands fastify the listener's own server (the WebSocket upgrade stays the listener's).
  */
 export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () => Server, catalogue?: Catalogue): FastifyInstance {
   const app = Fastify({
@@ -69,6 +70,7 @@ export function createHistoryApi (deps: HistoryApiDeps | undefined, server: () =
     return reply.code(status).type('text/plain; charset=utf-8').send(`${status >= 500 ? 'internal error' : (err as Error).message}\n`)
   })
   app.setNotFoundHandler((_request, reply) => reply.code(426).header('upgrade', 'websocket').type('text/plain; charset=utf-8').send(ABOUT))
+  registerViewer(app)
   const notServed = (paths: string[], why: string): void => {
     for (const path of paths) app.all(path, (_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send(`${why}\n`))
   }
