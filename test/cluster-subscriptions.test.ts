@@ -4,6 +4,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
+import { httpApi, type ApiAnswer } from './helpers/http-api.js'
 import { run } from './helpers/mosquitto.js'
 import { freePort } from './helpers/ports.js'
 import { RedisServer } from './helpers/redis.js'
@@ -32,15 +33,9 @@ t.teardown(async () => {
   await redis.destroy()
 })
 const base = (node: BrokerProcess): string => `http://127.0.0.1:${node.ports.ws}`
-const auth = { authorization: `Basic ${Buffer.from(`alice:${USERS.alice}`).toString('base64')}` }
 
-async function api (node: BrokerProcess, method: string, path: string, body?: unknown): Promise<{ status: number, json: any, text: string }> {
-  const res = await fetch(base(node) + path, { method, headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
-  const text = await res.text()
-  let json: unknown
-  try { json = JSON.parse(text) } catch {}
-  return { status: res.status, json, text }
-}
+/** The API as alice, on one node or the other. */
+const api = async (node: BrokerProcess, method: string, path: string, body?: unknown): Promise<ApiAnswer> => await httpApi(() => base(node), USERS)('alice', method, path, body)
 
 async function publish (node: BrokerProcess, topic: string, seqs: number[]): Promise<void> {
   const { code, stderr } = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(node.ports.mqtt), '-u', 'gerrit', '-P', USERS.gerrit, '-q', '1', '-t', topic, '-l'], seqs.map(seq => JSON.stringify({ seq })).join('\n') + '\n')

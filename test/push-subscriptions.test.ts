@@ -7,6 +7,7 @@ import t from 'tap'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { Webhook } from 'standardwebhooks'
 import { BrokerProcess } from './helpers/broker-process.js'
+import { httpApi, type ApiAnswer } from './helpers/http-api.js'
 import { MosquittoSub, run } from './helpers/mosquitto.js'
 import { freePort } from './helpers/ports.js'
 import { FIREHOSE_BIN, REPO } from './helpers/repo.js'
@@ -29,15 +30,9 @@ const broker = await BrokerProcess.start({
 })
 t.teardown(() => broker.stop())
 const base = `http://127.0.0.1:${broker.ports.ws}`
-const auth = { authorization: `Basic ${Buffer.from(`alice:${USERS.alice}`).toString('base64')}` }
 
-async function api (method: string, path: string, body?: unknown): Promise<{ status: number, json: any, text: string }> {
-  const res = await fetch(base + path, { method, headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
-  const text = await res.text()
-  let json: unknown
-  try { json = JSON.parse(text) } catch {}
-  return { status: res.status, json, text }
-}
+/** The API as alice. */
+const api = async (method: string, path: string, body?: unknown): Promise<ApiAnswer> => await httpApi(() => base, USERS)('alice', method, path, body)
 
 async function publish (topic: string, lines: string[]): Promise<void> {
   const { code, stderr } = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-u', 'gerrit', '-P', USERS.gerrit, '-q', '1', '-t', topic, '-l'], lines.join('\n') + '\n')

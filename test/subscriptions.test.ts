@@ -5,6 +5,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
+import { httpApi } from './helpers/http-api.js'
 import { FIREHOSE_BIN, REPO } from './helpers/repo.js'
 import { run } from './helpers/mosquitto.js'
 import { sleep, waitFor } from './helpers/wait.js'
@@ -22,21 +23,10 @@ const broker = await BrokerProcess.start({
 t.teardown(() => broker.stop())
 const base = (): string => `http://127.0.0.1:${broker.ports.ws}`
 type User = keyof typeof USERS
-const auth = (user: User): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${USERS[user]}`).toString('base64')}` })
 
 interface Message { ackId: string, delivery: number, offset: number, timestamp: number, topic: string, payload?: unknown }
 
-async function api (user: User | undefined, method: string, path: string, body?: unknown): Promise<{ status: number, json: any, text: string, headers: Headers }> {
-  const res = await fetch(base() + path, {
-    method,
-    headers: { ...(user === undefined ? {} : auth(user)), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) })
-  })
-  const text = await res.text()
-  let json: unknown
-  try { json = JSON.parse(text) } catch { json = undefined }
-  return { status: res.status, json, text, headers: res.headers }
-}
+const api = httpApi<User>(base, USERS)
 
 async function publish (topic: string, lines: string[]): Promise<void> {
   const { code, stderr } = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.ports.mqtt), '-u', 'gerrit', '-P', USERS.gerrit, '-q', '1', '-t', topic, '-l'], lines.join('\n') + '\n')
@@ -251,7 +241,7 @@ t.test('a stream subscription: a capability URL anyone holding it reads (from an
   t.equal((await api('alice', 'POST', '/v1/subscriptions/live/pull', {})).status, 400, 'a stream is not pulled')
 
   await publish('gerrit/comment-added', ['{"c":1}'])
-  const { offset } = (await (await fetch(`${base()}/v1/history?topic=gerrit/comment-added&limit=1000`, { headers: auth('root') })).json() as { events: Array<{ offset: number }> }).events.at(-1)!
+  const { offset } = ((await api('root', 'GET', '/v1/history?topic=gerrit/comment-added&limit=1000')).json as { events: Array<{ offset: number }> }).events.at(-1)!
   // no credentials: the id is the capability
   const ws = new WebSocket(location, { headers: { 'X-StreamOffsetFromOrdinal': String(offset) } })
   const messages: Array<Record<string, unknown>> = []

@@ -3,7 +3,8 @@ export interface ApiAnswer { status: number, json: any, text: string, headers: H
 
 /**
  * Calls the broker's HTTP API (Node's fetch) as one of `users` (HTTP Basic) or anonymously. A
- * body that is an object is sent as JSON; a string or bytes as given, with the headers given.
+ * body that is an object is sent as JSON; a string as given, labelled JSON (to send broken JSON)
+ * unless `headers` say otherwise; bytes as given, with the headers given.
  */
 export function httpApi<U extends string> (base: () => string, users: Record<U, string>) {
   const auth = (user: U): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${users[user]}`).toString('base64')}` })
@@ -11,7 +12,7 @@ export function httpApi<U extends string> (base: () => string, users: Record<U, 
     const raw = typeof body === 'string' || body instanceof Uint8Array
     const res = await fetch(base() + path, {
       method,
-      headers: { ...(user === undefined ? {} : auth(user)), ...(body === undefined || raw ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: { ...(user === undefined ? {} : auth(user)), ...(body === undefined || body instanceof Uint8Array ? {} : { 'content-type': 'application/json' }), ...headers },
       ...(body === undefined ? {} : { body: raw ? body : JSON.stringify(body) })
     })
     const text = await res.text()
