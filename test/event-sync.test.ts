@@ -251,6 +251,15 @@ t.test('SIGKILL at random points while events flow: no combined event lost, none
   t.equal(state.pending, 0)
   t.ok(expected.length > 50, `${expected.length} windows completed`)
   const outputs = outputsIn(entries, 'eventsync/crash')
+  if (process.env.DEBUG_ES === '1') {
+    const seen = new Map<number, number>()
+    for (const e of entries.filter(e => e.topic === 'eventsync/crash' && e.user === undefined)) {
+      const c = (e.payload as Output).triggerOffset
+      if (seen.has(c)) console.error('DUP', c, 'first at', seen.get(c), 'again at', e.offset)
+      seen.set(c, e.offset)
+    }
+    console.error(JSON.stringify(broker.logs.filter(l => typeof l.event === 'string' && (l.event.startsWith('eventsync') || l.event === 'broker.started')).map(l => [l.event, l.triggerOffset, l.time])))
+  }
   t.same(outputs.map(o => o.triggerOffset), expected, 'every completed window published once, in order')
   t.equal(new Set(outputs.map(o => o.eventID)).size, outputs.length, 'no duplicate eventID')
 })

@@ -236,7 +236,7 @@ export class EventSync implements EventSyncService {
   #add (rule: Rule, checkpoint: Checkpoint | undefined): void {
     const place: Place = checkpoint !== undefined && checkpoint.version === rule.version
       ? { through: checkpoint.through, exportedThrough: checkpoint.exportedThrough, clock: checkpoint.clock }
-      : { through: this.#seen, exportedThrough: this.#seen, clock: this.#now() }
+      : { through: this.#seen, exportedThrough: this.#seen, clock: 0 }
     this.#states.set(rule.name, new RuleState(rule, place))
     this.#written.delete(rule.name)
   }
@@ -287,8 +287,7 @@ export class EventSync implements EventSyncService {
   }
 
   #housekeeping (): void {
-    const now = this.#now()
-    for (const state of this.#states.values()) state.tick(now)
+    for (const state of this.#states.values()) state.tick()
     this.#checkpoint().catch((err: unknown) => {
       this.deps.log('error', 'eventsync.checkpoint-failed', { err: (err as Error).message }, 'writing where the rules stand failed (a restart re-reads more of the journal)')
     })

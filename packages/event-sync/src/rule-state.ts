@@ -131,12 +131,13 @@ export class RuleState {
   }
 
   /**
-   * Lets events older than the period go without waiting for the next event (bounds what is
-   * held while a rule's sources are quiet). `now` must not be ahead of the journal's clock for
-   * the entries to come: their timestamps never go below it.
+   * Lets events older than the period go without waiting for an event of this rule: by the
+   * journal's clock (the last entry folded, of any topic), never the wall clock — an entry
+   * appended before a wall-clock tick and folded after it would be judged on events the tick had
+   * dropped, and a restart, re-reading it, would decide otherwise.
    */
-  tick (now: number): void {
-    if (now > this.#place.clock) this.#expire(now)
+  tick (): void {
+    this.#expire()
   }
 
   #expire (now = this.#place.clock): void {
