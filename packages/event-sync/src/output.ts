@@ -24,7 +24,8 @@ export interface HttpEventBody {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-const iso = (ms: number): string => new Date(ms).toISOString()
+/** A journal timestamp as the combined event writes dates. */
+export const iso = (ms: number): string => new Date(ms).toISOString()
 
 function isHttpBody (value: unknown): value is HttpEventBody {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false

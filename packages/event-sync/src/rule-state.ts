@@ -53,6 +53,8 @@ export class RuleState {
   #place: Place
   readonly #triggerTopic: string
   readonly #resetTopic: string
+  /** whether an endpoint holds its minEvents (the condition asks at every event of a window rule) */
+  readonly #satisfied: (key: string) => boolean
   /** events at or before this offset went into a combined event (for the expired count) */
   #usedThrough = 0
 
@@ -62,6 +64,11 @@ export class RuleState {
     this.counters = { events: rule.endpoints.map(() => 0), triggers: { window: 0, none: 0 }, expired: 0 }
     this.#triggerTopic = ruleTopics.trigger(rule.name)
     this.#resetTopic = ruleTopics.reset(rule.name)
+    const index = new Map(rule.endpoints.map((e, i) => [e.eventKey, i]))
+    this.#satisfied = key => {
+      const i = index.get(key)!
+      return this.held[i]!.size >= rule.endpoints[i]!.minEvents
+    }
   }
 
   get place (): Place {
@@ -123,11 +130,7 @@ export class RuleState {
     if (matched) this.lastTaken = entry.offset
     if (!matched || this.rule.trigger.type !== 'window') return undefined
     this.#expire()
-    const satisfied = (key: string): boolean => {
-      const i = this.rule.endpoints.findIndex(e => e.eventKey === key)
-      return this.held[i]!.size >= this.rule.endpoints[i]!.minEvents
-    }
-    return holds(this.rule.condition, satisfied) ? this.#decide(entry, 'window', before) : undefined
+    return holds(this.rule.condition, this.#satisfied) ? this.#decide(entry, 'window', before) : undefined
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { HttpEventBody } from './output.js'
+import { iso, type HttpEventBody } from './output.js'
 import { ruleTopics, type Rule } from './rule.js'
 import type { RuleState } from './rule-state.js'
 
@@ -67,8 +67,6 @@ export const commands = {
     await publish(ruleTopics.reset(name), Buffer.from(JSON.stringify({ by: user })), user)
   }
 }
-
-const iso = (ms: number): string => new Date(ms).toISOString()
 
 /** What GET .../state shows of a running rule: per endpoint the events held, when the oldest leaves the period, what is pending. */
 export function stateView (state: RuleState): Record<string, unknown> {

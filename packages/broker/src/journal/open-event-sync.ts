@@ -1,6 +1,6 @@
 import type { Aedes, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import { ClusterEventSync, EventSync, EventSyncStore, RedisEventSyncStore, type EventSyncService } from '@firehose/event-sync'
+import { ClusterEventSync, EventSync, EventSyncStore, RedisEventSyncStore, type EventSyncService, type LogLevel } from '@firehose/event-sync'
 import type { Journal } from '@firehose/journal'
 import { topicMatches } from '@firehose/runtime'
 import type { ClusterBackends } from '../cluster/redis-backends.js'
@@ -26,7 +26,7 @@ export async function openEventSync (config: EventSyncConfig, journalConfig: Jou
     publish,
     maxOutputBytes: maxPacketSize - PUBLISH_OVERHEAD,
     journaled: (topic: string) => journalConfig.topics.some(filter => topicMatches(filter, topic)),
-    log: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>, message: string) => { logger[level]({ event, ...fields }, message) }
+    log: (level: LogLevel, event: string, fields: Record<string, unknown>, message: string) => { logger[level]({ event, ...fields }, message) }
   }
   if (cluster !== undefined || config.dir === undefined) {
     if (cluster === undefined) throw new Error('eventSync: no directory and no cluster to keep its state in')
