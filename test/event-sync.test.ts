@@ -262,4 +262,5 @@ t.test('SIGKILL at random points while events flow: no combined event lost, none
   }
   t.same(outputs.map(o => o.triggerOffset), expected, 'every completed window published once, in order')
   t.equal(new Set(outputs.map(o => o.eventID)).size, outputs.length, 'no duplicate eventID')
+  t.same(broker.logs.filter(l => l.event === 'eventsync.already-published' || l.event === 'eventsync.gap'), [], 'the fold met every combined event, and read every offset')
 })

@@ -39,7 +39,7 @@ export class ClusterEventSync implements EventSyncService {
   /** whether this node held the lock at the last look */
   #holding = false
   #closed = false
-  readonly #idleTotals: EventSyncTotals = { truncated: 0, publishFailures: 0, readFailures: 0 }
+  readonly #idleTotals: EventSyncTotals = { truncated: 0, publishFailures: 0, readFailures: 0, republishesAvoided: 0, gaps: 0 }
 
   private constructor (private readonly deps: ClusterEventSyncDeps, configRules: readonly Rule[]) {
     for (const rule of configRules) this.#config.set(rule.name, rule)

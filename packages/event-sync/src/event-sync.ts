@@ -1,6 +1,6 @@
 import { follow, type Journal } from '@firehose/journal'
 import type { JournalEntry } from '@firehose/journal'
-import { buildOutput, type BuiltOutput, type HttpEventBody } from './output.js'
+import { buildOutput, outputIdentity, type BuiltOutput, type HttpEventBody } from './output.js'
 import { parseRule, ruleTopics, storedDefinition, type Rule } from './rule.js'
 import { RuleState, type Decision, type Place } from './rule-state.js'
 import { commands, EventSyncError, stateView, type EventSyncService, type EventSyncTotals } from './service.js'
@@ -49,7 +49,7 @@ export function unjournaledTopic (rule: Rule, journaled: (topic: string) => bool
  * already published, and publishes the rest: each exactly once.
  */
 export class EventSync implements EventSyncService {
-  readonly totals: EventSyncTotals = { truncated: 0, publishFailures: 0, readFailures: 0 }
+  readonly totals: EventSyncTotals = { truncated: 0, publishFailures: 0, readFailures: 0, republishesAvoided: 0, gaps: 0 }
   readonly #states = new Map<string, RuleState>()
   readonly #configNames = new Set<string>()
   readonly #written = new Map<string, string>()
@@ -256,10 +256,13 @@ export class EventSync implements EventSyncService {
 
   /** Follows the journal from `from`; a failed read is logged, and following starts again a second later where it stopped. */
   #follow (from: number): void {
+    let previous = from - 1
     const follower = follow(this.deps.journal, {
       from,
       accept: () => true,
       deliver: entry => {
+        if (entry.offset !== previous + 1 && previous >= this.deps.journal.bounds().first) this.#gap(previous, entry.offset)
+        previous = entry.offset
         this.#seen = entry.offset
         let taken = false
         for (const state of this.#states.values()) {
@@ -271,11 +274,9 @@ export class EventSync implements EventSyncService {
         if (taken) this.#remember(entry)
       },
       caughtUp: () => {
-        this.#caughtUp = true
-        // decisions re-made while reading back whose combined event was never published
-        for (const state of this.#states.values()) {
-          for (const decision of [...state.pending.values()].sort((a, b) => a.cause - b.cause)) this.#enqueue(state, decision)
-        }
+        this.#publishReplayed(this.#seen).catch((err: unknown) => {
+          this.deps.log('error', 'eventsync.replay-check-failed', { err: (err as Error).message }, 'checking the journal for replayed decisions failed')
+        })
       }
     })
     this.#follower = follower
@@ -284,6 +285,52 @@ export class EventSync implements EventSyncService {
       this.deps.log('error', 'eventsync.follow-failed', { err: (err as Error).message, at: this.#seen + 1 }, 'reading the journal failed: event sync goes on from there in a second')
       setTimeout(() => { if (!this.#closed) this.#follow(this.#seen + 1) }, 1000).unref()
     })
+  }
+
+  #gap (previous: number, next: number): void {
+    this.totals.gaps += next - previous - 1
+    this.deps.log('warn', 'eventsync.gap', { after: previous, next }, 'offsets missing in the journal between two entries (a journal write that failed leaves one)')
+  }
+
+  /**
+   * Caught up: the decisions re-made while reading back whose combined event the fold did not
+   * meet are published — after a second, independent look at the journal between each one's
+   * cause and `through` (where the read back ended: a combined event published before this start
+   * is there or nowhere). The fold should already have met any it finds; one found is counted and
+   * logged as the bug it is, and not published again. Decisions made meanwhile wait their turn:
+   * combined events go out in the order decided.
+   */
+  async #publishReplayed (through: number): Promise<void> {
+    const causes = [...this.#states.values()].flatMap(state => [...state.pending.keys()])
+    try {
+      if (causes.length > 0) await this.#dropPublished(Math.min(...causes) + 1, through)
+    } finally {
+      this.#caughtUp = true
+      for (const state of this.#states.values()) {
+        for (const decision of [...state.pending.values()].sort((a, b) => a.cause - b.cause)) this.#enqueue(state, decision)
+      }
+    }
+  }
+
+  /** Looks for combined events of pending decisions in the journal from `from` through `through`. */
+  async #dropPublished (from: number, through: number): Promise<void> {
+    const byTarget = new Map<string, RuleState[]>()
+    for (const state of this.#states.values()) byTarget.set(state.rule.target.topic, [...byTarget.get(state.rule.target.topic) ?? [], state])
+    for (let at = from; at <= through && !this.#closed;) {
+      const page = await this.deps.journal.read(at, Math.min(1000, through - at + 1))
+      if (page.length === 0) return
+      for (const entry of page) {
+        if (entry.offset > through) return
+        const states = entry.user === undefined ? byTarget.get(entry.topic) : undefined
+        const identity = states === undefined ? undefined : outputIdentity(entry)
+        const state = identity === undefined ? undefined : states!.find(s => s.rule.name === identity.serviceName)
+        if (state === undefined || !state.pending.has(identity!.triggerOffset) || identity!.triggerOffset >= entry.offset) continue
+        state.pending.delete(identity!.triggerOffset)
+        this.totals.republishesAvoided++
+        this.deps.log('error', 'eventsync.already-published', { rule: state.rule.name, triggerOffset: identity!.triggerOffset, at: entry.offset }, 'a replayed decision the fold thought unpublished is in the journal: not published again (a bug: please report it)')
+      }
+      at = page[page.length - 1]!.offset + 1
+    }
   }
 
   #housekeeping (): void {

@@ -10,6 +10,10 @@ export interface EventSyncTotals {
   publishFailures: number
   /** journal reads that failed (following starts again where it stopped) */
   readFailures: number
+  /** replayed decisions the fold thought unpublished and the journal showed published (each a bug caught: none is published twice) */
+  republishesAvoided: number
+  /** offsets missing between two entries the follower delivered (a failed journal write leaves one; anything else is a bug) */
+  gaps: number
 }
 
 /** A request about a rule that cannot be met: the API's status and message. */

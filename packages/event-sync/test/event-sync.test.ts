@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { isJsonText, LevelJournal, type JournalEntry } from '@firehose/journal'
+import { isJsonText, LevelJournal, type Journal, type JournalEntry } from '@firehose/journal'
 import { EventSync, EventSyncStore, parseRule, type Rule } from '../src/index.js'
 
 const DAY = 86_400_000
@@ -11,7 +11,7 @@ const dir = async (): Promise<string> => await mkdtemp(join(tmpdir(), 'firehose-
 interface Output { eventID: string, date: string, serviceName: string, triggerType: string, triggerOffset: number, truncated?: boolean, events: Record<string, { FirstEventDate?: string, lastEventDate?: string, numberOfEvents: number, events: Array<{ content: string, offset: number, eventKey: string, datetime: string, headers: unknown, queryParams: unknown }> }> }
 
 /** A journal on disk, a clock the test moves, and event sync publishing into the journal as the broker does. */
-async function setup (t: Test, rules: Rule[], options: { journalDir?: string, storeDir?: string, maxOutputBytes?: number } = {}) {
+async function setup (t: Test, rules: Rule[], options: { journalDir?: string, storeDir?: string, maxOutputBytes?: number, readAs?: (journal: Journal) => Journal['read'] } = {}) {
   const clock = { now: Date.UTC(2026, 0, 1) }
   const journalDir = options.journalDir ?? await dir()
   const storeDir = options.storeDir ?? await dir()
@@ -24,7 +24,20 @@ async function setup (t: Test, rules: Rule[], options: { journalDir?: string, st
   const publish = async (topic: string, payload: Buffer, user?: string): Promise<void> => {
     await journal.append({ topic, payload, qos: 1, retain: false, json: isJsonText(payload), ...(user === undefined ? {} : { user }) })
   }
-  const sync = await EventSync.open(rules, { journal, store, publish, maxOutputBytes: options.maxOutputBytes ?? 1 << 20, journaled: () => true, log: () => {}, now: () => clock.now, checkpointMs: 50 })
+  const logs: Array<{ level: string, event: string, fields: Record<string, unknown> }> = []
+  // what event sync reads the journal through (a fault injected, or the journal itself)
+  const seen: Journal = options.readAs === undefined
+    ? journal
+    : {
+        append: async (entry, inFlight) => await journal.append(entry, inFlight),
+        release: async (client, packetId) => { await journal.release(client, packetId) },
+        read: options.readAs(journal),
+        offsetAt: async timestamp => await journal.offsetAt(timestamp),
+        bounds: () => journal.bounds(),
+        onAppended: listener => journal.onAppended(listener),
+        close: async () => { await journal.close() }
+      }
+  const sync = await EventSync.open(rules, { journal: seen, store, publish, maxOutputBytes: options.maxOutputBytes ?? 1 << 20, journaled: () => true, log: (level, event, fields) => { logs.push({ level, event, fields }) }, now: () => clock.now, checkpointMs: 50 })
   let closed = false
   const close = async (): Promise<void> => {
     if (closed) return
@@ -37,7 +50,7 @@ async function setup (t: Test, rules: Rule[], options: { journalDir?: string, st
   const event = async (topic: string, content: string, user = 'infra'): Promise<JournalEntry> =>
     await journal.append({ topic, payload: Buffer.from(content), qos: 1, retain: false, json: isJsonText(Buffer.from(content)), user })
   const settled = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise(resolve => setTimeout(resolve, 20)) }
-  return { clock, journal, store, sync, outputs, publish, event, settled, close, journalDir, storeDir }
+  return { clock, journal, store, sync, outputs, logs, publish, event, settled, close, journalDir, storeDir }
 }
 
 const windowRule = (extra: Record<string, unknown> = {}, trigger: Record<string, unknown> = {}): Rule => parseRule({
@@ -228,6 +241,53 @@ t.test('exactly once across a restart: a decision published before is not publis
   const d = await setup(t, [windowRule()], { journalDir, storeDir })
   await d.settled()
   t.same(d.outputs, [], 'and not again')
+})
+
+t.test('a replayed decision whose combined event the fold missed is found in the journal before it is published: counted, logged, not published again', async t => {
+  const journalDir = await dir()
+  const storeDir = await dir()
+  const a = await setup(t, [windowRule()], { journalDir, storeDir })
+  const start = (await a.store.checkpoints()).get('nightly')!
+  await a.event('gerrit/nova/change-merged', 'm1')
+  await a.event('eventsync/nightly/event/deploy', 'd1')
+  await a.settled()
+  t.equal(a.outputs.length, 1)
+  const published = a.journal.bounds().last
+  await a.event('gerrit/nova/change-abandoned', 'after')
+  await a.close()
+  const store = await EventSyncStore.open(storeDir)
+  await store.writeCheckpoints(new Map([['nightly', start]]))
+  await store.close()
+
+  // read back from before the decision, through a journal read that loses the combined event
+  // once (the fault the check is there for): the fold re-makes the decision and never meets it
+  let hidden = 0
+  const b = await setup(t, [windowRule()], {
+    journalDir,
+    storeDir,
+    readAs: journal => async (from, limit) => {
+      const entries = await journal.read(from, limit)
+      // pages only (the search for the period's start reads one entry at a time)
+      if (hidden > 0 || limit === 1 || !entries.some(e => e.offset === published)) return entries
+      hidden++
+      return entries.filter(e => e.offset !== published)
+    }
+  })
+  t.equal(start.through, 0, 'the rule stood before both events')
+  await b.settled()
+  t.equal(hidden, 1, 'the fold did not see the combined event')
+  t.same(b.outputs, [], 'not published again')
+  t.equal(b.sync.totals.republishesAvoided, 1)
+  t.match(b.logs, [
+    { level: 'warn', event: 'eventsync.gap', fields: { after: published - 1, next: published + 1 } },
+    { level: 'error', event: 'eventsync.already-published', fields: { rule: 'nightly', triggerOffset: published - 1, at: published } }
+  ])
+  t.equal(b.sync.get('nightly')!.pending.size, 0, 'nothing left pending')
+  t.equal(b.sync.totals.gaps, 1, 'the offset the read lost is counted as a gap')
+  await b.event('gerrit/nova/change-merged', 'm2')
+  await b.event('eventsync/nightly/event/deploy', 'd2')
+  await b.settled()
+  t.equal(b.outputs.length, 1, 'the rule goes on')
 })
 
 t.test('a changed rule starts afresh; state, counters and held events per endpoint', async t => {

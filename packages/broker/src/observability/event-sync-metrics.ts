@@ -22,7 +22,9 @@ export function registerEventSyncMetrics (registry: Registry, eventSync: EventSy
     [Gauge, 'firehose_eventsync_pending', 'Combined events decided and not yet in the journal', ['rule'], perRule(s => s.pending.size)],
     [Counter, 'firehose_eventsync_truncated_total', 'Combined events that left events out to fit the broker\'s packet size', [], () => [{ labels: {}, value: eventSync.totals.truncated }]],
     [Counter, 'firehose_eventsync_publish_failures_total', 'Publishes of a combined event that failed (each is tried again)', [], () => [{ labels: {}, value: eventSync.totals.publishFailures }]],
-    [Counter, 'firehose_eventsync_read_failures_total', 'Journal reads by event sync that failed (it goes on from where it stopped)', [], () => [{ labels: {}, value: eventSync.totals.readFailures }]]
+    [Counter, 'firehose_eventsync_read_failures_total', 'Journal reads by event sync that failed (it goes on from where it stopped)', [], () => [{ labels: {}, value: eventSync.totals.readFailures }]],
+    [Counter, 'firehose_eventsync_republishes_avoided_total', 'Replayed decisions found published by the check before publishing (the fold should have seen them: each is a bug caught)', [], () => [{ labels: {}, value: eventSync.totals.republishesAvoided }]],
+    [Counter, 'firehose_eventsync_journal_gaps_total', 'Offsets missing between entries event sync read (a failed journal write leaves one)', [], () => [{ labels: {}, value: eventSync.totals.gaps }]]
   ]
   for (const [Metric, name, help, labelNames, read] of series) {
     registry.registerMetric(new Metric({
