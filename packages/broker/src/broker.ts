@@ -7,6 +7,7 @@ import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
 import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
+import { ProtocolViolation } from './aedes/strict-packets.js'
 import { journalBeforePublish } from './aedes/journal-before-publish.js'
 import { orderOutgoingUpdates } from './aedes/ordered-outgoing-updates.js'
 import { orderPublishesPerClient } from './aedes/ordered-publishes.js'
@@ -22,7 +23,7 @@ import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
-import type { HookContext, Session } from './hooks/context.js'
+import { remoteAddress, type HookContext, type Session } from './hooks/context.js'
 import { createPreConnect } from './hooks/pre-connect.js'
 import { createConnectionHandler } from './listeners/connection-handler.js'
 import { ConnectionGuard } from './listeners/connection-guard.js'
@@ -155,8 +156,16 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   // would crash us. (A will it fails to publish in its heartbeat check is an unhandled rejection
   // instead, which no listener catches: docs/upstream.md, entry 7.)
   asEmitter(broker).on('error', (err: unknown) => logger.error({ err }, 'broker error'))
-  broker.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'))
-  broker.on('connectionError', (_client, err) => logger.debug({ err: err.message }, 'connection error before CONNECT'))
+  const clientError = (client: Client, err: Error): void => {
+    if (err instanceof ProtocolViolation) {
+      stats.protocolViolations++
+      logger.info({ event: 'client.protocol-violation', clientId: client.id ?? undefined, ip: remoteAddress(client), reason: err.message }, 'connection closed: a packet breaks MQTT 3.1.1')
+    } else {
+      logger.debug({ clientId: client.id ?? undefined, err: err.message }, client.id === null ? 'connection error before CONNECT' : 'client error')
+    }
+  }
+  broker.on('clientError', clientError)
+  broker.on('connectionError', clientError)
 
   // persistent sessions seen offline since start, for $SYS clients/disconnected
   const persistentOffline = new Set<string>()

@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { Duplex } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import type { Aedes } from 'aedes'
 import { expectSource, type PatchContract, type Probe } from './contract.js'
 import { dropDeniedPublishesContract } from './drop-denied-publishes.js'
@@ -20,7 +18,8 @@ import { orderedPublishesContract } from './ordered-publishes.js'
 import { publishBeforePubackContract } from './publish-before-puback.js'
 import { queueBeforeLiveContract } from './queue-before-live.js'
 import { qos2PublishedOnceChannelContract, qos2PublishedOnceContract } from './qos2-published-once.js'
-import { CLUSTER_ONLY, inSeries, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
+import { CLUSTER_ONLY, inSeries, installedDir, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
+import { strictPacketsContract } from './strict-packets.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
@@ -40,7 +39,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   queueBeforeLiveContract,
   qos2PublishedOnceContract,
   qos2PublishedOnceChannelContract,
-  journalBeforePublishContract
+  journalBeforePublishContract,
+  strictPacketsContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */
@@ -48,11 +48,9 @@ export class AedesPatchError extends Error {
   readonly code = 'FIREHOSE_AEDES_PATCH'
 }
 
-const require = createRequire(import.meta.url)
-
 /** The installed package's directory. */
 export function packageDir (pkg: PatchedPackage): string {
-  return pkg === 'aedes' ? dirname(fileURLToPath(import.meta.resolve('aedes'))) : dirname(require.resolve(`${pkg}/package.json`))
+  return installedDir(pkg)
 }
 
 /**

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 export const WRITTEN_FOR = {
   aedes: '1.2',
   'aedes-persistence-redis': '12.0',
+  'mqtt-packet': '9.0',
   mqemitter: '7.1',
   'mqemitter-redis': '7.2'
 } as const
@@ -24,9 +25,16 @@ const require = createRequire(import.meta.url)
 
 /** The installed version of `name`, read from its package.json (aedes' exports map hides it from require). */
 export function installedVersion (name: PatchedPackage): string {
-  const entry = name === 'aedes' ? fileURLToPath(import.meta.resolve('aedes')) : require.resolve(`${name}/package.json`)
-  const { version } = JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as { version: string }
+  const { version } = JSON.parse(readFileSync(join(installedDir(name), 'package.json'), 'utf8')) as { version: string }
   return version
+}
+
+/** The installed package's directory; mqtt-packet as Aedes resolves it (the parser its clients use). */
+export function installedDir (name: PatchedPackage): string {
+  const aedes = dirname(fileURLToPath(import.meta.resolve('aedes')))
+  if (name === 'aedes') return aedes
+  if (name === 'mqtt-packet') return dirname(createRequire(join(aedes, 'package.json')).resolve('mqtt-packet/package.json'))
+  return dirname(require.resolve(`${name}/package.json`))
 }
 
 /** Whether `version` (1.2.3) is in the minor series `series` (1.2). */

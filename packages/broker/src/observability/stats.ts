@@ -19,6 +19,8 @@ export class BrokerStats {
   connectionsRefused = 0
   /** packets refused for passing limits.maxPacketSize, or with a malformed length */
   packetsRefused = 0
+  /** connections closed for a packet that breaks MQTT 3.1.1 (strings not UTF-8, packet id 0, ...) */
+  protocolViolations = 0
   /** CONNECT refused: bad credentials or client identifier */
   connectsRefused = 0
   /** most clients connected at once */
