@@ -142,3 +142,33 @@ t.test('bridge SIGKILLed between publishing and marking: the mail is published o
 t.test('everything the bridge published matches the schema catalogue', async t => {
   await matchesCatalogue(t, sub.lines, 'the Launchpad notifications')
 })
+
+t.test('a mail over imap.maxMailBytes (50 MiB against the 10 MiB default) goes to Launchpad-Failed unfetched, counted, while normal mail flows', async t => {
+  // restarted first, so that its IMAP session's byte count (logged by Dovecot when it ends) covers this test alone
+  await bridge.signal('SIGKILL')
+  const since = bridge.logs.length
+  await bridge.start()
+  await waitFor('the bridge to watch the mailbox again', () => bridge.logs.slice(since).some(l => l.event === 'launchpad.watching'))
+  const fixture = await readFile(join(FIXTURES, 'launchpad-new-bug.eml'), 'utf8')
+  const hugeId = `<huge-${Date.now()}@firehose.test>`
+  const line = `${'x'.repeat(76)}\n`
+  const huge = fixture.replace(/^Message-I[dD]:(?:.*\n)(?:[ \t].*\n)*/m, `Message-Id: ${hugeId}\n`) + line.repeat(Math.ceil(50 * 1024 * 1024 / line.length))
+  const before = messages().length
+  const first = await deliver('launchpad-status-expired.eml')
+  await mailbox(async client => { await client.append('INBOX', huge) })
+  const after = await deliver('synthetic-two-projects.eml')
+  await waitFor('the mail on either side published', () => byId(first).length === 1 && byId(after).length === 2, 30000)
+  await waitFor('the large mail in Launchpad-Failed', async () => (await flagsOf(hugeId, 'Launchpad-Failed')) !== undefined, 30000)
+  t.equal(await flagsOf(hugeId), undefined, 'no longer in INBOX')
+  t.equal(messages().length, before + 3, 'nothing published from it')
+  t.match(bridge.logs.find(l => l.event === 'bridge.input-rejected' && l.reason === 'mail-too-large'), { messageId: hugeId, maxMailBytes: 10 * 1024 * 1024, folder: 'Launchpad-Failed' })
+  t.ok((bridge.logs.find(l => l.reason === 'mail-too-large')?.size as number) > 50 * 1024 * 1024, 'its size logged')
+  const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(async r => await r.text())
+  t.match(metrics.split('\n').find(l => l.startsWith('firehose_bridge_events_failed_total{') && l.includes('reason="mail-too-large"')), / 1$/, 'counted once')
+  // the session's bytes sent by Dovecot, logged when the connection ends: far less than the mail
+  const seen = dovecot.logs.length
+  await bridge.signal('SIGKILL')
+  const ended = await waitFor('Dovecot to log the session\'s end', () => dovecot.logs.slice(seen).find(l => /imap\(lpmqtt\).*out=\d+/.test(l)), 10000)
+  const out = Number(/out=(\d+)/.exec(ended)![1])
+  t.ok(out < 1024 * 1024, `the bridge's session took ${out} bytes from Dovecot: the large mail's body was not fetched`)
+})

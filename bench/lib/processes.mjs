@@ -101,7 +101,7 @@ export async function startMosquitto ({ persistence = false } = {}) {
   const wsPort = await freePort()
   const file = join(dir, 'mosquitto.conf')
   await writeFile(file, [
-    'per_listener_settings false', 'allow_anonymous true', persistence ? `persistence true\npersistence_location ${dir}/` : 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning',
+    'per_listener_settings false', 'allow_anonymous true', persistence ? `persistence true\npersistence_location ${dir}/\nmax_queued_messages 0` : 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning',
     `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', 'max_connections -1', ''
   ].join('\n'))
   const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] })

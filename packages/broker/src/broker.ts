@@ -237,7 +237,8 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
           listeners: () => config.listeners,
           ...(journal === undefined ? {} : { journal: () => journal.bounds(), historyStreams: () => streams.open }),
           ...(subscriptions === undefined ? {} : { subscriptions: () => subscriptions.all(), pushing: (name: string) => subscriptions.pushing(name), eventTotals: () => subscriptions.totals }),
-          ...(eventSync === undefined ? {} : { eventSync })
+          ...(eventSync === undefined ? {} : { eventSync }),
+          ...(store.tidy === undefined ? {} : { store: store.tidy })
         }),
         logger,
         health: () => ({ ok: !broker.closed, clients: broker.connectedClients, listeners: listeners.map(l => ({ name: l.config.name, port: l.port })) })

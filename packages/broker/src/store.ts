@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 import { ConfigError, openLevelStore } from '@firehose/runtime'
+import { tidyLevelStore, type TidyStats } from './aedes/tidy-level-store.js'
 import type { BrokerConfig } from './config/types.js'
 import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
 
@@ -19,6 +20,8 @@ export interface BrokerStore {
   /** a single broker's id for this run, when its store outlives it (LevelDB); else Aedes picks one */
   brokerId: string | undefined
   cluster: ClusterBackends | undefined
+  /** the LevelDB store's upkeep (compactions), when it is one */
+  tidy: TidyStats | undefined
   close: (logger: Logger) => Promise<void>
 }
 
@@ -26,16 +29,18 @@ export async function openStore (config: BrokerConfig, logger: Logger): Promise<
   let persistence: AedesPersistence | undefined
   let cluster: ClusterBackends | undefined
   let brokerId: string | undefined
+  let tidy: TidyStats | undefined
   if (config.cluster !== false) {
     cluster = await connectCluster(config.cluster, logger, config.source)
     persistence = cluster.persistence
   } else if (config.persistence !== false) {
-    ({ persistence, brokerId } = await openLevelSessionStore(config.persistence.dir, config.source))
+    ({ persistence, brokerId, tidy } = await openLevelSessionStore(config.persistence.dir, config.source, (event, fields) => { logger.debug({ event, ...fields }, 'session store upkeep') }))
   }
   return {
     persistence,
     brokerId,
     cluster,
+    tidy,
     close: async logger => {
       await persistence?.destroy().catch((err: unknown) => logger.warn({ err }, 'closing persistence'))
       await cluster?.close().catch((err: unknown) => logger.warn({ err }, 'closing the Redis connections'))
@@ -64,12 +69,15 @@ const RUNS_KEY = 'firehose:runs'
  * an id, or the second one's messages would overwrite the first one's still queued. (A store
  * written by a version that used UUIDs replays those first: digits and a-f sort before `r`.)
  */
-export async function openLevelSessionStore (dir: string, source: string): Promise<{ persistence: AedesPersistence, brokerId: string }> {
+export async function openLevelSessionStore (dir: string, source: string, log: (event: string, fields: Record<string, unknown>) => void = () => {}): Promise<{ persistence: AedesPersistence, brokerId: string, tidy: TidyStats }> {
   const db = await openLevelStore<Buffer>(dir, 'buffer', { key: 'persistence.dir', user: 'broker', source })
   const before = await db.get(RUNS_KEY)
   const run = (before === undefined ? 0 : Number(before.toString())) + 1
   if (!Number.isSafeInteger(run)) throw new ConfigError([`persistence.dir: ${dir} holds a run count that is not a number (key ${RUNS_KEY})`], source)
   await db.put(RUNS_KEY, Buffer.from(String(run)), { sync: true })
   const AsyncLevelPersistence = require('aedes-persistence-level/asyncPersistence.js') as new (db: unknown) => AedesPersistence
-  return { persistence: new AsyncLevelPersistence(db), brokerId: `run-${String(run).padStart(12, '0')}` }
+  const persistence = new AsyncLevelPersistence(db)
+  // range operations that do not slow down as deleted keys pile up (aedes/tidy-level-store.ts)
+  const tidy = await tidyLevelStore(persistence, db, { log })
+  return { persistence, brokerId: `run-${String(run).padStart(12, '0')}`, tidy }
 }

@@ -20,6 +20,8 @@ export const imapSchema = z.strictObject({
   }).prefault({}),
   /** Launchpad mail that cannot be parsed goes here */
   failedFolder: z.string().min(1).default('Launchpad-Failed'),
+  /** a larger mail is not fetched: it goes to failedFolder (if Launchpad's), logged and counted */
+  maxMailBytes: z.number().int().positive().default(10 * 1024 * 1024),
   /** seconds between re-checks of the folder, besides IDLE notifications */
   recheckInterval: z.number().positive().default(60),
   /** topics are <topicBase>/<project>/<event-type>/<bug-number> */

@@ -115,11 +115,16 @@ export class MailboxSource implements Source {
   private async processAll (client: ImapFlow, sink: EventSink, validity: string): Promise<void> {
     const { imap } = this.options
     const criteria = imap.processed.action === 'seen' ? { seen: false } : { all: true }
-    const uids = (await client.search(criteria, { uid: true })) || []
+    const uids = ((await client.search(criteria, { uid: true })) || []).filter(uid => !this.ignored.has(`${validity}:${uid}`))
+    const sizes = await this.sizes(client, uids)
     for (const uid of uids) {
       if (this.stopping) return
       const id = `${validity}:${uid}`
-      if (this.ignored.has(id)) continue
+      const size = sizes.get(uid)
+      if (size !== undefined && size > imap.maxMailBytes) {
+        await this.refuseLarge(client, sink, uid, id, size)
+        continue
+      }
       const message = await client.fetchOne(String(uid), { source: true }, { uid: true })
       if (message === false || message.source === undefined) continue
       const verdict = await parseMail(message.source, imap.topicBase)
@@ -143,6 +148,35 @@ export class MailboxSource implements Source {
       await this.markProcessed(client, uid)
       sink.logger.info({ event: 'launchpad.published', uid, messageId: verdict.messageId, topics: verdict.messages.map(m => m.topic), published }, 'bug mail published')
     }
+  }
+
+  /** Each mail's size (RFC822.SIZE), in one command: a mail over maxMailBytes is never fetched whole. */
+  private async sizes (client: ImapFlow, uids: readonly number[]): Promise<Map<number, number>> {
+    const sizes = new Map<number, number>()
+    if (uids.length === 0) return sizes
+    for await (const message of client.fetch(uids.join(','), { size: true }, { uid: true })) {
+      if (message.size !== undefined) sizes.set(message.uid, message.size)
+    }
+    return sizes
+  }
+
+  /**
+   * A mail over maxMailBytes: from its headers only, Launchpad's goes to failedFolder, logged
+   * and counted; anyone else's is left alone, as other mail is.
+   */
+  private async refuseLarge (client: ImapFlow, sink: EventSink, uid: number, id: string, size: number): Promise<void> {
+    const { imap } = this.options
+    const message = await client.fetchOne(String(uid), { headers: ['message-id', 'x-launchpad-notification-type', 'x-generated-by'] }, { uid: true })
+    const headers = message === false || message.headers === undefined ? '' : message.headers.toString('utf8')
+    if (!/^x-launchpad-notification-type:/im.test(headers) && !/^x-generated-by:.*launchpad/im.test(headers)) {
+      this.ignored.add(id)
+      sink.logger.debug({ event: 'launchpad.other-mail', uid, size }, 'not Launchpad mail (and over maxMailBytes): left untouched')
+      return
+    }
+    const messageId = /^message-id:\s*(.+)$/im.exec(headers)?.[1]?.trim()
+    sink.reject('mail-too-large', { uid, messageId, size, maxMailBytes: imap.maxMailBytes, folder: imap.failedFolder })
+    await this.ensureFolder(client, imap.failedFolder)
+    await client.messageMove(String(uid), imap.failedFolder, { uid: true })
   }
 
   private async markProcessed (client: ImapFlow, uid: number): Promise<void> {

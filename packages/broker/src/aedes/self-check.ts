@@ -20,6 +20,7 @@ import { queueBeforeLiveContract } from './queue-before-live.js'
 import { qos2PublishedOnceChannelContract, qos2PublishedOnceContract } from './qos2-published-once.js'
 import { CLUSTER_ONLY, inSeries, installedDir, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { strictPacketsContract } from './strict-packets.js'
+import { tidyLevelStoreContract } from './tidy-level-store.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
@@ -40,7 +41,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   qos2PublishedOnceContract,
   qos2PublishedOnceChannelContract,
   journalBeforePublishContract,
-  strictPacketsContract
+  strictPacketsContract,
+  tidyLevelStoreContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 export const WRITTEN_FOR = {
   aedes: '1.2',
   'aedes-persistence-redis': '12.0',
+  'aedes-persistence-level': '9.2',
   'mqtt-packet': '9.0',
   mqemitter: '7.1',
   'mqemitter-redis': '7.2'

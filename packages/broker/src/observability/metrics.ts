@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { EventSyncService } from '@firehose/event-sync'
+import type { TidyStats } from '../aedes/tidy-level-store.js'
 import type { JournalBounds } from '@firehose/journal'
 import type { EventTotals, Queue, SubscriptionCounters } from '@firehose/subscriptions'
 import type { ListenerConfig } from '../config/types.js'
@@ -24,6 +25,8 @@ export interface MetricsDeps {
   eventTotals?: () => EventTotals
   /** the event-sync rules, when the broker runs them */
   eventSync?: EventSyncService
+  /** the LevelDB session store's upkeep, when the broker keeps one */
+  store?: TidyStats
 }
 
 /** Per-subscription counters: metric name, help, the counter it reads. */
@@ -42,7 +45,7 @@ const SUBSCRIPTION_COUNTERS: Array<[string, string, keyof SubscriptionCounters]>
  * Prometheus metrics, read from the plain counters at scrape time: nothing here runs on
  * the message path. One registry per broker, no global state.
  */
-export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing, eventTotals, eventSync }: MetricsDeps): Registry {
+export function createMetrics ({ broker, stats, guard, listeners, journal, historyStreams, subscriptions, pushing, eventTotals, eventSync, store }: MetricsDeps): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'firehose_' })
 
@@ -107,6 +110,12 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
     registry.registerMetric(new Gauge({ name: 'firehose_subscriptions_push_pending', help: 'Push POSTs in flight, all subscriptions (push_pending)', registers: [], collect () { this.set(subscriptions().reduce((n, queue) => n + (pushing?.(queue.name) ?? 0), 0)) } }))
   }
   if (eventSync !== undefined) registerEventSyncMetrics(registry, eventSync)
+  if (store !== undefined) {
+    counters.push(
+      ['firehose_store_compactions_total', 'Compactions of the session store (persistence.dir) after many deleted keys', () => store.compactions],
+      ['firehose_store_range_scans_skipped_total', 'Session-store range scans not made: the client had nothing stored there (a clean client, a socket closed before CONNECT)', () => store.rangesSkipped]
+    )
+  }
   for (const [name, help, read] of counters) {
     registry.registerMetric(new Counter({
       name,
