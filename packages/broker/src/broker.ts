@@ -6,6 +6,7 @@ import { Catalogue } from '@firehose/schemas'
 import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
+import { limitLevelSessions } from './aedes/level-session-limits.js'
 import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
 import { ProtocolViolation } from './aedes/strict-packets.js'
 import { journalBeforePublish } from './aedes/journal-before-publish.js'
@@ -140,6 +141,19 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
   queueBeforeLive(broker)
   drainWithoutRecursion(brokerInternals(broker).mq)
+  // bounded queues and expiring sessions (the LevelDB store; not yet on Redis nor in memory)
+  const sessionLimits = store.levelDb === undefined || store.tidy === undefined || persistence === undefined
+    ? undefined
+    : await limitLevelSessions(broker, persistence, store.levelDb, {
+      maxQueuedMessages: config.limits.maxQueuedMessages,
+      expiryMs: user => user === undefined ? config.limits.sessionExpiryMs : config.limits.userSessionExpiryMs,
+      userOf: client => ctx.sessions.get(client)?.username,
+      deleted: store.tidy.deleted,
+      stats,
+      // a quarter of the shorter expiry, between 1 s and a minute
+      sweepMs: Math.min(60_000, Math.max(1000, Math.min(...[config.limits.sessionExpiryMs, config.limits.userSessionExpiryMs].map(ms => ms === false ? Infinity : ms / 4)))),
+      log: (level, event, fields, message) => { logger[level]({ event, ...fields }, message) }
+    })
   let eventSync: EventSyncService | undefined
   if (journal !== undefined && config.journal !== false && config.eventSync !== false) {
     try {
@@ -210,6 +224,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
 
   const close = async (): Promise<void> => {
     sys.stop()
+    sessionLimits?.close()
     // stop accepting first; a server's close completes only once its connections are gone
     const closing = Promise.all(listeners.map(async l => await l.close().catch(() => {})))
     // before the broker: a combined event being published goes out, and where each rule stands is written

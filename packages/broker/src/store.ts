@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 import { ConfigError, openLevelStore } from '@firehose/runtime'
+import type { LevelSessionDb } from './aedes/level-session-limits.js'
 import { tidyLevelStore, type TidyStats } from './aedes/tidy-level-store.js'
 import type { BrokerConfig } from './config/types.js'
 import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
@@ -22,6 +23,8 @@ export interface BrokerStore {
   cluster: ClusterBackends | undefined
   /** the LevelDB store's upkeep (compactions), when it is one */
   tidy: TidyStats | undefined
+  /** the LevelDB store's database, when it is one (the session limits read its keys) */
+  levelDb: LevelSessionDb | undefined
   close: (logger: Logger) => Promise<void>
 }
 
@@ -30,17 +33,19 @@ export async function openStore (config: BrokerConfig, logger: Logger): Promise<
   let cluster: ClusterBackends | undefined
   let brokerId: string | undefined
   let tidy: TidyStats | undefined
+  let levelDb: LevelSessionDb | undefined
   if (config.cluster !== false) {
     cluster = await connectCluster(config.cluster, logger, config.source)
     persistence = cluster.persistence
   } else if (config.persistence !== false) {
-    ({ persistence, brokerId, tidy } = await openLevelSessionStore(config.persistence.dir, config.source, (event, fields) => { logger.debug({ event, ...fields }, 'session store upkeep') }))
+    ({ persistence, brokerId, tidy, db: levelDb } = await openLevelSessionStore(config.persistence.dir, config.source, (event, fields) => { logger.debug({ event, ...fields }, 'session store upkeep') }))
   }
   return {
     persistence,
     brokerId,
     cluster,
     tidy,
+    levelDb,
     close: async logger => {
       await persistence?.destroy().catch((err: unknown) => logger.warn({ err }, 'closing persistence'))
       await cluster?.close().catch((err: unknown) => logger.warn({ err }, 'closing the Redis connections'))
@@ -69,7 +74,7 @@ const RUNS_KEY = 'firehose:runs'
  * an id, or the second one's messages would overwrite the first one's still queued. (A store
  * written by a version that used UUIDs replays those first: digits and a-f sort before `r`.)
  */
-export async function openLevelSessionStore (dir: string, source: string, log: (event: string, fields: Record<string, unknown>) => void = () => {}): Promise<{ persistence: AedesPersistence, brokerId: string, tidy: TidyStats }> {
+export async function openLevelSessionStore (dir: string, source: string, log: (event: string, fields: Record<string, unknown>) => void = () => {}): Promise<{ persistence: AedesPersistence, brokerId: string, tidy: TidyStats, db: LevelSessionDb }> {
   const db = await openLevelStore<Buffer>(dir, 'buffer', { key: 'persistence.dir', user: 'broker', source })
   const before = await db.get(RUNS_KEY)
   const run = (before === undefined ? 0 : Number(before.toString())) + 1
@@ -79,5 +84,5 @@ export async function openLevelSessionStore (dir: string, source: string, log: (
   const persistence = new AsyncLevelPersistence(db)
   // range operations that do not slow down as deleted keys pile up (aedes/tidy-level-store.ts)
   const tidy = await tidyLevelStore(persistence, db, { log })
-  return { persistence, brokerId: `run-${String(run).padStart(12, '0')}`, tidy }
+  return { persistence, brokerId: `run-${String(run).padStart(12, '0')}`, tidy, db: db as unknown as LevelSessionDb }
 }

@@ -148,3 +148,15 @@ t.test('eventSync: rules checked at load, each problem naming its key; on by def
   ])
   t.match(problemsOf(() => parse('eventSync: { name: x }\n')), [/^eventSync: /])
 })
+
+t.test('limits: queued messages per offline session and session expiries, durations or never, validated', async t => {
+  const c = parse(undefined)
+  t.match(c.limits, { maxQueuedMessages: 1000, sessionExpiryMs: 86_400_000, userSessionExpiryMs: false })
+  t.match(parse('limits: { maxQueuedMessages: 0, sessionExpiry: never, userSessionExpiry: 30d }\n').limits, { maxQueuedMessages: 0, sessionExpiryMs: false, userSessionExpiryMs: 30 * 86_400_000 })
+  t.match(parse('limits: { sessionExpiry: 90 }\n').limits, { sessionExpiryMs: 90_000 }, 'a number is seconds')
+  t.match(problemsOf(() => parse('limits: { maxQueuedMessages: -1 }\n')), [/limits\.maxQueuedMessages: /])
+  t.match(problemsOf(() => parse('limits: { sessionExpiry: later, userSessionExpiry: soon }\n')), [
+    /limits\.sessionExpiry: "later" is not a duration .*nor never/,
+    /limits\.userSessionExpiry: "soon" is not a duration/
+  ])
+})

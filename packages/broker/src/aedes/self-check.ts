@@ -21,6 +21,7 @@ import { qos2PublishedOnceChannelContract, qos2PublishedOnceContract } from './q
 import { CLUSTER_ONLY, inSeries, installedDir, installedVersion, WRITTEN_FOR, type PatchedPackage } from './versions.js'
 import { strictPacketsContract } from './strict-packets.js'
 import { tidyLevelStoreContract } from './tidy-level-store.js'
+import { levelSessionLimitsContract } from './level-session-limits.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
@@ -42,7 +43,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   qos2PublishedOnceChannelContract,
   journalBeforePublishContract,
   strictPacketsContract,
-  tidyLevelStoreContract
+  tidyLevelStoreContract,
+  levelSessionLimitsContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

@@ -37,6 +37,8 @@ export interface TidyStats {
   compactions: number
   /** range operations not made: the client had nothing stored there */
   rangesSkipped: number
+  /** tells the upkeep of keys deleted elsewhere (they count towards the next compaction) */
+  deleted: (keys: number) => void
 }
 
 /**
@@ -61,7 +63,7 @@ export interface TidyStats {
  */
 export async function tidyLevelStore (persistence: object, db: LevelKeys, options: TidyOptions): Promise<TidyStats> {
   const p = persistence as LevelPersistence
-  const stats: TidyStats = { compactions: 0, rangesSkipped: 0 }
+  const stats: TidyStats = { compactions: 0, rangesSkipped: 0, deleted: keys => { deletedKeys(keys) } }
   const withIncoming = await clientIdsUnder(db, INCOMING)
   const withSubscriptions = await clientIdsUnder(db, SUBSCRIPTIONS)
   /** client id → messages queued for it since start (a stream that found none forgets the id only if none came meanwhile) */

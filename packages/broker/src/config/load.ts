@@ -101,10 +101,23 @@ function resolveConfig (raw: RawConfig, off: ReadonlySet<string>, baseDir: strin
     eventSync: resolveEventSync(raw.eventSync, off.has('eventSync'), journal, persistence, cluster, problems),
     cluster,
     sysInterval: raw.sysInterval,
-    limits: raw.limits,
+    limits: resolveLimits(raw.limits, problems),
     admin,
     log: { level }
   }
+}
+
+/** The limits, with the session expiries as ms (false: never). */
+function resolveLimits (raw: RawConfig['limits'], problems: string[]): BrokerConfig['limits'] {
+  const expiry = (key: 'sessionExpiry' | 'userSessionExpiry'): number | false => {
+    const value = raw[key]
+    if (value === 'never') return false
+    const ms = parseDuration(value)
+    if (ms === undefined) problems.push(`limits.${key}: ${JSON.stringify(value)} is not a duration (seconds, or a number with s, m, h, d or w: 90s, 12h, 1d), nor never`)
+    return ms ?? false
+  }
+  const { sessionExpiry, userSessionExpiry, ...rest } = raw
+  return { ...rest, sessionExpiryMs: expiry('sessionExpiry'), userSessionExpiryMs: expiry('userSessionExpiry') }
 }
 
 /** The cluster section, with FIREHOSE_REDIS_URL and FIREHOSE_NODE applied over it (the file's values are already validated). */

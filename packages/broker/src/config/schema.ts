@@ -32,6 +32,12 @@ const limitsSchema = z.strictObject({
   maxQueuedBytes: z.number().int().min(1024).default(4194304),
   /** longest client id (MQTT 3.1.1 allows more than 23; keep ids sane) */
   maxClientIdLength: z.number().int().min(23).max(65535).default(256),
+  /** messages kept for one offline persistent session; past it the oldest go, counted (0: no limit) */
+  maxQueuedMessages: z.number().int().min(0).default(1000),
+  /** an anonymous client's persistent session, offline this long, is removed: seconds, a duration (1d), or never (checked in load.ts) */
+  sessionExpiry: z.union([z.number(), z.string()]).default('1d'),
+  /** the same for a user's persistent session */
+  userSessionExpiry: z.union([z.number(), z.string()]).default('never'),
   /** concurrent history streams (SSE, WebSocket) from one source address */
   maxStreamsPerIp: z.number().int().positive().default(20)
 }).prefault({})

@@ -26,6 +26,11 @@ export interface Limits {
   maxQueuedBytes: number
   maxClientIdLength: number
   maxStreamsPerIp: number
+  /** per offline persistent session; 0: no limit */
+  maxQueuedMessages: number
+  /** ms an offline persistent session is kept: an anonymous client's, a user's; false: forever */
+  sessionExpiryMs: number | false
+  userSessionExpiryMs: number | false
 }
 
 export interface ClusterConfig {

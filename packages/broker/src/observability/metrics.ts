@@ -75,6 +75,8 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
     ['firehose_connections_refused_total', 'Connections refused by limits.maxConnections or limits.maxConnectionsPerIp', () => stats.connectionsRefused],
     ['firehose_connects_refused_total', 'CONNECTs refused: bad credentials or client identifier', () => stats.connectsRefused],
     ['firehose_protocol_violations_total', 'Connections closed for a packet that breaks MQTT 3.1.1: a string not UTF-8 or holding U+0000, packet id 0, no topic filter, a password without a user name', () => stats.protocolViolations],
+    ['firehose_queued_messages_dropped_total', 'Queued messages dropped (oldest first) from offline sessions over limits.maxQueuedMessages', () => stats.queuedDropped],
+    ['firehose_sessions_expired_total', 'Offline persistent sessions removed after limits.sessionExpiry (anonymous) or limits.userSessionExpiry', () => stats.sessionsExpired],
     ['firehose_packets_refused_total', 'Connections closed for a packet over limits.maxPacketSize or a malformed length', () => stats.packetsRefused],
     ['firehose_slow_clients_disconnected_total', 'Subscribers disconnected because their queue passed limits.maxQueuedBytes', () => stats.slowClientsDisconnected],
     ['firehose_deliveries_dropped_total', 'Deliveries dropped to stalled subscribers', () => stats.deliveriesDropped],

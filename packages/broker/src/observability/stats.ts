@@ -21,6 +21,10 @@ export class BrokerStats {
   packetsRefused = 0
   /** connections closed for a packet that breaks MQTT 3.1.1 (strings not UTF-8, packet id 0, ...) */
   protocolViolations = 0
+  /** queued messages dropped, oldest first, from offline sessions over limits.maxQueuedMessages */
+  queuedDropped = 0
+  /** offline persistent sessions removed after limits.sessionExpiry / userSessionExpiry */
+  sessionsExpired = 0
   /** CONNECT refused: bad credentials or client identifier */
   connectsRefused = 0
   /** most clients connected at once */

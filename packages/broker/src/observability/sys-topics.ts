@@ -100,6 +100,7 @@ export class SysTopics {
       ['clients/inactive', String(disconnected)],
       ['clients/total', String(connected + disconnected)],
       ['clients/maximum', String(stats.clientsMaximum)],
+      ['clients/expired', String(stats.sessionsExpired)],
       ['subscriptions/count', String(subscriptionCount(broker))],
       ['heap/current', String(memory.heapUsed)],
       ['heap/maximum', String(this.heapMaximum(memory.heapUsed))],
@@ -108,6 +109,7 @@ export class SysTopics {
       ['publish/messages/received', String(stats.messagesReceived)],
       ['publish/messages/sent', String(stats.messagesSent)],
       ['publish/messages/dropped', String(dropped)],
+      ['store/messages/dropped', String(stats.queuedDropped)],
       ['bytes/received', String(bytes.received)],
       ['bytes/sent', String(bytes.sent)]
     ])
