@@ -17,8 +17,9 @@ const SESSIONS = 10
 const QUEUED = 2000
 const SOCKETS = 2000
 const BOUND_MS = 5000
+// the sessions keep all they are sent (no limits.maxQueuedMessages): the deleted keys are the point
 
-const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { limits: { connectTimeout: 2, maxConnectionsPerIp: 10_000 } } })
+const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { limits: { connectTimeout: 2, maxConnectionsPerIp: 10_000, maxQueuedMessages: 0 } } })
 t.teardown(() => broker.stop())
 const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`
 

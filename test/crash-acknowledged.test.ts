@@ -11,7 +11,8 @@ import { sleep, waitFor } from './helpers/wait.js'
 
 // 30 in the suite (each a broker start: the suite's time budget); FIREHOSE_CRASH_KILLS=500 for a long run
 const KILLS = Number(process.env.FIREHOSE_CRASH_KILLS ?? 30)
-const broker = await BrokerProcess.start({ users: USERS, acl: ACL })
+// no cap on what an offline session keeps (limits.maxQueuedMessages: its own test): every acknowledged message is counted
+const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { limits: { maxQueuedMessages: 0 } } })
 t.teardown(() => broker.stop())
 const url = (): string => `mqtt://127.0.0.1:${broker.ports.mqtt}`
 

@@ -22,6 +22,7 @@ import { CLUSTER_ONLY, inSeries, installedDir, installedVersion, WRITTEN_FOR, ty
 import { strictPacketsContract } from './strict-packets.js'
 import { tidyLevelStoreContract } from './tidy-level-store.js'
 import { levelSessionLimitsContract } from './level-session-limits.js'
+import { oneWillPerClusterContract } from './one-will-per-cluster.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
@@ -44,7 +45,8 @@ export const CONTRACTS: readonly PatchContract[] = [
   journalBeforePublishContract,
   strictPacketsContract,
   tidyLevelStoreContract,
-  levelSessionLimitsContract
+  levelSessionLimitsContract,
+  oneWillPerClusterContract
 ]
 
 /** Refuses to start: a patch in src/aedes/ would not apply to the installed dependency. */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { readConfiguredFile } from '@firehose/runtime'
 import { enqueueRecordEmitEdit } from '../aedes/qos2-published-once.js'
 import { atomicPubrelEdit } from '../aedes/redis-atomic-pubrel.js'
+import { oneWillPerCluster } from '../aedes/one-will-per-cluster.js'
 import { loadRedisPersistence } from '../aedes/redis-persistence-module.js'
 import type { ClusterConfig } from '../config/types.js'
 import type { AedesPersistence } from '../store.js'
@@ -80,6 +81,8 @@ export async function connectCluster (cluster: ClusterConfig, logger: Logger, so
   mq.state.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis message channel error'))
   const persistence = keepSysRetainedLocal(new AsyncRedisPersistence({ conn: db }))
   const id = `${cluster.node}-${randomBytes(4).toString('hex')}`
+  // a dead node's wills: published by one surviving node, not by each (aedes/one-will-per-cluster.ts)
+  oneWillPerCluster(persistence, db, id, 8 * cluster.heartbeatInterval * 1000)
   logger.info({ event: 'cluster.connected', redis: where, node: cluster.node, brokerId: id }, 'cluster node connected to Redis')
 
   return {
