@@ -30,7 +30,7 @@ const rawConnect = (level: number, flags: number, ...payload: Buffer[]): Buffer 
   packet(0x10, field('MQTT'), Buffer.from([level, flags, 0, 60]), ...payload)
 
 async function violations (): Promise<number> {
-  return Number(/^firehose_protocol_violations_total (\d+)$/m.exec(await broker.metrics())?.[1] ?? NaN)
+  return await broker.metric('firehose_protocol_violations_total')
 }
 
 /** A connection that completed CONNECT as `user` (or anonymously). */

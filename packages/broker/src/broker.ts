@@ -146,12 +146,10 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
     ? undefined
     : await limitLevelSessions(broker, persistence, store.levelDb, {
       maxQueuedMessages: config.limits.maxQueuedMessages,
-      expiryMs: user => user === undefined ? config.limits.sessionExpiryMs : config.limits.userSessionExpiryMs,
+      expiryMs: { anonymous: config.limits.sessionExpiryMs, user: config.limits.userSessionExpiryMs },
       userOf: client => ctx.sessions.get(client)?.username,
       deleted: store.tidy.deleted,
       stats,
-      // a quarter of the shorter expiry, between 1 s and a minute
-      sweepMs: Math.min(60_000, Math.max(1000, Math.min(...[config.limits.sessionExpiryMs, config.limits.userSessionExpiryMs].map(ms => ms === false ? Infinity : ms / 4)))),
       log: (level, event, fields, message) => { logger[level]({ event, ...fields }, message) }
     })
   let eventSync: EventSyncService | undefined

@@ -1,6 +1,6 @@
 import { follow, type Journal } from '@firehose/journal'
 import type { JournalEntry } from '@firehose/journal'
-import { buildOutput, outputIdentity, type BuiltOutput, type HttpEventBody } from './output.js'
+import { buildOutput, type BuiltOutput, type HttpEventBody } from './output.js'
 import { parseRule, ruleTopics, storedDefinition, type Rule } from './rule.js'
 import { RuleState, type Decision, type Place } from './rule-state.js'
 import { commands, EventSyncError, stateView, type EventSyncService, type EventSyncTotals } from './service.js'
@@ -314,20 +314,18 @@ export class EventSync implements EventSyncService {
 
   /** Looks for combined events of pending decisions in the journal from `from` through `through`. */
   async #dropPublished (from: number, through: number): Promise<void> {
-    const byTarget = new Map<string, RuleState[]>()
-    for (const state of this.#states.values()) byTarget.set(state.rule.target.topic, [...byTarget.get(state.rule.target.topic) ?? [], state])
+    const states = [...this.#states.values()]
     for (let at = from; at <= through && !this.#closed;) {
       const page = await this.deps.journal.read(at, Math.min(1000, through - at + 1))
       if (page.length === 0) return
       for (const entry of page) {
         if (entry.offset > through) return
-        const states = entry.user === undefined ? byTarget.get(entry.topic) : undefined
-        const identity = states === undefined ? undefined : outputIdentity(entry)
-        const state = identity === undefined ? undefined : states!.find(s => s.rule.name === identity.serviceName)
-        if (state === undefined || !state.pending.has(identity!.triggerOffset) || identity!.triggerOffset >= entry.offset) continue
-        state.pending.delete(identity!.triggerOffset)
-        this.totals.republishesAvoided++
-        this.deps.log('error', 'eventsync.already-published', { rule: state.rule.name, triggerOffset: identity!.triggerOffset, at: entry.offset }, 'a replayed decision the fold thought unpublished is in the journal: not published again (a bug: please report it)')
+        for (const state of states) {
+          const cause = state.publishedCause(entry)
+          if (cause === undefined || cause >= entry.offset || !state.pending.delete(cause)) continue
+          this.totals.republishesAvoided++
+          this.deps.log('error', 'eventsync.already-published', { rule: state.rule.name, triggerOffset: cause, at: entry.offset }, 'a replayed decision the fold thought unpublished is in the journal: not published again (a bug: please report it)')
+        }
       }
       at = page[page.length - 1]!.offset + 1
     }

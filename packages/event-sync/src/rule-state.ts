@@ -113,12 +113,10 @@ export class RuleState {
       for (const held of this.held) held.clear()
       return undefined
     }
-    if (entry.topic === this.rule.target.topic && entry.user === undefined) {
-      const identity = outputIdentity(entry)
-      if (identity?.serviceName === this.rule.name) {
-        this.pending.delete(identity.triggerOffset)
-        return undefined
-      }
+    const published = this.publishedCause(entry)
+    if (published !== undefined) {
+      this.pending.delete(published)
+      return undefined
     }
     let matched = false
     this.rule.endpoints.forEach((endpoint, i) => {
@@ -131,6 +129,13 @@ export class RuleState {
     if (!matched || this.rule.trigger.type !== 'window') return undefined
     this.#expire()
     return holds(this.rule.condition, this.#satisfied) ? this.#decide(entry, 'window', before) : undefined
+  }
+
+  /** The cause of the decision `entry` publishes, when it is this rule's own combined event (the broker's, on its target topic). */
+  publishedCause (entry: JournalEntry): number | undefined {
+    if (entry.topic !== this.rule.target.topic || entry.user !== undefined) return undefined
+    const identity = outputIdentity(entry)
+    return identity?.serviceName === this.rule.name ? identity.triggerOffset : undefined
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Aedes, Client } from 'aedes'
 import type { PatchContract } from './contract.js'
 import { brokerInternals } from './internals.js'
+import { clientIdOf, clientIdsUnder, clientRange, prefixRange } from './level-keys.js'
 
 /** What this uses of the session store's classic-level database. */
 export interface LevelSessionDb {
@@ -22,15 +23,13 @@ interface Persistence {
 export interface SessionLimitsOptions {
   /** per offline persistent session; 0: no limit */
   maxQueuedMessages: number
-  /** ms an offline persistent session is kept, by who made it (undefined: anonymous); false: forever */
-  expiryMs: (user: string | undefined) => number | false
+  /** ms an offline persistent session is kept: an anonymous client's, a user's; false: forever */
+  expiryMs: { anonymous: number | false, user: number | false }
   /** who a connected client is (its user name), for a session it makes */
   userOf: (client: Client) => string | undefined
   deleted: (keys: number) => void
   log: (level: 'info' | 'debug', event: string, fields: Record<string, unknown>, message: string) => void
   now?: () => number
-  /** ms between looks for expired sessions */
-  sweepMs?: number
   /** where the counts go (the broker's stats) */
   stats: SessionLimitStats
 }
@@ -46,8 +45,7 @@ export interface SessionLimitStats {
 interface SessionRecord { user?: string, offlineSince?: number, legacy?: true }
 
 const RECORD = 'firehose:session:'
-const enc = encodeURIComponent
-const range = (prefix: string, id: string): { gte: string, lt: string } => ({ gte: `${prefix}${enc(id)}:`, lt: `${prefix}${enc(id)};` })
+const recordKey = (id: string): string => `${RECORD}${encodeURIComponent(id)}`
 
 /**
  * Written against aedes-persistence-level 9.2 (asyncPersistence.js: a session's queue is the
@@ -91,7 +89,7 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
   }
 
   const dropOldest = async (id: string, count: number): Promise<void> => {
-    const { gte, lt } = range('outgoing:', id)
+    const { gte, lt } = clientRange('outgoing:', id)
     const after = dropped.get(id)
     const keys = await db.keys({ ...(after === undefined ? { gte } : { gt: after }), lt, limit: count }).all()
     if (keys.length === 0) return
@@ -103,7 +101,7 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
     options.log('debug', 'session.queue-capped', { clientId: id, dropped: keys.length, max: options.maxQueuedMessages }, 'offline session over limits.maxQueuedMessages: oldest messages dropped')
   }
 
-  const record = async (id: string, value: SessionRecord): Promise<void> => { await db.put(`${RECORD}${enc(id)}`, Buffer.from(JSON.stringify(value))) }
+  const record = async (id: string, value: SessionRecord): Promise<void> => { await db.put(recordKey(id), Buffer.from(JSON.stringify(value))) }
   broker.on('clientReady', client => {
     if (client.clean) return
     dropped.delete(client.id)
@@ -118,9 +116,9 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
 
   const expire = async (id: string, rec: SessionRecord): Promise<void> => {
     await p.cleanSubscriptions({ id })
-    for (const prefix of ['outgoing:', 'outgoing-id:', 'incoming:']) await db.clear(range(prefix, id))
+    for (const prefix of ['outgoing:', 'outgoing-id:', 'incoming:']) await db.clear(clientRange(prefix, id))
     await p.delWill({ id })
-    await db.batch([{ type: 'del', key: `${RECORD}${enc(id)}` }])
+    await db.batch([{ type: 'del', key: recordKey(id) }])
     counts.delete(id)
     dropped.delete(id)
     stats.sessionsExpired++
@@ -128,7 +126,7 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
     options.log('info', 'session.expired', { clientId: id, user: rec.user, offlineSinceMs: rec.offlineSince }, 'offline persistent session expired: removed')
   }
   const sweep = async (): Promise<void> => {
-    for (const key of await db.keys({ gte: RECORD, lt: `${RECORD.slice(0, -1)};` }).all()) {
+    for (const key of await db.keys(prefixRange(RECORD)).all()) {
       const id = decodeURIComponent(key.slice(RECORD.length))
       if (online(id)) continue
       const rec = JSON.parse((await db.get(key))?.toString() ?? '{}') as SessionRecord
@@ -137,14 +135,15 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
         await record(id, { ...rec, offlineSince: now() })
         continue
       }
-      const expiry = rec.legacy === true ? options.expiryMs('(unknown)') : options.expiryMs(rec.user)
+      // a session of unknown owner (legacy) gets a user's expiry
+      const expiry = rec.user !== undefined || rec.legacy === true ? options.expiryMs.user : options.expiryMs.anonymous
       if (expiry !== false && now() - rec.offlineSince > expiry) await expire(id, rec)
     }
   }
 
   // sessions from a store without records: their owner is unknown, so they get a user's expiry
-  for (const id of await sessionsWithSubscriptions(db)) {
-    if (await db.get(`${RECORD}${enc(id)}`) === undefined) await record(id, { legacy: true, offlineSince: now() })
+  for (const id of await clientIdsUnder(db, 'subscriptions:')) {
+    if (await db.get(recordKey(id)) === undefined) await record(id, { legacy: true, offlineSince: now() })
   }
   await sweep()
   let sweeping = false
@@ -152,7 +151,7 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
     if (sweeping) return
     sweeping = true
     sweep().catch((err: Error) => { options.log('info', 'session.sweep-failed', { err: err.message }, 'looking for expired sessions failed (tried again later)') }).finally(() => { sweeping = false })
-  }, options.sweepMs ?? 60_000)
+  }, sweepMs(options.expiryMs))
   timer.unref()
   return { close: () => { clearInterval(timer) } }
 }
@@ -160,19 +159,17 @@ export async function limitLevelSessions (broker: Aedes, persistence: object, db
 /** Queued messages per client id (the keys under outgoing:). */
 async function queuedPerClient (db: LevelSessionDb): Promise<Map<string, number>> {
   const counts = new Map<string, number>()
-  for (const key of await db.keys({ gte: 'outgoing:', lt: 'outgoing;' }).all()) {
-    const id = decodeURIComponent(key.slice('outgoing:'.length, key.indexOf(':', 'outgoing:'.length)))
+  for (const key of await db.keys(prefixRange('outgoing:')).all()) {
+    const id = clientIdOf(key, 'outgoing:')
     counts.set(id, (counts.get(id) ?? 0) + 1)
   }
   return counts
 }
 
-async function sessionsWithSubscriptions (db: LevelSessionDb): Promise<Set<string>> {
-  const ids = new Set<string>()
-  for (const key of await db.keys({ gte: 'subscriptions:', lt: 'subscriptions;' }).all()) {
-    ids.add(decodeURIComponent(key.slice('subscriptions:'.length, key.indexOf(':', 'subscriptions:'.length))))
-  }
-  return ids
+/** ms between looks for expired sessions: a quarter of the shorter expiry, between 1 s and a minute. */
+function sweepMs (expiryMs: SessionLimitsOptions['expiryMs']): number {
+  const shorter = Math.min(...[expiryMs.anonymous, expiryMs.user].map(ms => ms === false ? Infinity : ms))
+  return Math.min(60_000, Math.max(1000, shorter / 4))
 }
 
 export const levelSessionLimitsContract: PatchContract = {

@@ -66,6 +66,13 @@ function violation (parser: ParserInternals, message: string): void {
   parser._violation ??= new ProtocolViolation(message)
 }
 
+/** A (UN)SUBSCRIBE parsed without an error must have a filter (mqtt-packet's own check counts the packet id as payload). */
+function requireFilter (parser: ParserInternals, filters: unknown[] | undefined, message: string): void {
+  if (parser.error !== null || filters?.length !== 0) return
+  violation(parser, message)
+  parser._emitError(new Error('no topic filter'))
+}
+
 function strictOverrides (original: Originals): Originals {
   return {
     _parseString (this: ParserInternals): string | null {
@@ -109,18 +116,12 @@ function strictOverrides (original: Originals): Originals {
     },
     _parseSubscribe (this: ParserInternals): unknown {
       const result = original._parseSubscribe.call(this)
-      if (this.error === null && this.packet.subscriptions?.length === 0) {
-        violation(this, 'SUBSCRIBE with no topic filter [MQTT-3.8.3-3]')
-        this._emitError(new Error('no topic filter'))
-      }
+      requireFilter(this, this.packet.subscriptions, 'SUBSCRIBE with no topic filter [MQTT-3.8.3-3]')
       return result
     },
     _parseUnsubscribe (this: ParserInternals): unknown {
       const result = original._parseUnsubscribe.call(this)
-      if (this.error === null && this.packet.unsubscriptions?.length === 0) {
-        violation(this, 'UNSUBSCRIBE with no topic filter [MQTT-3.10.3-2]')
-        this._emitError(new Error('no topic filter'))
-      }
+      requireFilter(this, this.packet.unsubscriptions, 'UNSUBSCRIBE with no topic filter [MQTT-3.10.3-2]')
       return result
     },
     _emitError (this: ParserInternals, err: Error): void {

@@ -1,16 +1,16 @@
 import { Readable } from 'node:stream'
 import type { PatchContract } from './contract.js'
+import { clientIdsUnder } from './level-keys.js'
 
 /** What this patch uses of the store's classic-level database. */
 export interface LevelKeys {
-  keys: (options: { gte: string, lt: string, limit: number }) => { all: () => Promise<string[]> }
+  keys: (options: { gte: string, lt: string, limit?: number }) => { all: () => Promise<string[]> }
   compactRange: (start: string, end: string) => Promise<void>
 }
 
 /** What this patch wraps of an aedes-persistence-level 9.2 instance (asyncPersistence.js). */
 interface LevelPersistence {
   outgoingEnqueue: (sub: { clientId: string }, packet: unknown) => Promise<unknown>
-  outgoingEnqueueCombi: (subs: Array<{ clientId: string }> | null | undefined, packet: unknown) => Promise<unknown>
   outgoingStream: (client: { id: string | null }) => Readable
   outgoingClearMessageId: (client: unknown, packet: unknown) => Promise<unknown>
   incomingStorePacket: (client: { id: string | null }, packet: unknown) => Promise<unknown>
@@ -87,13 +87,9 @@ export async function tidyLevelStore (persistence: object, db: LevelKeys, option
   }
   const queued = (clientId: string): void => { withOutgoing.set(clientId, (withOutgoing.get(clientId) ?? 0) + 1) }
 
+  // outgoingEnqueueCombi goes through outgoingEnqueue, once per subscriber
   const enqueue = p.outgoingEnqueue.bind(p)
   p.outgoingEnqueue = async (sub, packet) => { queued(sub.clientId); return await enqueue(sub, packet) }
-  const enqueueCombi = p.outgoingEnqueueCombi.bind(p)
-  p.outgoingEnqueueCombi = async (subs, packet) => {
-    for (const sub of subs ?? []) queued(sub.clientId)
-    return await enqueueCombi(subs, packet)
-  }
   const outgoingStream = p.outgoingStream.bind(p)
   p.outgoingStream = client => {
     const id = client.id
@@ -121,32 +117,25 @@ export async function tidyLevelStore (persistence: object, db: LevelKeys, option
   }
   const incomingDel = p.incomingDelPacket.bind(p)
   p.incomingDelPacket = async (client, packet) => { deletedKeys(1); return await incomingDel(client, packet) }
-  const cleanIncoming = p.cleanIncoming.bind(p)
-  p.cleanIncoming = async client => {
-    // a socket closed before CONNECT (id null), or a client that never stored a QoS 2 message
-    if (client.id === null || !withIncoming.has(client.id)) {
+  /** Runs a per-client clean-up only for a client with keys there: a socket closed before CONNECT (id null) has none, nor has a clean client. */
+  const ifStored = (ids: Set<string>, clean: (client: { id: string | null }) => Promise<unknown>, deletes: number) => async (client: { id: string | null }): Promise<unknown> => {
+    if (client.id === null || !ids.has(client.id)) {
       stats.rangesSkipped++
       return
     }
-    withIncoming.delete(client.id)
-    deletedKeys(1)
-    return await cleanIncoming(client)
+    ids.delete(client.id)
+    deletedKeys(deletes)
+    return await clean(client)
   }
+  p.cleanIncoming = ifStored(withIncoming, p.cleanIncoming.bind(p), 1)
   const addSubscriptions = p.addSubscriptions.bind(p)
   p.addSubscriptions = async (client, subs) => {
     if (client.id !== null) withSubscriptions.add(client.id)
     return await addSubscriptions(client, subs)
   }
-  const cleanSubscriptions = p.cleanSubscriptions.bind(p)
-  p.cleanSubscriptions = async client => {
-    // a clean session's CONNECT: only a client id that had a persistent session has any stored
-    if (client.id === null || !withSubscriptions.has(client.id)) {
-      stats.rangesSkipped++
-      return
-    }
-    withSubscriptions.delete(client.id)
-    return await cleanSubscriptions(client)
-  }
+  // a clean session's CONNECT: only a client id that had a persistent session has subscriptions stored
+  // (their keys are counted by removeSubscriptions, which cleanSubscriptions calls)
+  p.cleanSubscriptions = ifStored(withSubscriptions, p.cleanSubscriptions.bind(p), 0)
   const removeSubscriptions = p.removeSubscriptions.bind(p)
   p.removeSubscriptions = async (client, topics) => { deletedKeys(topics.length); return await removeSubscriptions(client, topics) }
   const delWill = p.delWill.bind(p)
@@ -156,19 +145,6 @@ export async function tidyLevelStore (persistence: object, db: LevelKeys, option
     return will
   }
   return stats
-}
-
-/** The client ids with keys under `prefix` (`<prefix><URI-encoded id>:...`), one seek per client. */
-async function clientIdsUnder (db: LevelKeys, prefix: string): Promise<Set<string>> {
-  const ids = new Set<string>()
-  let from = prefix
-  for (;;) {
-    const [key] = await db.keys({ gte: from, lt: `${prefix.slice(0, -1)};`, limit: 1 }).all()
-    if (key === undefined) return ids
-    const encoded = key.slice(prefix.length, key.indexOf(':', prefix.length))
-    ids.add(decodeURIComponent(encoded))
-    from = `${prefix}${encoded};` // past this client's keys (':' < ';')
-  }
 }
 
 /** The line of a `*ByClientKey` function: `return \`${PREFIX}${encodeURIComponent(clientId)}:\`` (built: it is source text, not a template). */
@@ -194,7 +170,7 @@ export const tidyLevelStoreContract: PatchContract = {
       'await this.#dbClear(prefixRange(incomingByClientKey(client.id)))',
       'outgoingByClientKey(client.id)',
       'async outgoingEnqueue (sub, packet) {',
-      'async outgoingEnqueueCombi (subs, packet) {',
+      'promises.push(this.outgoingEnqueue(subs[i], packet))',
       'async incomingStorePacket (client, packet) {'
     ]
   }
