@@ -10,7 +10,8 @@ import { sleep, waitFor } from './helpers/wait.js'
 // user's after limits.userSessionExpiry (never, by default). Checked live and across a restart.
 
 const MAX = 100
-const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { sysInterval: 1, limits: { maxQueuedMessages: MAX, sessionExpiry: 8 } } })
+const EXPIRY = 4 // seconds
+const broker = await BrokerProcess.start({ users: USERS, acl: ACL, config: { sysInterval: 1, limits: { maxQueuedMessages: MAX, sessionExpiry: EXPIRY } } })
 t.teardown(() => broker.stop())
 const url = (): string => `mqtt://127.0.0.1:${broker.ports.mqtt}`
 
@@ -64,7 +65,7 @@ t.test('a connected persistent session is not capped: it is being delivered to',
   t.equal(got.length, 300)
 })
 
-t.test('an anonymous session offline past limits.sessionExpiry (8 s) is removed, counted; a user\'s stays (never, by default)', async t => {
+t.test(`an anonymous session offline past limits.sessionExpiry (${EXPIRY} s) is removed, counted; a user's stays (never, by default)`, async t => {
   const anon = await connect(url(), { clientId: 'anon-expiring', clean: false })
   await anon.subscribeAsync('gerrit/expiry', { qos: 1 })
   await anon.endAsync()
@@ -92,8 +93,37 @@ t.test('across a restart: a session offline when the broker stopped expires on s
   const { got } = await drain('anon-restart', { resubscribe: false })
   t.same(got, Array.from({ length: MAX }, (_, i) => String(50 + i)), `the newest ${MAX}, across the restart`)
   await broker.signal('SIGTERM')
-  await sleep(8500)
+  await sleep(EXPIRY * 1000 + 500)
   await broker.launch()
   await waitFor('expired at start', () => broker.logs.some(l => l.event === 'session.expired' && l.clientId === 'anon-restart'), 10_000)
   t.same(await drain('anon-restart'), { got: [], sessionPresent: false })
+})
+
+t.test('a session connected when the broker is killed is offline from the next start, and expires', async t => {
+  const c = await connect(url(), { clientId: 'anon-crashed', clean: false })
+  await c.subscribeAsync('gerrit/crash', { qos: 1 })
+  await broker.signal('SIGKILL')
+  c.end(true)
+  await broker.launch()
+  await waitFor('expired after the crash', () => broker.logs.some(l => l.event === 'session.expired' && l.clientId === 'anon-crashed'), 15_000)
+  t.same(await drain('anon-crashed'), { got: [], sessionPresent: false })
+})
+
+t.test('a clean session discards the previous session\'s queue at once [MQTT-3.1.2-6]', async t => {
+  // Aedes dropped it one message at a time while "delivering" it to the clean client: one that
+  // went away at once left the rest to the next persistent session under that id
+  for (let round = 0; round < 3; round++) {
+    const id = `reused-${round}`
+    const old = await connect(url(), { clientId: id, clean: false })
+    await old.subscribeAsync('gerrit/reused', { qos: 1 })
+    await old.endAsync()
+    await publish('gerrit/reused', 80)
+    const clean = await connect(url(), { clientId: id, clean: true })
+    await clean.endAsync()
+    const again = await connect(url(), { clientId: id, clean: false })
+    await again.subscribeAsync(`gerrit/reused-${round}`, { qos: 1 })
+    await again.endAsync()
+    await publish(`gerrit/reused-${round}`, 50)
+    t.same((await drain(id, { resubscribe: false })).got, Array.from({ length: 50 }, (_, i) => String(i)), `round ${round}: the new session's 50, none of the old 80`)
+  }
 })

@@ -94,14 +94,14 @@ async function stop (child) {
   await new Promise(resolve => child.once('exit', resolve))
 }
 
-/** Debian's Mosquitto with an MQTT and a WebSocket listener, anonymous access; `persistence`: sessions and queued messages saved in its directory (off by default). */
-export async function startMosquitto ({ persistence = false } = {}) {
+/** Debian's Mosquitto with an MQTT and a WebSocket listener, anonymous access; `persistence`: sessions and queued messages saved in its directory (off by default), at most `maxQueuedMessages` per offline session (0: no limit). */
+export async function startMosquitto ({ persistence = false, maxQueuedMessages = 0 } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-mosquitto-'))
   const port = await freePort()
   const wsPort = await freePort()
   const file = join(dir, 'mosquitto.conf')
   await writeFile(file, [
-    'per_listener_settings false', 'allow_anonymous true', persistence ? `persistence true\npersistence_location ${dir}/\nmax_queued_messages 0` : 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning',
+    'per_listener_settings false', 'allow_anonymous true', persistence ? `persistence true\npersistence_location ${dir}/\nmax_queued_messages ${maxQueuedMessages}` : 'persistence false', 'log_dest stdout', 'log_type error', 'log_type warning',
     `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', 'max_connections -1', ''
   ].join('\n'))
   const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] })

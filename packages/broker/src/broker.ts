@@ -6,7 +6,7 @@ import { Catalogue } from '@firehose/schemas'
 import { ConfigError, startOpsServer, type OpsServer } from '@firehose/runtime'
 import { dropDeniedPublishes } from './aedes/drop-denied-publishes.js'
 import { asEmitter, brokerInternals, connectedClients } from './aedes/internals.js'
-import { limitLevelSessions } from './aedes/level-session-limits.js'
+import { limitSessions } from './aedes/session-limits.js'
 import { drainWithoutRecursion } from './aedes/mqemitter-drain-loop.js'
 import { ProtocolViolation } from './aedes/strict-packets.js'
 import { journalBeforePublish } from './aedes/journal-before-publish.js'
@@ -109,7 +109,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   }
   const broker = await Aedes.createBroker({
     ...(published === undefined ? {} : { published }),
-    ...(persistence === undefined ? {} : { persistence }),
+    persistence: store.aedesPersistence,
     ...(cluster === undefined || config.cluster === false
       ? { heartbeatInterval: SINGLE_NODE_HEARTBEAT_SECONDS * 1000, ...(store.brokerId === undefined ? {} : { id: store.brokerId }) }
       : { id: cluster.id, mq: cluster.mq as never, heartbeatInterval: config.cluster.heartbeatInterval * 1000 }),
@@ -141,17 +141,14 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
   publishBeforePuback(broker, ctx.denied, publishedBeforePuback)
   queueBeforeLive(broker)
   drainWithoutRecursion(brokerInternals(broker).mq)
-  // bounded queues and expiring sessions (the LevelDB store; not yet on Redis nor in memory)
-  const sessionLimits = store.levelDb === undefined || store.tidy === undefined || persistence === undefined
-    ? undefined
-    : await limitLevelSessions(broker, persistence, store.levelDb, {
-      maxQueuedMessages: config.limits.maxQueuedMessages,
-      expiryMs: { anonymous: config.limits.sessionExpiryMs, user: config.limits.userSessionExpiryMs },
-      userOf: client => ctx.sessions.get(client)?.username,
-      deleted: store.tidy.deleted,
-      stats,
-      log: (level, event, fields, message) => { logger[level]({ event, ...fields }, message) }
-    })
+  // bounded queues and expiring sessions, on whichever store
+  const sessionLimits = await limitSessions(broker, await store.sessionStore(broker), {
+    maxQueuedMessages: config.limits.maxQueuedMessages,
+    expiryMs: { anonymous: config.limits.sessionExpiryMs, user: config.limits.userSessionExpiryMs },
+    userOf: client => ctx.sessions.get(client)?.username,
+    stats,
+    log: (level, event, fields, message) => { logger[level]({ event, ...fields }, message) }
+  })
   let eventSync: EventSyncService | undefined
   if (journal !== undefined && config.journal !== false && config.eventSync !== false) {
     try {
@@ -222,7 +219,7 @@ export async function startBroker (config: BrokerConfig, deps: BrokerDeps): Prom
 
   const close = async (): Promise<void> => {
     sys.stop()
-    sessionLimits?.close()
+    sessionLimits.close()
     // stop accepting first; a server's close completes only once its connections are gone
     const closing = Promise.all(listeners.map(async l => await l.close().catch(() => {})))
     // before the broker: a combined event being published goes out, and where each rule stands is written

@@ -1,7 +1,11 @@
 import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 import { ConfigError, openLevelStore } from '@firehose/runtime'
-import type { LevelSessionDb } from './aedes/level-session-limits.js'
+import type { Aedes } from 'aedes'
+import { levelSessionStore, type LevelSessionDb } from './aedes/level-session-limits.js'
+import { memorySessionStore, openMemoryPersistence } from './aedes/memory-session-limits.js'
+import { redisSessionStore } from './aedes/redis-session-limits.js'
+import { sweepMs, type SessionStore } from './aedes/session-limits.js'
 import { tidyLevelStore, type TidyStats } from './aedes/tidy-level-store.js'
 import type { BrokerConfig } from './config/types.js'
 import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
@@ -23,8 +27,10 @@ export interface BrokerStore {
   cluster: ClusterBackends | undefined
   /** the LevelDB store's upkeep (compactions), when it is one */
   tidy: TidyStats | undefined
-  /** the LevelDB store's database, when it is one (the session limits read its keys) */
-  levelDb: LevelSessionDb | undefined
+  /** what Aedes is given: `persistence`, or (`persistence: false`) its in-memory store, patched */
+  aedesPersistence: AedesPersistence
+  /** the persistent sessions' records and queues, for the session limits */
+  sessionStore: (broker: Aedes) => Promise<SessionStore>
   close: (logger: Logger) => Promise<void>
 }
 
@@ -33,19 +39,25 @@ export async function openStore (config: BrokerConfig, logger: Logger): Promise<
   let cluster: ClusterBackends | undefined
   let brokerId: string | undefined
   let tidy: TidyStats | undefined
-  let levelDb: LevelSessionDb | undefined
+  let sessionStore: BrokerStore['sessionStore'] | undefined
   if (config.cluster !== false) {
-    cluster = await connectCluster(config.cluster, logger, config.source)
+    const node = cluster = await connectCluster(config.cluster, logger, config.source)
     persistence = cluster.persistence
+    const options = { node: node.id, heartbeatMs: config.cluster.heartbeatInterval * 1000, sweepMs: sweepMs({ anonymous: config.limits.sessionExpiryMs, user: config.limits.userSessionExpiryMs }) }
+    sessionStore = async broker => redisSessionStore(broker, node.persistence, node.journal.db, options)
   } else if (config.persistence !== false) {
-    ({ persistence, brokerId, tidy, db: levelDb } = await openLevelSessionStore(config.persistence.dir, config.source, (event, fields) => { logger.debug({ event, ...fields }, 'session store upkeep') }))
+    const level = await openLevelSessionStore(config.persistence.dir, config.source, (event, fields) => { logger.debug({ event, ...fields }, 'session store upkeep') })
+    ;({ persistence, brokerId, tidy } = level)
+    sessionStore = async broker => await levelSessionStore(broker, level.persistence, level.db, level.tidy.deleted)
   }
+  const memory = persistence === undefined ? openMemoryPersistence() : undefined
   return {
     persistence,
+    aedesPersistence: persistence ?? memory!,
+    sessionStore: sessionStore ?? (async broker => memorySessionStore(broker, memory!)),
     brokerId,
     cluster,
     tidy,
-    levelDb,
     close: async logger => {
       await persistence?.destroy().catch((err: unknown) => logger.warn({ err }, 'closing persistence'))
       await cluster?.close().catch((err: unknown) => logger.warn({ err }, 'closing the Redis connections'))

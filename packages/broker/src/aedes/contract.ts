@@ -38,3 +38,8 @@ export function expectSource (problems: string[], text: string, file: string, fr
     if (!text.includes(fragment)) problems.push(`${file} no longer contains \`${fragment}\``)
   }
 }
+
+/** Source text holding template literals, written with `«` for a dollar sign and an opening brace (so it is not taken for a template here). */
+export function withTemplates (text: string): string {
+  return text.replaceAll('«', '$' + '{')
+}

@@ -6,7 +6,7 @@ import type { AedesPersistence } from '../store.js'
 
 const require = createRequire(import.meta.url)
 
-/** One change to aedes-persistence-redis's asyncPersistence.js: `original` must be there, to the letter. */
+/** One change to a store's asyncPersistence.js: `original` must be there, to the letter. */
 export interface SourceEdit {
   /** the patch in this folder that makes it */
   patch: string
@@ -24,16 +24,20 @@ export type RedisPersistenceClass = new (options: object) => AedesPersistence
  * it was written against; the self-check says so at start, this throws if it was skipped.
  */
 export function loadRedisPersistence (edits: readonly SourceEdit[]): RedisPersistenceClass {
-  const file = require.resolve('aedes-persistence-redis/asyncPersistence.js')
+  return loadEditedModule(require.resolve('aedes-persistence-redis/asyncPersistence.js'), edits) as RedisPersistenceClass
+}
+
+/** The CommonJS module `file`, compiled from its installed text with `edits` made (node_modules is left as installed). */
+export function loadEditedModule (file: string, edits: readonly SourceEdit[]): unknown {
   let text = readFileSync(file, 'utf8')
   for (const edit of edits) {
     if (!text.includes(edit.original)) throw new Error(`${file} changed: ${edit.patch} cannot apply (the self-check should have said so)`)
-    text = text.replace(edit.original, edit.replacement)
+    text = text.replace(edit.original, () => edit.replacement) // as written: no $-patterns
   }
   const module = { exports: {} as unknown }
   const load = compileFunction(text, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: file })
   load.call(module.exports, module.exports, createRequire(file), module, file, dirname(file))
-  return module.exports as RedisPersistenceClass
+  return module.exports
 }
 
 /** The self-check's verify for an edit: its original text is still in the installed module. */

@@ -22,6 +22,9 @@ import { CLUSTER_ONLY, inSeries, installedDir, installedVersion, WRITTEN_FOR, ty
 import { strictPacketsContract } from './strict-packets.js'
 import { tidyLevelStoreContract } from './tidy-level-store.js'
 import { levelSessionLimitsContract } from './level-session-limits.js'
+import { memorySessionLimitsContract } from './memory-session-limits.js'
+import { redisSessionLimitsContract } from './redis-session-limits.js'
+import { sessionLimitsContract } from './session-limits.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
 import { writeCoalescerContract } from './write-coalescer.js'
 
@@ -45,7 +48,10 @@ export const CONTRACTS: readonly PatchContract[] = [
   journalBeforePublishContract,
   strictPacketsContract,
   tidyLevelStoreContract,
+  sessionLimitsContract,
   levelSessionLimitsContract,
+  memorySessionLimitsContract,
+  redisSessionLimitsContract,
   oneWillPerClusterContract
 ]
 

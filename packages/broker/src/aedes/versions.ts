@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
  */
 export const WRITTEN_FOR = {
   aedes: '1.2',
+  'aedes-persistence': '11.0',
   'aedes-persistence-redis': '12.0',
   'aedes-persistence-level': '9.2',
   'mqtt-packet': '9.0',
@@ -30,11 +31,11 @@ export function installedVersion (name: PatchedPackage): string {
   return version
 }
 
-/** The installed package's directory; mqtt-packet as Aedes resolves it (the parser its clients use). */
+/** The installed package's directory; mqtt-packet and aedes-persistence as Aedes resolves them (the parser its clients use, its memory store). */
 export function installedDir (name: PatchedPackage): string {
   const aedes = dirname(fileURLToPath(import.meta.resolve('aedes')))
   if (name === 'aedes') return aedes
-  if (name === 'mqtt-packet') return dirname(createRequire(join(aedes, 'package.json')).resolve('mqtt-packet/package.json'))
+  if (name === 'mqtt-packet' || name === 'aedes-persistence') return dirname(createRequire(join(aedes, 'package.json')).resolve(`${name}/package.json`))
   return dirname(require.resolve(`${name}/package.json`))
 }
 

@@ -6,6 +6,7 @@ import { readConfiguredFile } from '@firehose/runtime'
 import { enqueueRecordEmitEdit } from '../aedes/qos2-published-once.js'
 import { atomicPubrelEdit } from '../aedes/redis-atomic-pubrel.js'
 import { oneWillPerCluster } from '../aedes/one-will-per-cluster.js'
+import { releaseQueueEdit } from '../aedes/redis-session-limits.js'
 import { loadRedisPersistence } from '../aedes/redis-persistence-module.js'
 import type { ClusterConfig } from '../config/types.js'
 import type { AedesPersistence } from '../store.js'
@@ -34,8 +35,9 @@ export interface ClusterBackends {
  * acknowledgements rather than losing messages; the node itself keeps running.
  */
 export async function connectCluster (cluster: ClusterConfig, logger: Logger, source: string): Promise<ClusterBackends> {
-  // without the fix a node that dies can drop a QoS 2 message from a subscriber's queue
-  const AsyncRedisPersistence = loadRedisPersistence([atomicPubrelEdit, enqueueRecordEmitEdit])
+  // without the fix a node that dies can drop a QoS 2 message from a subscriber's queue; a
+  // session's queue let go without its messages left them in Redis for good
+  const AsyncRedisPersistence = loadRedisPersistence([atomicPubrelEdit, enqueueRecordEmitEdit, releaseQueueEdit])
   const password = cluster.passwordFile === undefined
     ? undefined
     : (await readConfiguredFile(cluster.passwordFile, 'cluster.passwordFile', source)).toString('utf8').trim()
