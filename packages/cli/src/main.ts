@@ -1,20 +1,16 @@
 import { createRequire } from 'node:module'
-import { bridgeCommand } from './commands/bridge.js'
-import { brokerCommand } from './commands/broker.js'
-import { historyCommand } from './commands/history.js'
-import { passwdCommand } from './commands/passwd.js'
-import { subscriptionsCommand } from './commands/subscriptions.js'
 import { EXIT } from '@firehose/runtime'
 import { BRIDGE_HELP, brokerHelp, HISTORY_HELP, MAIN_HELP, PASSWD_HELP, SUBSCRIPTIONS_HELP } from './help.js'
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  broker: brokerCommand,
-  bridge: bridgeCommand,
-  history: historyCommand,
-  passwd: passwdCommand,
-  subscriptions: subscriptionsCommand
+/** Each command loaded when it is run: the broker does not load the bridges' libraries (IMAP, mail, SSH), nor they the broker's. */
+const COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>>> = {
+  broker: async () => (await import('./commands/broker.js')).brokerCommand,
+  bridge: async () => (await import('./commands/bridge.js')).bridgeCommand,
+  history: async () => (await import('./commands/history.js')).historyCommand,
+  passwd: async () => (await import('./commands/passwd.js')).passwdCommand,
+  subscriptions: async () => (await import('./commands/subscriptions.js')).subscriptionsCommand
 }
 
 /** The `firehose` command. Returns the exit code: 0 ok, 1 failure, 2 bad configuration or usage. */
@@ -33,10 +29,10 @@ export async function main (argv: string[]): Promise<number> {
     process.stdout.write(topic === 'broker' ? brokerHelp() : topic === 'passwd' ? PASSWD_HELP : topic === 'bridge' ? BRIDGE_HELP : topic === 'history' ? HISTORY_HELP : topic === 'subscriptions' ? SUBSCRIPTIONS_HELP : MAIN_HELP)
     return EXIT.ok
   }
-  const run = COMMANDS[command]
-  if (run === undefined) {
+  const load = COMMANDS[command]
+  if (load === undefined) {
     process.stderr.write(`firehose: unknown command "${command}"\n\n${MAIN_HELP}`)
     return EXIT.usage
   }
-  return await run(rest)
+  return await (await load())(rest)
 }
