@@ -242,7 +242,12 @@ t.test('a payload that does not match its schema is flagged; the bridges panel m
   await publish('firehose/bridges/gerrit', JSON.stringify({ state: 'asleep' }), 'gerrit', ['-r'])
   await select(page, 'firehose/bridges/gerrit')
   const verdict = page.locator('#messages > li').first().locator('.verdict')
-  await waitFor('the verdict', async () => (await verdict.innerText()).startsWith('✗ does not match its schema'))
+  await waitFor('the verdict', async () => (await verdict.innerText()).startsWith('✗ does not match its schema')).catch(async (err: unknown) => {
+    // seen failing twice in full runs and never alone: say what the page showed instead
+    const shown = async (what: string, locator: ReturnType<Page['locator']>): Promise<string> => `${what}: ${await locator.innerText({ timeout: 1000 }).catch((e: Error) => e.message)}`
+    t.comment([await shown('verdict', verdict), await shown('messages', page.locator('#messages')), await shown('status', page.locator('#connection'))].join(' | '))
+    throw err
+  })
   t.match(await page.locator('#messages > li .errors').first().innerText(), /state/, 'the errors listed')
 
   const now = new Date().toISOString()
