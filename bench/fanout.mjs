@@ -1,6 +1,6 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
-//   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000]
+//   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64]
 //                    [--only tcp,ws,stall,latency,idle] [--verbose]
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -16,6 +16,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '2' },
     idle: { type: 'string', default: '10000' },
+    // deliveries outstanding per subscriber: a smaller window means fewer messages per turn to batch
+    window: { type: 'string', default: '64' },
     only: { type: 'string', default: 'tcp,ws,stall,latency,idle' },
     verbose: { type: 'boolean', default: false }
   }
@@ -24,6 +26,7 @@ const SUBSCRIBERS = Number(values.subscribers)
 const SECONDS = Number(values.seconds)
 const ROUNDS = Number(values.rounds)
 const IDLE = Number(values.idle)
+const WINDOW = Number(values.window)
 const ONLY = new Set(values.only.split(','))
 const VERBOSE = values.verbose
 const USERS = { bench: 'bench-password' }
@@ -53,7 +56,7 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
     if (topic !== 'bench/fanout' || !payload.equals(PAYLOAD)) check.bad++
   })
   await probe.subscribeAsync('bench/#', { qos: 0 })
-  const warmUp = await flood(publisher, packet, 1, subs)
+  const warmUp = await flood(publisher, packet, 1, subs, WINDOW)
   for (let waited = 0; check.received < warmUp && waited < 100; waited++) await sleep(100)
   const publishedBefore = check.received
   await sleep(300)
@@ -62,7 +65,7 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   const subsCpu = await processCpuSeconds(subs.pid)
   const brokerCpu = await processCpuSeconds(broker.pid)
   const started = Date.now()
-  const published = await flood(publisher, packet, SECONDS, subs)
+  const published = await flood(publisher, packet, SECONDS, subs, WINDOW)
   const elapsed = (Date.now() - started) / 1000
   const perSecond = (subs.bytes() - before) / packet.length / elapsed
   const generator = Math.max(cpuSeconds(cpu), await processCpuSeconds(subs.pid) - subsCpu) / elapsed
@@ -121,7 +124,7 @@ const mosquitto = await startMosquitto()
 const { spawnSync } = await import('node:child_process')
 // `mosquitto -h` prints its version and exits non-zero
 const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
-console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per run, ${ROUNDS} rounds A B A B; ` +
+console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW}, ${SECONDS} s per run, ${ROUNDS} rounds A B A B; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
 try {
   const figures = { tcp: { f: [], m: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }

@@ -143,6 +143,26 @@ t.test('a burst reaches a WebSocket subscriber in fewer frames than messages, ea
   t.ok(sub.frames.length < total, `coalesced: ${total} messages in ${sub.frames.length} frames`)
 })
 
+t.test('frames of every length form (7-bit, 16-bit, 64-bit) reach a WebSocket subscriber whole', async t => {
+  // a burst is written straight to the socket as one frame: its header is Firehose's
+  const sub = await rawWebSocketSubscriber('gerrit/big/#')
+  t.teardown(sub.close)
+  const raw = await RawClient.open(broker.ports.mqtt)
+  t.teardown(() => raw.destroy())
+  raw.send(connectPacket({ username: 'gerrit', password: Buffer.from(USERS.gerrit) }))
+  await waitFor('CONNACK', () => raw.packets.length > 0)
+  // payload sizes around the boundaries, and 200 of 4 KiB in one read: frames well past 64 KiB
+  const sizes = [1, 100, 125, 126, 127, 65535 - 20, 65536, 70000, ...Array.from({ length: 200 }, () => 4096)]
+  raw.write(Buffer.concat(sizes.map((size, i) =>
+    mqttPacket.generate({ cmd: 'publish', topic: `gerrit/big/${i}`, payload: Buffer.alloc(size, i % 256), qos: 0, retain: false, dup: false }))))
+  const received = (): Packet[] => sub.frames.flatMap(wholePackets)
+  await waitFor('the whole burst', () => received().length >= sizes.length, 10000)
+  const got = received() as Array<{ topic: string, payload: Buffer }>
+  t.same(got.map(p => p.topic), sizes.map((_, i) => `gerrit/big/${i}`), 'all of it, in order')
+  t.ok(got.every((p, i) => p.payload.length === sizes[i] && p.payload.every(b => b === i % 256)), 'each payload whole')
+  t.ok(sub.frames.some(f => f.length > 65535), `a frame past 64 KiB among ${sub.frames.length}`)
+})
+
 t.test('subscribers that vanish while retained messages are being sent to them do not bring the broker down', async t => {
   const writer = await connect(mqttUrl, { username: 'gerrit', password: USERS.gerrit })
   t.teardown(() => writer.endAsync())

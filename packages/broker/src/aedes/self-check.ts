@@ -26,13 +26,14 @@ import { memorySessionLimitsContract } from './memory-session-limits.js'
 import { redisSessionLimitsContract } from './redis-session-limits.js'
 import { sessionLimitsContract } from './session-limits.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
-import { writeCoalescerContract } from './write-coalescer.js'
+import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
 export const CONTRACTS: readonly PatchContract[] = [
   internalsContract,
   qos0FastPathContract,
   writeCoalescerContract,
+  wholeFramesContract,
   dropDeniedPublishesContract,
   recordQos2AfterPublishContract,
   redisAtomicPubrelContract,

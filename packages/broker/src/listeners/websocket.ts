@@ -8,7 +8,7 @@ import { createHistoryApi } from '../http/api.js'
 import { FrameCache } from '../http/envelope.js'
 import { isStreamPath, serveStreamUpgrade } from '../http/ws-stream.js'
 import { guardPacketSize } from './packet-size-guard.js'
-import { writeWholeFrames } from '../aedes/write-coalescer.js'
+import { writeWholeFrames, type FramedSocket } from '../aedes/write-coalescer.js'
 import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
 import type { ListenerDeps } from './tcp.js'
 import { readTlsOptions } from './tls-options.js'
@@ -71,7 +71,7 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
       stats.packetsRefused++
       logger.warn({ ip: req.socket.remoteAddress }, 'connection closed: %s', reason)
     })
-    writeWholeFrames(stream)
+    writeWholeFrames(stream, ws as unknown as FramedSocket)
     deps.handle(stream, req)
   })
   wss.on('error', err => logger.error({ err }, 'websocket server error'))
