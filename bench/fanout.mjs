@@ -1,14 +1,15 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64]
-//                    [--only tcp,ws,stall,latency,idle] [--verbose]
+//                    [--only tcp,ws,stall,latency,idle,floor] [--verbose]
+// `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here.
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
-import { openNativeSubscribers } from './lib/native.mjs'
-import { processCpuSeconds, rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { openNativeSubscribers, startIdealcast } from './lib/native.mjs'
+import { freePort, processCpuSeconds, rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -121,13 +122,14 @@ const row = (name, f, m, unit = '', better = 'higher') => {
 
 const firehose = await startFirehose({ users: USERS })
 const mosquitto = await startMosquitto()
+const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undefined
 const { spawnSync } = await import('node:child_process')
 // `mosquitto -h` prints its version and exits non-zero
 const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW}, ${SECONDS} s per run, ${ROUNDS} rounds A B A B; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
 try {
-  const figures = { tcp: { f: [], m: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }
+  const figures = { tcp: { f: [], m: [], i: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }
   const stalledDropped = { f: false, m: false }
   for (let round = 0; round < ROUNDS; round++) {
     for (const [key, broker] of [['f', firehose], ['m', mosquitto]]) {
@@ -139,6 +141,7 @@ try {
         stalledDropped[key] ||= stalled.stalledClosed
       }
     }
+    if (floor !== undefined && ONLY.has('tcp')) figures.tcp.i.push((await fanOut(floor, 'tcp', `i-tcp-${round}`)).perSecond)
     console.log(`  round ${round + 1}: TCP ${fmt(figures.tcp.f.at(-1) ?? NaN)} vs ${fmt(figures.tcp.m.at(-1) ?? NaN)}, ` +
       `WebSocket ${fmt(figures.ws.f.at(-1) ?? NaN)} vs ${fmt(figures.ws.m.at(-1) ?? NaN)}, ` +
       `with a stalled subscriber ${fmt(figures.stall.f.at(-1) ?? NaN)} vs ${fmt(figures.stall.m.at(-1) ?? NaN)} deliveries/s`)
@@ -166,9 +169,14 @@ try {
       `${(100 * median(figures.stall.m) / median(figures.tcp.m)).toFixed(0)}% (Mosquitto) of their throughput; ` +
       `stalled subscriber disconnected: Firehose ${stalledDropped.f ? 'yes' : 'no'}, Mosquitto ${stalledDropped.m ? 'yes' : 'no'}`)
   }
+  if (floor !== undefined && ONLY.has('tcp')) {
+    console.log(`\nthe batching floor (bench/lib/idealcast.c, one write per read per subscriber, no routing): ${fmt(median(figures.tcp.i))} deliveries/s (rounds: ${figures.tcp.i.map(fmt).join(', ')}); ` +
+      `Firehose / floor ${(median(figures.tcp.f) / median(figures.tcp.i)).toFixed(2)}, Mosquitto / floor ${(median(figures.tcp.m) / median(figures.tcp.i)).toFixed(2)}`)
+  }
   if (ONLY.has('latency')) console.log(`latency: deliveries timed: Firehose ${lf.received}/${lf.sent}, Mosquitto ${lm.received}/${lm.sent}`)
   if (generatorSaturated) console.log('the load generator SATURATED a core in at least one fan-out run: those figures are its limit, not the broker\'s')
 } finally {
   await firehose.stop()
   await mosquitto.stop()
+  await floor?.stop()
 }

@@ -5,16 +5,29 @@ import { mkdirSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
-const SOURCE = fileURLToPath(new URL('subscribers.c', import.meta.url))
 const BUILD = fileURLToPath(new URL('../.build/', import.meta.url))
 const BINARY = `${BUILD}subscribers`
 
-function build () {
-  const fresh = (() => { try { return statSync(BINARY).mtimeMs >= statSync(SOURCE).mtimeMs } catch { return false } })()
-  if (fresh) return
+/** bench/lib/<name>.c built into bench/.build/<name> unless the binary is newer; its path. */
+function build (name = 'subscribers') {
+  const source = fileURLToPath(new URL(`${name}.c`, import.meta.url))
+  const binary = `${BUILD}${name}`
+  const fresh = (() => { try { return statSync(binary).mtimeMs >= statSync(source).mtimeMs } catch { return false } })()
+  if (fresh) return binary
   mkdirSync(BUILD, { recursive: true })
-  const cc = spawnSync('cc', ['-O2', '-Wall', '-o', BINARY, SOURCE], { stdio: 'inherit' })
-  if (cc.error || cc.status !== 0) throw new Error('could not build bench/lib/subscribers.c: install a C compiler (apt-get install gcc)')
+  const cc = spawnSync('cc', ['-O2', '-Wall', '-o', binary, source], { stdio: 'inherit' })
+  if (cc.error || cc.status !== 0) throw new Error(`could not build bench/lib/${name}.c: install a C compiler (apt-get install gcc)`)
+  return binary
+}
+
+/** bench/lib/idealcast.c on `port`: the floor for a batching fan-out (copies each read's PUBLISH packets to every subscriber). */
+export async function startIdealcast (port) {
+  const child = spawn(build('idealcast'), [String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', resolve)
+    child.once('exit', code => reject(new Error(`idealcast exited with ${code}`)))
+  })
+  return { port, pid: child.pid, stop: async () => { child.kill(); await new Promise(resolve => child.once('exit', resolve)) } }
 }
 
 /**
