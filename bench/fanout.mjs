@@ -1,6 +1,6 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
-//   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64]
+//   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64] [--rate N]
 //                    [--only tcp,ws,stall,latency,idle,floor] [--verbose]
 // `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here.
 import { cpus } from 'node:os'
@@ -19,6 +19,8 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '10000' },
     // deliveries outstanding per subscriber: a smaller window means fewer messages per turn to batch
     window: { type: 'string', default: '64' },
+    // messages/s of the latency load (default: half the slower broker's TCP fan-out capacity)
+    rate: { type: 'string' },
     only: { type: 'string', default: 'tcp,ws,stall,latency,idle' },
     verbose: { type: 'boolean', default: false }
   }
@@ -148,7 +150,7 @@ try {
   }
   const none = { p50: NaN, p99: NaN, received: 0, sent: 0 }
   const capacity = ONLY.has('tcp') ? Math.min(median(figures.tcp.f), median(figures.tcp.m)) : 100000
-  const rate = Math.max(10, Math.round(capacity / SUBSCRIBERS / 2))
+  const rate = values.rate !== undefined ? Number(values.rate) : Math.max(10, Math.round(capacity / SUBSCRIBERS / 2))
   const lf = ONLY.has('latency') ? await latency(firehose, rate, 'f-lat') : none
   const lm = ONLY.has('latency') ? await latency(mosquitto, rate, 'm-lat') : none
   const noMemory = { marginal: NaN, average: NaN }
