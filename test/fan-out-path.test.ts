@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import mqttPacket, { type Packet } from 'mqtt-packet'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { BrokerProcess } from './helpers/broker-process.js'
 import { connect } from './helpers/mqtt.js'
@@ -28,6 +28,15 @@ async function rawWebSocketSubscriber (filter: string): Promise<{ frames: Buffer
   await waitFor('CONNACK and SUBACK', () => frames.length >= 2)
   frames.length = 0
   return { frames, close: () => ws.close() }
+}
+
+/** A raw MQTT connection as gerrit, connected: what it writes, the broker reads as it was written. */
+async function rawPublisher (t: Test): Promise<RawClient> {
+  const raw = await RawClient.open(broker.ports.mqtt)
+  t.teardown(() => raw.destroy())
+  raw.send(connectPacket({ username: 'gerrit', password: Buffer.from(USERS.gerrit) }))
+  await waitFor('CONNACK', () => raw.packets.length > 0)
+  return raw
 }
 
 /** The packets in `bytes`, which must hold whole packets and nothing else. */
@@ -128,10 +137,7 @@ t.test('over WebSocket a message is one frame holding exactly its PUBLISH, not o
 t.test('a burst reaches a WebSocket subscriber in fewer frames than messages, each frame whole packets', async t => {
   const sub = await rawWebSocketSubscriber('gerrit/burst/#')
   t.teardown(sub.close)
-  const raw = await RawClient.open(broker.ports.mqtt)
-  t.teardown(() => raw.destroy())
-  raw.send(connectPacket({ username: 'gerrit', password: Buffer.from(USERS.gerrit) }))
-  await waitFor('CONNACK', () => raw.packets.length > 0)
+  const raw = await rawPublisher(t)
   const total = 500
   // one write: the broker reads the whole burst at once, as under load
   raw.write(Buffer.concat(Array.from({ length: total }, (_, i) =>
@@ -147,10 +153,7 @@ t.test('frames of every length form (7-bit, 16-bit, 64-bit) reach a WebSocket su
   // a burst is written straight to the socket as one frame: its header is Firehose's
   const sub = await rawWebSocketSubscriber('gerrit/big/#')
   t.teardown(sub.close)
-  const raw = await RawClient.open(broker.ports.mqtt)
-  t.teardown(() => raw.destroy())
-  raw.send(connectPacket({ username: 'gerrit', password: Buffer.from(USERS.gerrit) }))
-  await waitFor('CONNACK', () => raw.packets.length > 0)
+  const raw = await rawPublisher(t)
   // payload sizes around the boundaries, and 200 of 4 KiB in one read: frames well past 64 KiB
   const sizes = [1, 100, 125, 126, 127, 65535 - 20, 65536, 70000, ...Array.from({ length: 200 }, () => 4096)]
   raw.write(Buffer.concat(sizes.map((size, i) =>

@@ -5,7 +5,7 @@ import type { Aedes } from 'aedes'
 import { levelSessionStore, type LevelSessionDb } from './aedes/level-session-limits.js'
 import { memorySessionStore, openMemoryPersistence } from './aedes/memory-session-limits.js'
 import { redisSessionStore } from './aedes/redis-session-limits.js'
-import { sweepMs, type SessionStore } from './aedes/session-limits.js'
+import type { SessionStore } from './aedes/session-limits.js'
 import { tidyLevelStore, type TidyStats } from './aedes/tidy-level-store.js'
 import type { BrokerConfig } from './config/types.js'
 import { connectCluster, type ClusterBackends } from './cluster/redis-backends.js'
@@ -43,7 +43,7 @@ export async function openStore (config: BrokerConfig, logger: Logger): Promise<
   if (config.cluster !== false) {
     const node = cluster = await connectCluster(config.cluster, logger, config.source)
     persistence = cluster.persistence
-    const options = { node: node.id, heartbeatMs: config.cluster.heartbeatInterval * 1000, sweepMs: sweepMs({ anonymous: config.limits.sessionExpiryMs, user: config.limits.userSessionExpiryMs }) }
+    const options = { node: node.id, heartbeatMs: config.cluster.heartbeatInterval * 1000 }
     sessionStore = async broker => redisSessionStore(broker, node.persistence, node.journal.db, options)
   } else if (config.persistence !== false) {
     const level = await openLevelSessionStore(config.persistence.dir, config.source, (event, fields) => { logger.debug({ event, ...fields }, 'session store upkeep') })

@@ -7,6 +7,7 @@ import { parseRecord, type SessionRecord, type SessionStore } from './session-li
 /** What this uses of the session store's classic-level database. */
 export interface LevelSessionDb {
   keys: (options: { gt?: string, gte?: string, lt: string, limit?: number }) => { all: () => Promise<string[]> }
+  iterator: (options: { gte: string, lt: string }) => { all: () => Promise<Array<[string, Buffer]>> }
   get: (key: string) => Promise<Buffer | undefined>
   put: (key: string, value: Buffer) => Promise<void>
   batch: (ops: Array<{ type: 'del', key: string }>) => Promise<void>
@@ -78,8 +79,7 @@ export async function levelSessionStore (broker: Aedes, persistence: object, db:
     }
     return result
   }
-  const discardQueue = async (id: string): Promise<void> => {
-    if (!counts.has(id)) return
+  const clearQueue = async (id: string): Promise<void> => {
     for (const prefix of QUEUE_PREFIXES) await db.clear(clientRange(prefix, id))
     deleted(2 * (counts.get(id) ?? 0))
     counts.delete(id)
@@ -88,8 +88,11 @@ export async function levelSessionStore (broker: Aedes, persistence: object, db:
   const cleanIncoming = p.cleanIncoming.bind(p)
   p.cleanIncoming = async client => {
     await cleanIncoming(client)
-    if (client.id !== null) await discardQueue(client.id)
+    // only an id with messages queued has a queue to discard (a clean client makes no range operation)
+    if (client.id !== null && counts.has(client.id)) await clearQueue(client.id)
   }
+  /** messages queued past `max` for a session that is offline; 0 for a connected one */
+  const excess = (id: string, max: number): number => clients()[id] === undefined ? (counts.get(id) ?? 0) - max : 0
   /** the keys to delete gathered over one turn of the event loop: one batch for every session a message was queued for */
   let pending: { keys: string[], written: Promise<void> } | undefined
   const deleteKeys = async (keys: string[]): Promise<void> => {
@@ -107,8 +110,8 @@ export async function levelSessionStore (broker: Aedes, persistence: object, db:
     await pending.written
   }
   const dropOldest = async (id: string, max: number): Promise<number> => {
-    const over = (counts.get(id) ?? 0) - max
-    if (over <= 0 || clients()[id] !== undefined) return 0
+    const over = excess(id, max)
+    if (over <= 0) return 0
     let queue = offlineQueues.get(id)
     if (queue === undefined) {
       // keys queued while the stored ones are read go here meanwhile
@@ -132,8 +135,8 @@ export async function levelSessionStore (broker: Aedes, persistence: object, db:
     trim: async (ids, max) => {
       const trimmed: Array<[string, number]> = []
       for (const id of ids) {
-        const over = (counts.get(id) ?? 0) - max
-        if (over <= 0 || clients()[id] !== undefined) continue
+        // looked at before queueing behind the session's other trims: most messages need none
+        if (excess(id, max) <= 0) continue
         const trim = (trims.get(id) ?? Promise.resolve(0)).catch(() => 0).then(async () => await dropOldest(id, max))
         trims.set(id, trim)
         const dropped = await trim
@@ -148,16 +151,14 @@ export async function levelSessionStore (broker: Aedes, persistence: object, db:
     },
     disconnected: async (client, user, at) => { await record(client.id, { ...(user === undefined ? {} : { user }), offlineSince: at }) },
     records: async () => {
-      const found: Array<[string, SessionRecord]> = []
-      for (const key of await db.keys(prefixRange(RECORD)).all()) found.push([decodeURIComponent(key.slice(RECORD.length)), parseRecord((await db.get(key))?.toString())])
-      return found
+      const entries = await db.iterator(prefixRange(RECORD)).all()
+      return entries.map(([key, value]): [string, SessionRecord] => [decodeURIComponent(key.slice(RECORD.length)), parseRecord(value.toString())])
     },
     online: id => clients()[id] !== undefined,
     markOffline: async (id, rec, at) => { await record(id, { ...rec, offlineSince: at }) },
     remove: async id => {
       await p.cleanSubscriptions({ id })
-      counts.set(id, counts.get(id) ?? 0) // the queue is discarded even if no count was kept
-      await discardQueue(id)
+      await clearQueue(id)
       await db.clear(clientRange('incoming:', id))
       await p.delWill({ id })
       await db.batch([{ type: 'del', key: recordKey(id) }])

@@ -8,7 +8,7 @@ import type { SessionRecord, SessionStore } from './session-limits.js'
 export interface SessionDb {
   eval: (script: string, keys: number, ...args: Array<string | number>) => Promise<unknown>
   smembers: (key: string) => Promise<string[]>
-  hgetall: (key: string) => Promise<Record<string, string>>
+  pipeline: (commands: string[][]) => { exec: () => Promise<Array<[Error | null, unknown]> | null> }
   set: (key: string, value: string, px: 'PX', ms: number, nx: 'NX') => Promise<'OK' | null>
 }
 
@@ -109,7 +109,6 @@ export interface RedisSessionOptions {
   /** this node's broker id */
   node: string
   heartbeatMs: number
-  sweepMs: number
   now?: () => number
 }
 
@@ -185,8 +184,13 @@ export function redisSessionStore (broker: Aedes, persistence: object, db: Sessi
     records: async () => {
       seen.clear()
       const found: Array<[string, SessionRecord]> = []
-      for (const id of await db.smembers(RECORDS)) {
-        const hash = await db.hgetall(recordKey(id))
+      const ids = await db.smembers(RECORDS)
+      // every record in one round trip
+      const hashes = await db.pipeline(ids.map(id => ['hgetall', recordKey(id)])).exec() ?? []
+      for (const [i, id] of ids.entries()) {
+        const [err, value] = hashes[i] ?? [new Error('no reply')]
+        if (err !== null) throw err
+        const hash = value as Record<string, string>
         const offlineSince = Number(hash.offlineSince)
         seen.set(id, { ...(hash.conn === undefined ? {} : { conn: hash.conn }), ...(hash.node === undefined ? {} : { node: hash.node }) })
         found.push([id, {
@@ -215,7 +219,7 @@ export function redisSessionStore (broker: Aedes, persistence: object, db: Sessi
         if (internals.clients[id] === undefined) await db.eval(ADOPT, 2, recordKey(id), RECORDS, id, at)
       }
     },
-    mayExpire: async () => await db.set(SWEEP_LOCK, options.node, 'PX', Math.floor(options.sweepMs * 0.8), 'NX') === 'OK'
+    mayExpire: async intervalMs => await db.set(SWEEP_LOCK, options.node, 'PX', Math.floor(intervalMs * 0.8), 'NX') === 'OK'
   }
 }
 

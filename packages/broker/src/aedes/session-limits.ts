@@ -30,8 +30,8 @@ export interface SessionStore {
   remove: (clientId: string, record: SessionRecord) => Promise<boolean>
   /** gives sessions stored without a record one (`legacy`, offline from `at`) */
   adoptLegacy: (at: number) => Promise<void>
-  /** whether this node should sweep now (one node of a cluster at a time) */
-  mayExpire?: () => Promise<boolean>
+  /** whether this node should sweep now, sweeping every `intervalMs` (one node of a cluster at a time) */
+  mayExpire?: (intervalMs: number) => Promise<boolean>
 }
 
 export interface SessionLimitsOptions {
@@ -78,16 +78,17 @@ export async function limitSessions (broker: Aedes, store: SessionStore, options
     })
   }
 
-  const failed = (event: string) => (err: Error) => { options.log('warn', event, { err: err.message }, 'writing a session record failed') }
+  const recordFailed = (err: Error): void => { options.log('warn', 'session.record-failed', { err: err.message }, 'writing a session record failed') }
   broker.on('client', client => {
-    if (!client.clean) store.connected(client, options.userOf(client)).catch(failed('session.record-failed'))
+    if (!client.clean) store.connected(client, options.userOf(client)).catch(recordFailed)
   })
   broker.on('clientDisconnect', client => {
-    if (!client.clean) store.disconnected(client, options.userOf(client), now()).catch(failed('session.record-failed'))
+    if (!client.clean) store.disconnected(client, options.userOf(client), now()).catch(recordFailed)
   })
 
+  const intervalMs = sweepMs(options.expiryMs)
   const sweep = async (): Promise<void> => {
-    if (store.mayExpire !== undefined && !await store.mayExpire()) return
+    if (store.mayExpire !== undefined && !await store.mayExpire(intervalMs)) return
     for (const [id, rec] of await store.records()) {
       if (store.online(id, rec)) continue
       // connected when its broker last stopped (or died): offline from now
@@ -111,13 +112,13 @@ export async function limitSessions (broker: Aedes, store: SessionStore, options
     if (sweeping) return
     sweeping = true
     sweep().catch((err: Error) => { options.log('warn', 'session.sweep-failed', { err: err.message }, 'looking for expired sessions failed (tried again later)') }).finally(() => { sweeping = false })
-  }, sweepMs(options.expiryMs))
+  }, intervalMs)
   timer.unref()
   return { close: () => { clearInterval(timer) } }
 }
 
 /** ms between looks for expired sessions: a quarter of the shorter expiry, between 1 s and a minute. */
-export function sweepMs (expiryMs: SessionLimitsOptions['expiryMs']): number {
+function sweepMs (expiryMs: SessionLimitsOptions['expiryMs']): number {
   const shorter = Math.min(...[expiryMs.anonymous, expiryMs.user].map(ms => ms === false ? Infinity : ms))
   return Math.min(60_000, Math.max(1000, shorter / 4))
 }
