@@ -1,4 +1,6 @@
 import type { Socket } from 'node:net'
+import { Writable } from 'node:stream'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import t from 'tap'
 import { WriteCoalescer } from '../../src/aedes/write-coalescer.js'
 import { AedesUnderTest, until } from './harness.js'
@@ -44,4 +46,42 @@ t.test('a burst of deliveries to one subscriber leaves in a few writes', async t
   const plain = await burst(false)
   t.equal(coalesced.received, MESSAGES)
   t.ok(coalesced.writes * 4 <= plain.writes, `coalesced: ${coalesced.writes} writes; Aedes alone: ${plain.writes} writes for ${MESSAGES} packets`)
+})
+
+// The coalescer's own rule for when to hold: a connection written once per turn (low rates) gets
+// its first packet at once; after a turn that wrote some connection twice, every connection is
+// held from its first packet until the end of the turn.
+t.test('after a turn with one packet per connection, the first packet of a turn is written at once', async t => {
+  const coalescer = new WriteCoalescer()
+  const written: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, callback) { written.push(chunk.toString()); callback() } })
+  coalescer.attach(stream)
+  const send = (text: string): void => {
+    coalescer.hold(stream)
+    stream.write(text)
+  }
+  // the first turn holds: nothing is known yet
+  send('a')
+  send('b')
+  t.same(written, [], 'held')
+  await nextTurn()
+  t.same(written, ['a', 'b'], 'at the end of the turn')
+  // after a turn that wrote the connection twice: held from the first packet
+  send('c')
+  t.same(written, ['a', 'b'], 'held after a batched turn')
+  await nextTurn()
+  t.same(written, ['a', 'b', 'c'])
+  // after a turn of one packet: the first goes at once, the second is held
+  send('d')
+  t.same(written, ['a', 'b', 'c', 'd'], 'written at once')
+  send('e')
+  send('f')
+  t.same(written, ['a', 'b', 'c', 'd'], 'the rest of the turn held')
+  await nextTurn()
+  t.same(written, ['a', 'b', 'c', 'd', 'e', 'f'], 'in order')
+  send('g')
+  t.same(written.length, 6, 'held again after that turn')
+  await nextTurn()
+  t.same(written.length, 7)
+  t.same(coalescer.turns, { held: 3, writingThrough: 1 })
 })
