@@ -26,6 +26,7 @@ import { memorySessionLimitsContract } from './memory-session-limits.js'
 import { redisSessionLimitsContract } from './redis-session-limits.js'
 import { sessionLimitsContract } from './session-limits.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
+import { parserBufferListContract } from './parser-buffer-list.js'
 import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
@@ -48,6 +49,7 @@ export const CONTRACTS: readonly PatchContract[] = [
   qos2PublishedOnceChannelContract,
   journalBeforePublishContract,
   strictPacketsContract,
+  parserBufferListContract,
   tidyLevelStoreContract,
   sessionLimitsContract,
   levelSessionLimitsContract,

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import { installExactDedupe } from '../aedes/exact-dedupe.js'
+import { ParserBufferList } from '../aedes/parser-buffer-list.js'
 import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
 import { StrictPackets } from '../aedes/strict-packets.js'
 import { WriteCoalescer } from '../aedes/write-coalescer.js'
@@ -14,12 +15,14 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
   const coalescer = new WriteCoalescer()
   const qos0 = new Qos0FastPath(broker, coalescer)
   const strict = new StrictPackets()
+  const bufferList = new ParserBufferList()
   return (stream, req) => {
     coalescer.attach(stream)
     stalled.watch(stream)
     const client = req === undefined ? broker.handle(stream) : broker.handle(stream, req)
     // before its first byte is parsed (Aedes reads on the next turn)
     strict.install(client)
+    bufferList.install(client)
     installExactDedupe(client)
     // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
     qos0.install(client)

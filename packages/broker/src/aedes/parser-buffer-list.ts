@@ -1,0 +1,64 @@
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import type { Client } from 'aedes'
+import { expect, type PatchContract } from './contract.js'
+import { installedDir } from './versions.js'
+
+/** What mqtt-packet's parser calls on its list of unparsed bytes (parser.js `this._list.*`) */
+interface ByteList { append: (buffer: Buffer) => unknown, length: number }
+type ByteListClass = new () => ByteList
+
+/**
+ * Written against mqtt-packet 9.0, parser.js: each parser keeps the bytes it has not parsed yet
+ * in `bl()`, a BufferListStream — a readable-stream Duplex, with both stream states, an event
+ * emitter and bound callbacks: about 0.9 KiB per connection, held for as long as it is open, of
+ * which the parser uses only the list (append, consume, length, reads and slices). Each
+ * connection's parser gets the same package's plain BufferList instead, which is that list
+ * without the stream. After a parse error the parser makes itself a `bl()` again; Aedes closes
+ * the connection then. Upstream: docs/upstream.md.
+ */
+export class ParserBufferList {
+  readonly #List: ByteListClass
+
+  constructor () {
+    this.#List = bufferListClass()
+  }
+
+  /** Right after `broker.handle()`, before the connection's first byte is parsed. */
+  install (client: Client): void {
+    const parser = (client as unknown as { _parser: { _list: ByteList } })._parser
+    if (parser._list.length === 0) parser._list = new this.#List()
+  }
+}
+
+/** bl's BufferList, as mqtt-packet resolves bl */
+function bufferListClass (): ByteListClass {
+  const fromParser = createRequire(join(installedDir('mqtt-packet'), 'parser.js'))
+  return fromParser('bl/BufferList.js') as ByteListClass
+}
+
+/** What the parser calls on `_list`, read from its source */
+function listMethodsUsed (parserSource: string): string[] {
+  return [...new Set([...parserSource.matchAll(/this\._list\.(\w+)/g)].map(m => m[1]!))]
+}
+
+export const parserBufferListContract: PatchContract = {
+  patch: 'parser-buffer-list.ts',
+  package: 'mqtt-packet',
+  writtenAgainst: 'parser.js (Parser: _resetState makes `this._list = bl()`; parse and the _parse* methods use it as a list) and bl\'s BufferList.js',
+  sources: { 'parser.js': ['const bl = require(\'bl\')', 'this._list = bl()'] },
+  verify ({ client, source }) {
+    const problems: string[] = []
+    const List = bufferListClass()
+    const list = new List()
+    list.append(Buffer.from('ab'))
+    expect(problems, list.length === 2, 'bl\'s BufferList does not count what is appended in `length`')
+    for (const method of listMethodsUsed(source('mqtt-packet', 'parser.js'))) {
+      if (method === 'length') continue
+      expect(problems, typeof (list as unknown as Record<string, unknown>)[method] === 'function', `bl's BufferList has no ${method}, which the parser calls on its list`)
+    }
+    const parser = (client as unknown as { _parser?: { _list?: ByteList } })._parser
+    expect(problems, parser?._list?.length === 0, 'a new client\'s parser has no empty _list')
+    return problems
+  }
+}
