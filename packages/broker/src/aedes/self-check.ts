@@ -25,6 +25,7 @@ import { levelSessionLimitsContract } from './level-session-limits.js'
 import { memorySessionLimitsContract } from './memory-session-limits.js'
 import { redisSessionLimitsContract } from './redis-session-limits.js'
 import { sessionLimitsContract } from './session-limits.js'
+import { closeWatchContract } from './close-watch.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
 import { parserBufferListContract } from './parser-buffer-list.js'
 import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.js'
@@ -50,6 +51,7 @@ export const CONTRACTS: readonly PatchContract[] = [
   journalBeforePublishContract,
   strictPacketsContract,
   parserBufferListContract,
+  closeWatchContract,
   tidyLevelStoreContract,
   sessionLimitsContract,
   levelSessionLimitsContract,

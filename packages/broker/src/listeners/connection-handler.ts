@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
+import { watchClose } from '../aedes/close-watch.js'
 import { installExactDedupe } from '../aedes/exact-dedupe.js'
 import { ParserBufferList } from '../aedes/parser-buffer-list.js'
 import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
@@ -23,6 +24,7 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
     // before its first byte is parsed (Aedes reads on the next turn)
     strict.install(client)
     bufferList.install(client)
+    watchClose(client)
     installExactDedupe(client)
     // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
     qos0.install(client)

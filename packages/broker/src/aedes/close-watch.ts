@@ -1,0 +1,54 @@
+import type { Duplex } from 'node:stream'
+import type { Client } from 'aedes'
+import { expect, type PatchContract } from './contract.js'
+
+type Watched = Duplex & { client?: Client }
+interface ClientWatch { _eos: () => void, conn: Watched }
+
+/**
+ * Written against Aedes 1.2, lib/client.js: the Client constructor watches its connection with
+ * Node's `stream.finished` (`this._eos = finished(this.conn, this.close.bind(this))`), which for
+ * each connection keeps a scope of 16 variables, seven closures, a bound function and a listener
+ * on each of end, finish, error and close: about 1 KiB per idle subscriber, for as long as it
+ * is connected. The constructor's own listeners already close the client on 'end' and on
+ * 'error'; what `finished` adds is a 'close' without either (a connection destroyed, or reset
+ * without an error event). So the watch is taken down at once (Aedes keeps its cleanup in
+ * `_eos`) and replaced by one 'close' listener, a function every connection shares; `_eos`,
+ * which Aedes calls as it closes the client, now removes that listener. Upstream: docs/upstream.md.
+ */
+export function watchClose (client: Client): void {
+  const watch = client as unknown as ClientWatch
+  watch._eos()
+  watch.conn.on('close', closeClient)
+  watch._eos = stopWatching
+}
+
+function closeClient (this: Watched): void {
+  this.client?.close()
+}
+
+function stopWatching (this: ClientWatch): void {
+  this.conn.removeListener('close', closeClient)
+}
+
+export const closeWatchContract: PatchContract = {
+  patch: 'close-watch.ts',
+  package: 'aedes',
+  writtenAgainst: 'lib/client.js (Client constructor: conn.client, the error and end listeners, _eos = finished(...); close: _eos(); _onError closes)',
+  sources: {
+    'lib/client.js': [
+      'conn.client = this',
+      'conn.on(\'error\', this.emit.bind(this, \'error\'))',
+      'conn.on(\'end\', this.close.bind(this))\n    this._eos = finished(this.conn, this.close.bind(this))',
+      'this._eos()\n    this._eos = noop',
+      'this.broker.emit(this.id ? \'clientError\' : \'connectionError\', this, err)\n    this.close()'
+    ]
+  },
+  verify ({ client }) {
+    const problems: string[] = []
+    const watch = client as unknown as Partial<ClientWatch>
+    expect(problems, typeof watch._eos === 'function', 'client._eos is not a function')
+    expect(problems, (watch.conn as Watched | undefined)?.client === (client as unknown as Client), 'client.conn.client is not the client')
+    return problems
+  }
+}
