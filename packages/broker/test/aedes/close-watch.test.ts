@@ -21,7 +21,12 @@ async function connectWithWill (aedes: AedesUnderTest, clientId: string): Promis
   socket.on('error', () => {})
   await new Promise(resolve => socket.once('connect', resolve))
   socket.write(mqttPacket.generate({
-    cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0,
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId,
+    keepalive: 0,
     will: { topic: `will/${clientId}`, payload: Buffer.from('gone'), qos: 0, retain: false }
   }))
   await until(`${clientId} connected`, () => clients(aedes)[clientId] !== undefined)
