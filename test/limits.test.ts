@@ -78,6 +78,23 @@ t.test('an oversized WebSocket frame is refused', async t => {
   await stillServing(t)
 })
 
+t.test('over WebSocket, an oversized packet in small frames is refused as soon as its header announces it', async t => {
+  const before = await broker.metric('firehose_packets_refused_total')
+  const { WebSocket } = await import('ws')
+  const ws = new WebSocket(`ws://127.0.0.1:${broker.ports.ws}/mqtt`, ['mqtt'])
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  const replies: Buffer[] = []
+  ws.on('message', (data: Buffer) => replies.push(data))
+  const closed = new Promise<void>(resolve => ws.once('close', () => resolve()))
+  ws.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'ws-oversized', keepalive: 0, username: 'gerrit', password: Buffer.from(USERS.gerrit) }))
+  await waitFor('CONNACK', () => replies.length > 0)
+  // a PUBLISH announcing 2 MiB, each frame far below the frame limit
+  ws.send(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x01]))
+  await closed
+  t.equal(await broker.metric('firehose_packets_refused_total'), before + 1, 'counted')
+  await stillServing(t)
+})
+
 t.test('a socket that never sends CONNECT is closed after limits.connectTimeout', async t => {
   const started = Date.now()
   const silent = await RawClient.open(broker.ports.mqtt)

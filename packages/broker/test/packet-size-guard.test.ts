@@ -1,11 +1,11 @@
 import { PassThrough } from 'node:stream'
 import t from 'tap'
-import { guardPacketSize } from '../src/listeners/packet-size-guard.js'
+import { PacketSizeGuard } from '../src/listeners/packet-size-guard.js'
 
 function guarded (max: number) {
   const stream = new PassThrough()
   const refusals: string[] = []
-  guardPacketSize(stream, max, reason => refusals.push(reason))
+  new PacketSizeGuard(max, (conn, reason) => { if (conn === stream) refusals.push(reason) }).watch(stream)
   return { stream, refusals }
 }
 

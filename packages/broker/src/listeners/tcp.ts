@@ -5,7 +5,7 @@ import type { Catalogue } from '@firehose/schemas'
 import type { HistoryApiDeps } from '../http/api.js'
 import type { Limits, ListenerConfig } from '../config/types.js'
 import type { ConnectionGuard } from './connection-guard.js'
-import { guardPacketSize } from './packet-size-guard.js'
+import { PacketSizeGuard } from './packet-size-guard.js'
 import type { ConnectionHandler } from './connection-handler.js'
 import type { BrokerStats } from '../observability/stats.js'
 import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
@@ -30,13 +30,14 @@ export interface ListenerDeps {
 export async function startTcpListener (config: ListenerConfig, key: string, deps: ListenerDeps): Promise<Listener> {
   const { guard, limits, stats } = deps
   const logger = deps.logger.child({ listener: config.name })
+  const packetSize = new PacketSizeGuard(limits.maxPacketSize, (socket, reason) => {
+    stats.packetsRefused++
+    logger.warn({ ip: (socket as Socket).remoteAddress }, 'connection closed: %s', reason)
+  })
   const handOver = (socket: Socket, raw: Socket): void => {
     guard.handedOver(raw)
     socket.setNoDelay(true)
-    guardPacketSize(socket, limits.maxPacketSize, reason => {
-      stats.packetsRefused++
-      logger.warn({ ip: socket.remoteAddress }, 'connection closed: %s', reason)
-    })
+    packetSize.watch(socket)
     deps.handle(socket)
   }
 

@@ -7,7 +7,7 @@ import type { ListenerConfig } from '../config/types.js'
 import { createHistoryApi } from '../http/api.js'
 import { FrameCache } from '../http/envelope.js'
 import { isStreamPath, serveStreamUpgrade } from '../http/ws-stream.js'
-import { guardPacketSize } from './packet-size-guard.js'
+import { PacketSizeGuard } from './packet-size-guard.js'
 import { writeWholeFrames, type FramedSocket } from '../aedes/write-coalescer.js'
 import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
 import type { ListenerDeps } from './tcp.js'
@@ -61,16 +61,17 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
     }
     wss.handleUpgrade(req, socket, head, ws => wss.emit('connection', ws, req))
   })
+  const packetSize = new PacketSizeGuard(limits.maxPacketSize, (stream, reason) => {
+    stats.packetsRefused++
+    logger.warn({ ip: socketOf(stream)?.remoteAddress }, 'connection closed: %s', reason)
+  })
   wss.on('connection', (ws, req) => {
     guard.handedOver(rawSocket(req.socket))
     const stream = createWebSocketStream(ws, { writableHighWaterMark: writeBufferBytes(limits) })
     // authorize-forward reads ws.bufferedAmount to spot stalled subscribers
     Object.defineProperty(stream, 'socket', { value: ws })
     stream.on('error', err => logger.debug({ ip: req.socket.remoteAddress, err: err.message }, 'websocket stream error'))
-    guardPacketSize(stream, limits.maxPacketSize, reason => {
-      stats.packetsRefused++
-      logger.warn({ ip: req.socket.remoteAddress }, 'connection closed: %s', reason)
-    })
+    packetSize.watch(stream)
     writeWholeFrames(stream, ws as unknown as FramedSocket)
     deps.handle(stream, req)
   })
@@ -86,4 +87,9 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
       server.closeAllConnections?.()
     }
   })
+}
+
+/** The TCP (or TLS) socket under an MQTT-over-WebSocket stream (the `socket` set at connection). */
+function socketOf (stream: Duplex): { remoteAddress?: string } | undefined {
+  return (stream as Duplex & { socket?: { _socket?: { remoteAddress?: string } } }).socket?._socket
 }
