@@ -1,15 +1,16 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64] [--rate N]
-//                    [--only tcp,ws,stall,latency,idle,floor] [--verbose]
-// `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here.
+//                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose]
+// `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here;
+// `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers.
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
 import { openNativeSubscribers, startIdealcast } from './lib/native.mjs'
-import { freePort, processCpuSeconds, rssBytes, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { freePort, processCpuSeconds, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -21,7 +22,7 @@ const { values } = parseArgs({
     window: { type: 'string', default: '64' },
     // messages/s of the latency load (default: half the slower broker's TCP fan-out capacity)
     rate: { type: 'string' },
-    only: { type: 'string', default: 'tcp,ws,stall,latency,idle' },
+    only: { type: 'string', default: 'tcp,ws,stall,latency,idle,idle-ws' },
     verbose: { type: 'boolean', default: false }
   }
 })
@@ -96,38 +97,27 @@ async function latency (broker, rate, label) {
 }
 
 /**
- * Resident memory per idle subscriber (TCP, each subscribed to one topic): the growth from
- * `IDLE` / 2 to `IDLE` connections, so costs paid once (caches built on first use, the young
- * generation growing to its size) are not counted per subscriber; and, for reference, the
- * growth from none to `IDLE` divided by `IDLE`.
+ * Resident memory per idle subscriber (over `transport`, each subscribed to one topic) on a
+ * fresh broker: the growth from `IDLE` / 2 to `IDLE` connections, so costs paid once (caches
+ * built on first use, the young generation growing to its size) are not counted per
+ * subscriber; and, for reference, the growth from none to `IDLE` divided by `IDLE`.
  */
-async function idleMemory (broker, label) {
-  const half = Math.floor(IDLE / 2)
-  const start = await settledRss(broker.pid)
-  const first = await openNativeSubscribers({ port: broker.port, count: half, filter: 'bench/idle', idPrefix: `${label}-a` })
-  const middle = await settledRss(broker.pid)
-  const second = await openNativeSubscribers({ port: broker.port, count: IDLE - half, filter: 'bench/idle', idPrefix: `${label}-b` })
-  const end = await settledRss(broker.pid)
-  await first.close()
-  await second.close()
-  await sleep(1000)
-  return { marginal: (end - middle) / (IDLE - half), average: (end - start) / IDLE }
-}
-
-/**
- * Resident memory once the process has been idle a while: the least of four samples a second
- * apart after 6 s (V8 collects and gives memory back after some idle time; a single sample right
- * after the connections came counted garbage not yet collected, and varied from 4 to 10 KiB per
- * connection between runs).
- */
-async function settledRss (pid) {
-  await sleep(6000)
-  const samples = []
-  for (let i = 0; i < 4; i++) {
-    samples.push(await rssBytes(pid))
-    await sleep(1000)
+async function idleMemory (start, transport, label) {
+  const broker = await start()
+  try {
+    const port = transport === 'ws' ? broker.wsPort : broker.port
+    const half = Math.floor(IDLE / 2)
+    const before = await settledRss(broker.pid)
+    const first = await openNativeSubscribers({ port, transport, count: half, filter: 'bench/idle', idPrefix: `${label}-a` })
+    const middle = await settledRss(broker.pid)
+    const second = await openNativeSubscribers({ port, transport, count: IDLE - half, filter: 'bench/idle', idPrefix: `${label}-b` })
+    const end = await settledRss(broker.pid)
+    await first.close()
+    await second.close()
+    return { marginal: (end - middle) / (IDLE - half), average: (end - before) / IDLE }
+  } finally {
+    await broker.stop()
   }
-  return Math.min(...samples)
 }
 
 const row = (name, f, m, unit = '', better = 'higher') => {
@@ -167,8 +157,11 @@ try {
   const lf = ONLY.has('latency') ? await latency(firehose, rate, 'f-lat') : none
   const lm = ONLY.has('latency') ? await latency(mosquitto, rate, 'm-lat') : none
   const noMemory = { marginal: NaN, average: NaN }
-  const mf = ONLY.has('idle') ? await idleMemory(firehose, 'f-idle') : noMemory
-  const mm = ONLY.has('idle') ? await idleMemory(mosquitto, 'm-idle') : noMemory
+  const freshFirehose = async () => await startFirehose({ users: USERS })
+  const mf = ONLY.has('idle') ? await idleMemory(freshFirehose, 'tcp', 'f-idle') : noMemory
+  const mm = ONLY.has('idle') ? await idleMemory(startMosquitto, 'tcp', 'm-idle') : noMemory
+  const wf = ONLY.has('idle-ws') ? await idleMemory(freshFirehose, 'ws', 'f-idle-ws') : noMemory
+  const wm = ONLY.has('idle-ws') ? await idleMemory(startMosquitto, 'ws', 'm-idle-ws') : noMemory
 
   console.log('\n| figure | Firehose | Mosquitto | ratio Firehose/Mosquitto |')
   console.log('|---|---|---|---|')
@@ -178,6 +171,8 @@ try {
   row(`latency p99 at ${rate} msg/s × ${SUBSCRIBERS} subscribers`, lf.p99, lm.p99, ' ms', 'lower')
   row(`memory per idle TCP subscriber, ${Math.floor(IDLE / 2)} → ${IDLE} connections`, mf.marginal / 1024, mm.marginal / 1024, ' KiB', 'lower')
   row(`memory per idle TCP subscriber, 0 → ${IDLE} (fixed costs included)`, mf.average / 1024, mm.average / 1024, ' KiB', 'lower')
+  row(`memory per idle WebSocket subscriber, ${Math.floor(IDLE / 2)} → ${IDLE} connections`, wf.marginal / 1024, wm.marginal / 1024, ' KiB', 'lower')
+  row(`memory per idle WebSocket subscriber, 0 → ${IDLE} (fixed costs included)`, wf.average / 1024, wm.average / 1024, ' KiB', 'lower')
   row('TCP fan-out with one stalled subscriber (median)', median(figures.stall.f), median(figures.stall.m))
   if (ONLY.has('stall') && ONLY.has('tcp')) {
     console.log(`\nwith a stalled subscriber the others keep ${(100 * median(figures.stall.f) / median(figures.tcp.f)).toFixed(0)}% (Firehose) and ` +

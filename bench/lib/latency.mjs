@@ -9,7 +9,7 @@ import { openNativeSubscribers } from './native.mjs'
  * Publishes `rate` × `seconds` QoS 0 messages of `payloadSize` bytes on `topic`, each stamped
  * with its send time, then waits a second for the last ones to arrive. Returns how many.
  */
-async function publishStamped (pub, topic, rate, seconds, payloadSize) {
+export async function publishStamped (pub, topic, rate, seconds, payloadSize) {
   const total = Math.round(rate * seconds)
   const started = process.hrtime.bigint()
   for (let i = 0; i < total; i++) {

@@ -35,7 +35,8 @@ export async function startIdealcast (port) {
  * SUBACK. `bytes()` is the delivered bytes so far (reported by the process every 2 ms).
  * With `stamps` ({ packetSize, offset }: every PUBLISH has that size and a CLOCK_MONOTONIC
  * nanosecond stamp at that offset, as process.hrtime.bigint() gives) every delivery is timed,
- * and `close()` resolves to { p50, p99, samples } in ms.
+ * and `close()` resolves to { p50, p99, samples, disconnected } (latencies in ms); `mark()`
+ * resolves to the same for the deliveries since the last mark and starts anew.
  */
 export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp', stamps }) {
   build()
@@ -44,6 +45,7 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
   const child = spawn(BINARY, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   let total = 0
   let latency
+  let marked
   let exited = false
   child.on('exit', () => { exited = true })
   await new Promise((resolve, reject) => {
@@ -51,8 +53,10 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
     lines.on('line', line => {
       if (line === 'ready') resolve()
       else if (line.startsWith('latency ')) {
-        const [p50, p99, samples] = line.split(' ').slice(1).map(Number)
-        latency = { p50, p99, samples }
+        const [p50, p99, samples, disconnected] = line.split(' ').slice(1).map(Number)
+        latency = { p50, p99, samples, disconnected }
+        marked?.(latency)
+        marked = undefined
       } else total = Number(line)
     })
     child.on('exit', code => reject(new Error(`subscribers exited with ${code} before all were subscribed`)))
@@ -61,6 +65,10 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
     count,
     pid: child.pid,
     bytes: () => total,
+    mark: async () => await new Promise(resolve => {
+      marked = resolve
+      child.stdin.write('mark\n')
+    }),
     close: async () => {
       if (!exited) {
         child.stdin.end()

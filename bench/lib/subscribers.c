@@ -12,7 +12,9 @@
  * With PACKET_SIZE and STAMP_OFFSET (latency mode: every PUBLISH is PACKET_SIZE bytes and
  * carries the publisher's CLOCK_MONOTONIC time in nanoseconds, 8 bytes big-endian, at
  * STAMP_OFFSET) every delivery to every subscriber is timed, and on exit it prints
- * "latency P50_MS P99_MS SAMPLES". Deliveries are then read as soon as they arrive.
+ * "latency P50_MS P99_MS SAMPLES DISCONNECTED"; a line on its standard input prints the same
+ * for the deliveries since the last such line and starts counting anew (a step of a rate
+ * search). Deliveries are then read as soon as they arrive.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -50,6 +52,7 @@ static uint64_t total;
 static uint64_t packet_size, stamp_offset; /* latency mode when packet_size > 0 */
 static double *samples;
 static size_t sample_count, sample_cap;
+static unsigned disconnected; /* subscribers the broker closed since the last report */
 
 static uint64_t now_ns (void) {
   struct timespec t;
@@ -87,7 +90,9 @@ static void print_latency (void) {
   if (packet_size == 0) return;
   qsort(samples, sample_count, sizeof *samples, by_value);
   double p50 = sample_count ? samples[sample_count / 2] : 0, p99 = sample_count ? samples[(size_t)(sample_count * 0.99)] : 0;
-  printf("latency %.3f %.3f %zu\n", p50, p99, sample_count);
+  printf("latency %.3f %.3f %zu %u\n", p50, p99, sample_count, disconnected);
+  sample_count = 0;
+  disconnected = 0;
 }
 
 static void die (const char *what) { perror(what); exit(1); }
@@ -245,10 +250,11 @@ int main (int argc, char **argv) {
       if (!s) {
         ssize_t r = read(0, buf, sizeof buf);
         if (r == 0) { print_latency(); return 0; }
+        if (r > 0) print_latency();
         continue;
       }
       ssize_t r = read(s->fd, buf, sizeof buf);
-      if (r == 0) { fprintf(stderr, "a subscriber was disconnected\n"); epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL); close(s->fd); continue; }
+      if (r == 0) { fprintf(stderr, "a subscriber was disconnected\n"); disconnected++; epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL); close(s->fd); continue; }
       if (r < 0) continue;
       if (ws) frames(s, buf, (size_t)r); else payload(s, buf, (size_t)r);
     }
