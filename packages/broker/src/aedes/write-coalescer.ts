@@ -127,24 +127,31 @@ export interface FramedSocket {
  * subscriber was most of the garbage the broker collected under WebSocket fan-out.
  */
 export function writeWholeFrames (stream: Writable, ws: FramedSocket): void {
-  (stream as Writable & { _writev: Writev })._writev = function writevAsOneFrame (chunks, callback) {
-    const buffers = chunks.map(({ chunk, encoding }) => typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk)
-    const socket = ws._socket
-    if (buffers.length > 1 && socket !== undefined && ws.readyState === OPEN && ws._sender?._state === SENDER_IDLE && ws._extensions?.['permessage-deflate'] === undefined) {
-      let length = 0
-      for (const buffer of buffers) length += buffer.length
-      socket.cork()
-      socket.write(frameHeader(length))
-      for (let i = 0; i < buffers.length - 1; i++) socket.write(buffers[i])
-      socket.write(buffers[buffers.length - 1], callback)
-      socket.uncork()
-      return
-    }
-    this._write(buffers.length === 1 ? buffers[0] : Buffer.concat(buffers), 'buffer' as BufferEncoding, callback)
-  }
+  const framed = stream as Framed
+  framed[FRAMED] = ws
+  framed._writev = writevAsOneFrame as Writable['_writev']
 }
 
-type Writev = (this: Writable, chunks: Array<{ chunk: Buffer | string, encoding: BufferEncoding }>, callback: (err?: Error | null) => void) => void
+const FRAMED = Symbol('firehose.writeWholeFrames.ws')
+type Framed = Writable & { [FRAMED]: FramedSocket }
+
+// shared by every connection (an own property per connection, not a closure per connection)
+function writevAsOneFrame (this: Framed, chunks: Array<{ chunk: Buffer | string, encoding: BufferEncoding }>, callback: (err?: Error | null) => void): void {
+  const ws = this[FRAMED]
+  const buffers = chunks.map(({ chunk, encoding }) => typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk)
+  const socket = ws._socket
+  if (buffers.length > 1 && socket !== undefined && ws.readyState === OPEN && ws._sender?._state === SENDER_IDLE && ws._extensions?.['permessage-deflate'] === undefined) {
+    let length = 0
+    for (const buffer of buffers) length += buffer.length
+    socket.cork()
+    socket.write(frameHeader(length))
+    for (let i = 0; i < buffers.length - 1; i++) socket.write(buffers[i])
+    socket.write(buffers[buffers.length - 1], callback)
+    socket.uncork()
+    return
+  }
+  this._write(buffers.length === 1 ? buffers[0] : Buffer.concat(buffers), 'buffer' as BufferEncoding, callback)
+}
 
 /** ws's WebSocket.OPEN, and Sender's DEFAULT state (nothing queued) */
 const OPEN = 1

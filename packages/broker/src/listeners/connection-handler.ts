@@ -9,18 +9,27 @@ import { StrictPackets } from '../aedes/strict-packets.js'
 import { WriteCoalescer } from '../aedes/write-coalescer.js'
 import type { StalledSubscriberGuard } from './stalled-subscriber.js'
 
+/**
+ * Where a WebSocket connection came from: the socket under its HTTP upgrade. Aedes keeps what it
+ * is given as `client.req` for as long as the client is connected, and Firehose reads only the
+ * address from it (hooks/context.ts `remoteAddress`); the upgrade's whole IncomingMessage
+ * (headers, raw headers, a stream state) was about 1.2 KiB per idle WebSocket subscriber.
+ */
+export type ConnectionOrigin = Pick<IncomingMessage, 'socket'>
+
 /** Hands a connection (TCP, TLS or WebSocket stream) to Aedes, on Firehose's fan-out path. */
-export type ConnectionHandler = (stream: Duplex, req?: IncomingMessage) => void
+export type ConnectionHandler = (stream: Duplex, origin?: ConnectionOrigin) => void
 
 export function createConnectionHandler (broker: Aedes, stalled: StalledSubscriberGuard): ConnectionHandler {
   const coalescer = new WriteCoalescer()
   const qos0 = new Qos0FastPath(broker, coalescer)
   const strict = new StrictPackets()
   const bufferList = new ParserBufferList()
-  return (stream, req) => {
+  return (stream, origin) => {
     coalescer.attach(stream)
     stalled.watch(stream)
-    const client = req === undefined ? broker.handle(stream) : broker.handle(stream, req)
+    // Aedes keeps the origin as client.req and reads only its connDetails (absent here) itself
+    const client = origin === undefined ? broker.handle(stream) : broker.handle(stream, origin as IncomingMessage)
     // before its first byte is parsed (Aedes reads on the next turn)
     strict.install(client)
     bufferList.install(client)

@@ -65,15 +65,19 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
     stats.packetsRefused++
     logger.warn({ ip: socketOf(stream)?.remoteAddress }, 'connection closed: %s', reason)
   })
+  // shared by every connection: per-connection closures are most of an idle subscriber's memory
+  const onStreamError = function (this: Duplex, err: Error): void {
+    logger.debug({ ip: socketOf(this)?.remoteAddress, err: err.message }, 'websocket stream error')
+  }
   wss.on('connection', (ws, req) => {
     guard.handedOver(rawSocket(req.socket))
     const stream = createWebSocketStream(ws, { writableHighWaterMark: writeBufferBytes(limits) })
     // authorize-forward reads ws.bufferedAmount to spot stalled subscribers
     Object.defineProperty(stream, 'socket', { value: ws })
-    stream.on('error', err => logger.debug({ ip: req.socket.remoteAddress, err: err.message }, 'websocket stream error'))
+    stream.on('error', onStreamError)
     packetSize.watch(stream)
     writeWholeFrames(stream, ws as unknown as FramedSocket)
-    deps.handle(stream, req)
+    deps.handle(stream, { socket: req.socket })
   })
   wss.on('error', err => logger.error({ err }, 'websocket server error'))
   return await serveListener(server, config, {
