@@ -15,12 +15,25 @@ interface ClientWatch { _eos: () => void, conn: Watched }
  * without an error event). So the watch is taken down at once (Aedes keeps its cleanup in
  * `_eos`) and replaced by one 'close' listener, a function every connection shares; `_eos`,
  * which Aedes calls as it closes the client, now removes that listener. Upstream: docs/upstream.md.
+ *
+ * The listener arrays `finished` added to keep the capacity they grew to (about 20 slots for
+ * two listeners), so the events it listened to get their listeners back in arrays their size.
  */
 export function watchClose (client: Client): void {
   const watch = client as unknown as ClientWatch
   watch._eos()
+  for (const event of WATCHED_BY_FINISHED) compactListeners(watch.conn, event)
   watch.conn.on('close', closeClient)
   watch._eos = stopWatching
+}
+
+const WATCHED_BY_FINISHED = ['end', 'finish', 'error', 'close'] as const
+
+function compactListeners (stream: Duplex, event: string): void {
+  const listeners = stream.rawListeners(event)
+  if (listeners.length < 2) return
+  stream.removeAllListeners(event)
+  for (const listener of listeners) stream.on(event, listener as (...args: unknown[]) => void)
 }
 
 function closeClient (this: Watched): void {

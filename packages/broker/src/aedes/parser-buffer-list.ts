@@ -4,8 +4,8 @@ import type { Client } from 'aedes'
 import { expect, type PatchContract } from './contract.js'
 import { installedDir } from './versions.js'
 
-/** What mqtt-packet's parser calls on its list of unparsed bytes (parser.js `this._list.*`) */
-interface ByteList { append: (buffer: Buffer) => unknown, length: number }
+/** What mqtt-packet's parser calls on its list of unparsed bytes (parser.js `this._list.*`), and bl's own array of them */
+interface ByteList { append (buffer: Buffer): unknown, consume (bytes: number): ByteList, length: number, _bufs: Buffer[] }
 type ByteListClass = new () => ByteList
 
 /**
@@ -16,12 +16,16 @@ type ByteListClass = new () => ByteList
  * connection's parser gets the same package's plain BufferList instead, which is that list
  * without the stream. After a parse error the parser makes itself a `bl()` again; Aedes closes
  * the connection then. Upstream: docs/upstream.md.
+ *
+ * BufferList's `consume` shifts what it consumed off its array of buffers, which keeps the
+ * capacity it grew to (17 slots from the first append on): a list consumed to empty, as a
+ * subscriber's is between the few packets it sends, starts a new array instead.
  */
 export class ParserBufferList {
   readonly #List: ByteListClass
 
   constructor () {
-    this.#List = bufferListClass()
+    this.#List = parserListClass()
   }
 
   /** Right after `broker.handle()`, before the connection's first byte is parsed. */
@@ -35,6 +39,18 @@ export class ParserBufferList {
 function bufferListClass (): ByteListClass {
   const fromParser = createRequire(join(installedDir('mqtt-packet'), 'parser.js'))
   return fromParser('bl/BufferList.js') as ByteListClass
+}
+
+/** bl's BufferList, letting go of its array when consumed to empty */
+function parserListClass (): ByteListClass {
+  const BufferList = bufferListClass()
+  return class ParserList extends BufferList {
+    override consume (bytes: number): ByteList {
+      super.consume(bytes)
+      if (this.length === 0) this._bufs = []
+      return this
+    }
+  }
 }
 
 /** What the parser calls on `_list`, read from its source */
@@ -53,6 +69,9 @@ export const parserBufferListContract: PatchContract = {
     const list = new List()
     list.append(Buffer.from('ab'))
     expect(problems, list.length === 2, 'bl\'s BufferList does not count what is appended in `length`')
+    expect(problems, Array.isArray(list._bufs) && list._bufs.length === 1, 'bl\'s BufferList keeps its buffers elsewhere than in the array `_bufs`')
+    list.consume(2)
+    expect(problems, list.length === 0 && list._bufs.length === 0, 'bl\'s BufferList consume does not take consumed buffers off `_bufs`')
     for (const method of listMethodsUsed(source('mqtt-packet', 'parser.js'))) {
       if (method === 'length') continue
       expect(problems, typeof (list as unknown as Record<string, unknown>)[method] === 'function', `bl's BufferList has no ${method}, which the parser calls on its list`)

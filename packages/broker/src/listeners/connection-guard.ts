@@ -3,6 +3,14 @@ import type { Logger } from 'pino'
 import type { Limits } from '../config/types.js'
 import type { BrokerStats } from '../observability/stats.js'
 
+const ADMISSION = Symbol('firehose.connectionGuard.admission')
+type Admitted = Socket & { [ADMISSION]: { guard: ConnectionGuard, ip: string, listener: string } }
+
+function onAdmittedClose (this: Admitted): void {
+  const { guard, ip, listener } = this[ADMISSION]
+  guard.released(this, ip, listener)
+}
+
 /**
  * Admits raw sockets on every listener against the total and per-address limits, keeps
  * per-listener counts, and sums bytes in and out (live sockets plus those already closed).
@@ -44,17 +52,22 @@ export class ConnectionGuard {
     }, this.limits.connectTimeout * 1000)
     timer.unref()
     this.handshakes.set(socket, timer)
-    socket.once('close', () => {
-      this.handedOver(socket)
-      this.live.delete(socket)
-      const n = (this.perIp.get(ip) ?? 1) - 1
-      if (n <= 0) this.perIp.delete(ip)
-      else this.perIp.set(ip, n)
-      this.perListener.set(listener, (this.perListener.get(listener) ?? 1) - 1)
-      this.closedBytesRead += socket.bytesRead
-      this.closedBytesWritten += socket.bytesWritten
-    })
+    // a listener every socket shares, its state in one small object (kept as long as the socket)
+    ;(socket as Admitted)[ADMISSION] = { guard: this, ip, listener }
+    socket.on('close', onAdmittedClose)
     return true
+  }
+
+  /** An admitted socket closed: it no longer counts. */
+  released (socket: Socket, ip: string, listener: string): void {
+    this.handedOver(socket)
+    this.live.delete(socket)
+    const n = (this.perIp.get(ip) ?? 1) - 1
+    if (n <= 0) this.perIp.delete(ip)
+    else this.perIp.set(ip, n)
+    this.perListener.set(listener, (this.perListener.get(listener) ?? 1) - 1)
+    this.closedBytesRead += socket.bytesRead
+    this.closedBytesWritten += socket.bytesWritten
   }
 
   /** The socket reached the MQTT layer, whose connect timeout takes over. */
