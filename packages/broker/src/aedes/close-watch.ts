@@ -29,11 +29,15 @@ export function watchClose (client: Client): void {
 
 const WATCHED_BY_FINISHED = ['end', 'finish', 'error', 'close'] as const
 
+/**
+ * An event's listener array copied at its length, in place (EventEmitter's `_events`: one listener
+ * as the function itself, more as an array). Removing and adding the listeners again would make
+ * `_events` a dictionary (a `delete` on it): larger than what it saves.
+ */
 function compactListeners (stream: Duplex, event: string): void {
-  const listeners = stream.rawListeners(event)
-  if (listeners.length < 2) return
-  stream.removeAllListeners(event)
-  for (const listener of listeners) stream.on(event, listener as (...args: unknown[]) => void)
+  const events = (stream as unknown as { _events: Record<string, unknown> })._events
+  const listeners = events[event]
+  if (Array.isArray(listeners)) events[event] = listeners.length === 1 ? listeners[0] : listeners.slice()
 }
 
 function closeClient (this: Watched): void {
@@ -62,6 +66,8 @@ export const closeWatchContract: PatchContract = {
     const watch = client as unknown as Partial<ClientWatch>
     expect(problems, typeof watch._eos === 'function', 'client._eos is not a function')
     expect(problems, (watch.conn as Watched | undefined)?.client === (client as unknown as Client), 'client.conn.client is not the client')
+    const events = (watch.conn as unknown as { _events?: Record<string, unknown> } | undefined)?._events
+    expect(problems, typeof events === 'object' && events !== null && Array.isArray(events.end), 'the connection\'s listeners are not in Node\'s EventEmitter `_events` (several per event in an array)')
     return problems
   }
 }
