@@ -55,3 +55,56 @@ t.test('MQTT 3.1 subscribers get the same message, encoded for their version', a
   t.same(new Set(got), new Set(['old/topic x']))
   t.equal(fastPath?.encodes, 1, `one encode for ${SUBSCRIBERS} MQTT 3.1 subscribers`)
 })
+
+// What Aedes' subscription function decides before deliver0 (retain cleared on live messages,
+// no $ topic to a filter starting with a wildcard, QoS 1 downgraded to a QoS 0 subscription)
+// must hold on the fast path too, and unsubscribing or subscribing again must take effect.
+t.test('QoS 0 deliveries on the fast path keep the rules of Aedes\' subscription function', async t => {
+  const aedes = await AedesUnderTest.start({}, broker => {
+    const path = new Qos0FastPath(broker, new WriteCoalescer())
+    return client => path.install(client)
+  })
+  t.teardown(() => aedes.close())
+  const got = new Map<string, string[]>()
+  const subscriber = async (name: string, filter: string, qos: 0 | 1): Promise<void> => {
+    const sub = await aedes.connect({ clientId: name })
+    const lines: string[] = []
+    got.set(name, lines)
+    sub.on('message', (topic, payload, packet) => lines.push(`${topic} ${payload.toString()} qos${packet.qos}${packet.retain ? ' retained' : ''}`))
+    await sub.subscribeAsync(filter, { qos })
+  }
+  // one after another: a retained message waits for the store, so a later one could overtake it
+  const publish = async (topic: string, payload: string, qos: 0 | 1 = 0, retain = false): Promise<void> => {
+    await new Promise(resolve => aedes.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false }, resolve))
+  }
+  await publish('r/kept', 'before', 0, true)
+  await subscriber('hash', '#', 0)
+  await subscriber('plus', '+/kept', 0)
+  await subscriber('dollar', '$app/#', 0)
+  await subscriber('one', 'r/#', 1)
+  // the first message to each subscription tells the fast path whose it is
+  await publish('r/kept', 'first')
+  await publish('$app/x', 'first')
+  await until('the first messages', () => got.get('one')?.length === 2 && got.get('dollar')?.length === 1)
+  await publish('r/kept', 'live', 0, true) // [MQTT-3.3.1-9]: retain cleared on a live delivery
+  await publish('r/kept', 'at qos 1', 1) // to a QoS 0 subscription: Aedes' own function, downgraded
+  await publish('$app/x', 'dollar') // [MQTT-4.7.2-1]: not to # or +/...
+  await publish('r/kept', 'last')
+  await until('the last message everywhere', () => ['hash', 'plus', 'one'].every(n => got.get(n)?.at(-1) === 'r/kept last qos0') && got.get('dollar')?.length === 2)
+  for (const name of ['hash', 'plus', 'one']) {
+    t.same(got.get(name), ['r/kept before qos0 retained', 'r/kept first qos0', 'r/kept live qos0', `r/kept at qos 1 qos${name === 'one' ? 1 : 0}`, 'r/kept last qos0'], name)
+  }
+  t.same(got.get('dollar'), ['$app/x first qos0', '$app/x dollar qos0'])
+
+  // unsubscribing removes the function the fast path registered (Aedes takes it from the subscription)
+  const hash = aedes.clients[0]!
+  await hash.unsubscribeAsync('#')
+  // re-subscribing at another QoS replaces it: QoS 1 goes through Aedes' function
+  const plus = aedes.clients[1]!
+  await plus.subscribeAsync('+/kept', { qos: 1 })
+  await publish('r/kept', 'after', 1)
+  await until('the QoS 1 subscribers to get it', () => got.get('plus')?.at(-1) === 'r/kept after qos1' && got.get('one')?.at(-1) === 'r/kept after qos1')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(got.get('hash')?.at(-1), 'r/kept last qos0', 'nothing after UNSUBSCRIBE')
+  t.equal(got.get('plus')?.filter(line => line.includes('after')).length, 1, 'once, after re-subscribing')
+})
