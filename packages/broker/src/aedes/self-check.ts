@@ -26,6 +26,7 @@ import { memorySessionLimitsContract } from './memory-session-limits.js'
 import { redisSessionLimitsContract } from './redis-session-limits.js'
 import { sessionLimitsContract } from './session-limits.js'
 import { closeWatchContract } from './close-watch.js'
+import { inflightOnDemandContract } from './inflight-on-demand.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
 import { parserBufferListContract } from './parser-buffer-list.js'
 import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.js'
@@ -52,6 +53,7 @@ export const CONTRACTS: readonly PatchContract[] = [
   strictPacketsContract,
   parserBufferListContract,
   closeWatchContract,
+  inflightOnDemandContract,
   tidyLevelStoreContract,
   sessionLimitsContract,
   levelSessionLimitsContract,

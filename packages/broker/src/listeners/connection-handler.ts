@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import { watchClose } from '../aedes/close-watch.js'
 import { installExactDedupe } from '../aedes/exact-dedupe.js'
+import { inflightOnDemand } from '../aedes/inflight-on-demand.js'
 import { ParserBufferList } from '../aedes/parser-buffer-list.js'
 import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
 import { StrictPackets } from '../aedes/strict-packets.js'
@@ -34,6 +35,7 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
     strict.install(client)
     bufferList.install(client)
     watchClose(client)
+    inflightOnDemand(client)
     installExactDedupe(client)
     // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
     qos0.install(client)
