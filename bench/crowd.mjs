@@ -11,9 +11,7 @@
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
-import mqttPacket from 'mqtt-packet'
-import { fmt, publishStamped } from './lib/latency.mjs'
-import { openNativeSubscribers } from './lib/native.mjs'
+import { fmt, openStampedSubscribers, publishStamped } from './lib/latency.mjs'
 import { settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
@@ -57,9 +55,8 @@ async function step (subs, pub, rate, limit) {
 /** `COUNT` stamped subscribers on `broker`, and a publisher. */
 async function crowd (name, broker) {
   const port = TRANSPORT === 'ws' ? broker.wsPort : broker.port
-  const packetSize = mqttPacket.generate({ cmd: 'publish', topic: TOPIC, payload: Buffer.alloc(PAYLOAD), qos: 0, retain: false }).length
   const connecting = Date.now()
-  const subs = await openNativeSubscribers({ port, transport: TRANSPORT, count: COUNT, filter: 'bench/#', idPrefix: `${name}-crowd`, stamps: { packetSize, offset: packetSize - PAYLOAD } })
+  const subs = await openStampedSubscribers({ port, transport: TRANSPORT, count: COUNT, idPrefix: `${name}-crowd`, topic: TOPIC, payloadSize: PAYLOAD })
   console.log(`  ${name}: ${COUNT} ${TRANSPORT} subscribers connected in ${((Date.now() - connecting) / 1000).toFixed(1)} s`)
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `${name}-crowd-pub` })
   return { broker, subs, pub }

@@ -33,13 +33,22 @@ export async function publishStamped (pub, topic, rate, seconds, payloadSize) {
  */
 export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency' }) {
   const payloadSize = 1024
-  const packetSize = mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(payloadSize), qos: 0, retain: false }).length
-  const subs = await openNativeSubscribers({ port, count, filter: 'bench/#', idPrefix: label, stamps: { packetSize, offset: packetSize - payloadSize } })
+  const subs = await openStampedSubscribers({ port, count, idPrefix: label, topic, payloadSize })
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
   const total = await publishStamped(pub, topic, rate, seconds, payloadSize)
   await pub.endAsync()
   const { p50, p99, samples } = await subs.close()
   return { p50, p99, received: samples, sent: total * count }
+}
+
+/**
+ * `count` lean subscribers on `bench/#` that time every delivery of what `publishStamped` sends
+ * on `topic` with `payloadSize`-byte payloads (every PUBLISH then has one size, the stamp at the
+ * start of its payload).
+ */
+export async function openStampedSubscribers ({ port, count, idPrefix, topic, payloadSize, transport = 'tcp' }) {
+  const packetSize = mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(payloadSize), qos: 0, retain: false }).length
+  return await openNativeSubscribers({ port, transport, count, filter: 'bench/#', idPrefix, stamps: { packetSize, offset: packetSize - payloadSize } })
 }
 
 /** p50 and p99 in ms over `rate` × `seconds` messages on `topic`. */

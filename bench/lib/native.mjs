@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const BUILD = fileURLToPath(new URL('../.build/', import.meta.url))
-const BINARY = `${BUILD}subscribers`
 
 /** bench/lib/<name>.c built into bench/.build/<name> unless the binary is newer; its path. */
 function build (name = 'subscribers') {
@@ -39,10 +38,9 @@ export async function startIdealcast (port) {
  * resolves to the same for the deliveries since the last mark and starts anew.
  */
 export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp', stamps }) {
-  build()
   const args = [host, String(port), String(count), filter, idPrefix, transport]
   if (stamps !== undefined) args.push(String(stamps.packetSize), String(stamps.offset))
-  const child = spawn(BINARY, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(build(), args, { stdio: ['pipe', 'pipe', 'inherit'] })
   let total = 0
   let latency
   let marked
