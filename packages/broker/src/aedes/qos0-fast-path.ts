@@ -13,8 +13,8 @@ type Publish = AedesPublishPacket & { clientId?: string, nl?: boolean, propertie
  * copies the packet, re-encodes it with mqtt-packet for every subscriber, writes it as five
  * chunks (mqtt-packet writes each field apart), and schedules two setImmediate callbacks per delivery. Here a message's PUBLISH
  * bytes are encoded once (all subscribers of a message get the same bytes for QoS 0 on MQTT
- * 3.1/3.1.1), written as one chunk, and the deliveries of one event-loop turn complete
- * together after the coalesced write. Upstream proposal: docs/upstream.md.
+ * 3.1/3.1.1), queued with the connection and written with the turn's others at its end
+ * (write-coalescer.ts), and the deliveries of one event-loop turn complete together after it. Upstream proposal: docs/upstream.md.
  *
  * Everything else is still Aedes': the same checks in the same order (no-local, then
  * authorizeForward, which also suppresses duplicates: exact-dedupe.ts), waiting for drain
@@ -63,8 +63,13 @@ export class Qos0FastPath {
       return
     }
     const conn = client.conn
+    const bytes = this.#encode(toForward, client.version)
     this.#coalescer.hold(conn)
-    if (!conn.write(this.#encode(toForward, client.version)) && !client.errored) {
+    if (this.#coalescer.queue(conn, bytes)) {
+      this.#coalescer.afterFlush(callback)
+      return
+    }
+    if (!conn.write(bytes) && !client.errored) {
       // as Aedes' deliver0: an error (the connection closed meanwhile) ends the client, never the caller
       client.waitForDrain(err => {
         client._onError(err)

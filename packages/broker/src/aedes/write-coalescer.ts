@@ -5,8 +5,10 @@ import type { PatchContract } from './contract.js'
 const HELD = Symbol('firehose.writeCoalescer.held')
 const CORKED = Symbol('firehose.writeCoalescer.corked')
 const COALESCER = Symbol('firehose.writeCoalescer')
+const QUEUED = Symbol('firehose.writeCoalescer.queued')
+const QUEUED_BYTES = Symbol('firehose.writeCoalescer.queuedBytes')
 
-type Attached = Writable & { [HELD]?: boolean, [CORKED]?: boolean, [COALESCER]: WriteCoalescer }
+type Attached = Writable & { [HELD]?: boolean, [CORKED]?: boolean, [COALESCER]: WriteCoalescer, [QUEUED]: Buffer[] | undefined, [QUEUED_BYTES]: number }
 
 const cork = Writable.prototype.cork
 
@@ -27,7 +29,18 @@ const cork = Writable.prototype.cork
  * its second packet on; a turn after one that did write some connection twice holds every
  * connection from its first packet (one write per connection per turn, as under load).
  *
- * Order is kept (the stream's own buffer), `end()` flushes what is held, and the flush is
+ * The QoS 0 fast path (qos0-fast-path.ts) does not write a held connection at all: it queues
+ * the packet's bytes with the connection (`queue`), and at the end of the turn the connection
+ * gets them in one write. Under a firehose every subscriber gets the same packets in a turn —
+ * the same Buffer objects, encoded once — so they are joined once for all of them
+ * (`SharedJoin`): a per-delivery stream write (its buffered-chunk object, the stalled-subscriber
+ * check, the writev of a dozen chunks per connection) was most of what the broker spent per
+ * delivery after the kernel.
+ *
+ * Order is kept: queued packets go into the stream before any other write to it (Aedes corks
+ * before each write: `coalescingCork`), the rest is the stream's own buffer. `end()` flushes
+ * what the stream holds (Aedes only ever destroys connections; a connection destroyed or ended
+ * with packets queued drops them, as a corked stream drops its buffer), and the flush is
  * scheduled before any callback Aedes schedules after its write, so a CONNACK refusal is out
  * before Aedes closes the connection.
  */
@@ -40,6 +53,8 @@ export class WriteCoalescer {
   #lastBatched = true
   /** turns that held every connection from its first packet, and turns that wrote first packets at once (the contract test reads them) */
   readonly turns = { held: 0, writingThrough: 0 }
+  /** a turn's queued packets, joined once for every connection that queued the same ones */
+  readonly joined = new SharedJoin()
   readonly #flush = (): void => {
     const held = this.#held
     const callbacks = this.#callbacks
@@ -52,11 +67,13 @@ export class WriteCoalescer {
     this.#batched = false
     for (const stream of held) {
       stream[HELD] = false
+      this.#release(stream)
       if (stream[CORKED] === true) {
         stream[CORKED] = false
         if (!stream.destroyed) stream.uncork()
       }
     }
+    this.joined.forget()
     for (const callback of callbacks) callback()
   }
 
@@ -77,7 +94,48 @@ export class WriteCoalescer {
   attach (stream: Writable): void {
     const attached = stream as Attached
     attached[COALESCER] = this
+    attached[QUEUED] = undefined
+    attached[QUEUED_BYTES] = 0
     attached.cork = coalescingCork
+  }
+
+  /**
+   * Queues `bytes` (a whole packet) for `stream`, held this turn, to be written at its end;
+   * false when `stream` is not held from its first packet this turn (write it now) or when the
+   * packet would fill its write buffer: then what is queued goes into the stream, and the
+   * caller writes this packet and sees write() say "wait", as without the queue.
+   */
+  queue (stream: Writable, bytes: Buffer): boolean {
+    const attached = stream as Attached
+    if (attached[CORKED] !== true || attached[COALESCER] !== this) return false
+    const queuedBytes = attached[QUEUED_BYTES] + bytes.length
+    if (attached.writableLength + queuedBytes >= attached.writableHighWaterMark) {
+      this.#release(attached)
+      return false
+    }
+    const queued = attached[QUEUED]
+    if (queued === undefined) attached[QUEUED] = [bytes]
+    else queued.push(bytes)
+    attached[QUEUED_BYTES] = queuedBytes
+    return true
+  }
+
+  // writes what is queued for `stream` into it (corked: it leaves at the uncork)
+  #release (stream: Attached): void {
+    const queued = stream[QUEUED]
+    if (queued === undefined) return
+    stream[QUEUED] = undefined
+    stream[QUEUED_BYTES] = 0
+    if (stream.destroyed || stream.writableEnded) return
+    const joined = queued.length > 1 ? this.joined.for(queued) : queued[0]
+    if (joined !== undefined) stream.write(joined)
+    else for (const bytes of queued) stream.write(bytes)
+  }
+
+  /** Before a write to `stream` that is not queued: what is queued goes first. */
+  beforeWrite (stream: Writable): void {
+    this.hold(stream)
+    this.#release(stream as Attached)
   }
 
   /** Called before each packet written to `stream`: holds its writes until the end of this event-loop turn (see the class comment for when from). */
@@ -103,8 +161,52 @@ export class WriteCoalescer {
 
 // shared by every connection (an own property per connection, not a closure per connection)
 function coalescingCork (this: Attached): void {
-  this[COALESCER].hold(this)
+  this[COALESCER].beforeWrite(this)
   cork.call(this)
+}
+
+/**
+ * Joins the packets queued for a connection once for every connection of the turn that queued
+ * the same Buffer objects (one after another: the flush goes through the connections in the
+ * order they were first written, and a firehose's subscribers all get the same packets). A
+ * connection whose packets differ from the last one's is written its packets as they are:
+ * nothing is joined for one connection alone, so there is no copy per subscriber.
+ */
+export class SharedJoin {
+  #buffers: Buffer[] | undefined
+  #joined: Buffer | undefined
+  /** joins made, and writes that used one (the tests read them) */
+  readonly counts = { joins: 0, shared: 0 }
+
+  /** `buffers` joined, when the last call had the same ones; otherwise undefined (and these are remembered). */
+  for (buffers: Buffer[]): Buffer | undefined {
+    const last = this.#buffers
+    if (last === undefined || !sameBuffers(last, buffers)) {
+      this.#buffers = buffers
+      this.#joined = undefined
+      return undefined
+    }
+    if (this.#joined === undefined) {
+      let length = 0
+      for (let i = 0; i < last.length; i++) length += last[i]!.length
+      this.#joined = Buffer.concat(last, length)
+      this.counts.joins++
+    }
+    this.counts.shared++
+    return this.#joined
+  }
+
+  /** Let go of this turn's buffers. */
+  forget (): void {
+    this.#buffers = undefined
+    this.#joined = undefined
+  }
+}
+
+function sameBuffers (a: Buffer[], b: Buffer[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** What writeWholeFrames uses of a ws 8 server-side WebSocket (lib/websocket.js, lib/sender.js). */

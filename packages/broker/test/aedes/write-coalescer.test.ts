@@ -85,3 +85,109 @@ t.test('after a turn with one packet per connection, the first packet of a turn 
   t.same(written.length, 7)
   t.same(coalescer.turns, { held: 3, writingThrough: 1 })
 })
+
+// The QoS 0 fast path queues packets with a held connection instead of writing them; at the end
+// of the turn each connection gets its packets in one write, and connections that queued the
+// same Buffer objects (a firehose: every subscriber gets the same packets) share one join.
+interface Recorded { stream: Writable, writes: Buffer[][] }
+function recordingStream (highWaterMark?: number): Recorded {
+  const writes: Buffer[][] = []
+  const stream = new Writable({
+    highWaterMark,
+    write (chunk: Buffer, _encoding, callback) { writes.push([chunk]); callback() },
+    writev (chunks, callback) { writes.push(chunks.map(({ chunk }) => chunk as Buffer)); callback() }
+  })
+  return { stream, writes }
+}
+const joinedWrites = (writes: Buffer[][]): string[] => writes.map(chunks => Buffer.concat(chunks).toString())
+
+t.test('packets queued for many connections leave in one write each, joined once for all that queued the same', async t => {
+  const coalescer = new WriteCoalescer()
+  const packets = ['p1', 'p2', 'p3'].map(text => Buffer.from(text))
+  const other = [Buffer.from('q1'), Buffer.from('q2')]
+  const same = [recordingStream(), recordingStream(), recordingStream()]
+  const different = recordingStream()
+  const all = [...same, different]
+  for (const { stream } of all) coalescer.attach(stream)
+  // the first turn holds every connection from its first packet
+  for (const { stream } of same) {
+    for (const packet of packets) {
+      coalescer.hold(stream)
+      t.ok(coalescer.queue(stream, packet), 'queued')
+    }
+  }
+  for (const packet of other) {
+    coalescer.hold(different.stream)
+    t.ok(coalescer.queue(different.stream, packet))
+  }
+  for (const { writes } of all) t.same(writes, [], 'nothing written before the end of the turn')
+  await nextTurn()
+  for (const { writes } of same) t.same(joinedWrites(writes), ['p1p2p3'], 'the packets, in order, in one write')
+  t.same(joinedWrites(different.writes), ['q1q2'])
+  t.same(same[1]!.writes[0]!.length, 1, 'the second connection got one joined buffer')
+  t.equal(same[1]!.writes[0]![0], same[2]!.writes[0]![0], 'the same buffer for the third')
+  t.same(coalescer.joined.counts, { joins: 1, shared: 2 }, 'one join: the first connection\'s packets are not copied, nor those of a connection alone')
+})
+
+t.test('a write that is not queued leaves after the packets queued before it', async t => {
+  const coalescer = new WriteCoalescer()
+  const { stream, writes } = recordingStream()
+  coalescer.attach(stream)
+  coalescer.hold(stream)
+  t.ok(coalescer.queue(stream, Buffer.from('a')))
+  // as mqtt-packet's writeToStream does for Aedes' own packets: cork, write, uncork on the next tick
+  stream.cork()
+  stream.write(Buffer.from('b'))
+  process.nextTick(() => { stream.uncork() })
+  coalescer.hold(stream)
+  t.ok(coalescer.queue(stream, Buffer.from('c')))
+  await nextTurn()
+  t.same(joinedWrites(writes), ['abc'], 'in the order they were written')
+})
+
+t.test('a packet that would fill the write buffer is not queued: what is queued goes into the stream first', async t => {
+  const coalescer = new WriteCoalescer()
+  const { stream, writes } = recordingStream(100)
+  coalescer.attach(stream)
+  coalescer.hold(stream)
+  t.ok(coalescer.queue(stream, Buffer.alloc(60, 'a')))
+  t.equal(stream.writableLength, 0)
+  coalescer.hold(stream)
+  t.notOk(coalescer.queue(stream, Buffer.alloc(60, 'b')), 'refused')
+  t.equal(stream.writableLength, 60, 'the queued packet is in the stream\'s buffer')
+  t.notOk(stream.write(Buffer.alloc(60, 'b')), 'the caller\'s write sees the buffer full')
+  await nextTurn()
+  t.same(joinedWrites(writes), ['a'.repeat(60) + 'b'.repeat(60)])
+})
+
+t.test('packets queued for a connection destroyed before the end of the turn are dropped, without an error', async t => {
+  const coalescer = new WriteCoalescer()
+  const { stream, writes } = recordingStream()
+  const errors: Error[] = []
+  stream.on('error', err => errors.push(err))
+  coalescer.attach(stream)
+  coalescer.hold(stream)
+  t.ok(coalescer.queue(stream, Buffer.from('lost')))
+  stream.destroy()
+  await nextTurn()
+  await nextTurn()
+  t.same(writes, [])
+  t.same(errors, [])
+})
+
+t.test('a connection not held from its first packet (a turn after one without batching) is not queued', async t => {
+  const coalescer = new WriteCoalescer()
+  const { stream } = recordingStream()
+  coalescer.attach(stream)
+  coalescer.hold(stream)
+  t.ok(coalescer.queue(stream, Buffer.from('1')))
+  await nextTurn() // a turn of one packet: the next turn writes first packets at once
+  coalescer.hold(stream)
+  t.notOk(coalescer.queue(stream, Buffer.from('2')), 'written at once by the caller')
+  coalescer.hold(stream)
+  t.ok(coalescer.queue(stream, Buffer.from('3')), 'the second packet of the turn is held')
+  const unattached = recordingStream()
+  coalescer.hold(unattached.stream)
+  t.notOk(coalescer.queue(unattached.stream, Buffer.from('x')), 'a stream not attached to this coalescer is never queued')
+  await nextTurn()
+})
