@@ -8,7 +8,7 @@ import { exactDedupeContract } from './exact-dedupe.js'
 import { clientInternals } from './internals.js'
 import { internalsContract } from './internals-contract.js'
 import { journalBeforePublishContract } from './journal-before-publish.js'
-import { qos0FastPathContract } from './qos0-fast-path.js'
+import { qos0FanOutContract, qos0FastPathContract } from './qos0-fast-path.js'
 import { recordQos2AfterPublishContract } from './record-qos2-after-publish.js'
 import { sharedAddSubscriptionsContract } from './shared-add-subscriptions.js'
 import { redisAtomicPubrelContract } from './redis-atomic-pubrel.js'
@@ -35,6 +35,7 @@ import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.j
 export const CONTRACTS: readonly PatchContract[] = [
   internalsContract,
   qos0FastPathContract,
+  qos0FanOutContract,
   writeCoalescerContract,
   wholeFramesContract,
   dropDeniedPublishesContract,
