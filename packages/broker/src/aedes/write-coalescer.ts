@@ -2,13 +2,16 @@ import { Writable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import type { PatchContract } from './contract.js'
 
-const HELD = Symbol('firehose.writeCoalescer.held')
-const CORKED = Symbol('firehose.writeCoalescer.corked')
+const STATE = Symbol('firehose.writeCoalescer.state')
+// STATE bits: written this turn; its packets queued from now on this turn; corked by the coalescer until the end of the turn
+const HELD = 1
+const HOLDING = 2
+const CORKED = 4
 const COALESCER = Symbol('firehose.writeCoalescer')
 const QUEUED = Symbol('firehose.writeCoalescer.queued')
 const QUEUED_BYTES = Symbol('firehose.writeCoalescer.queuedBytes')
 
-type Attached = Writable & { [HELD]?: boolean, [CORKED]?: boolean, [COALESCER]: WriteCoalescer, [QUEUED]: Buffer[] | undefined, [QUEUED_BYTES]: number }
+type Attached = Writable & { [STATE]: number, [COALESCER]: WriteCoalescer, [QUEUED]: Buffer[] | undefined, [QUEUED_BYTES]: number }
 
 const cork = Writable.prototype.cork
 
@@ -29,13 +32,15 @@ const cork = Writable.prototype.cork
  * its second packet on; a turn after one that did write some connection twice holds every
  * connection from its first packet (one write per connection per turn, as under load).
  *
- * The QoS 0 fast path (qos0-fast-path.ts) does not write a held connection at all: it queues
- * the packet's bytes with the connection (`queue`), and at the end of the turn the connection
- * gets them in one write. Under a firehose every subscriber gets the same packets in a turn —
- * the same Buffer objects, encoded once — so they are joined once for all of them
- * (`SharedJoin`): a per-delivery stream write (its buffered-chunk object, the stalled-subscriber
- * check, the writev of a dozen chunks per connection) was most of what the broker spent per
- * delivery after the kernel.
+ * Held from the first packet does not mean corked. The QoS 0 fast path (qos0-fast-path.ts)
+ * does not write a held connection at all: it queues the packet's bytes with the connection
+ * (`queue`), and at the end of the turn the connection gets them in one write. Under a firehose
+ * every subscriber gets the same packets in a turn — the same Buffer objects, encoded once — so
+ * they are joined once for all of them (`SharedJoin`): a per-delivery stream write (its
+ * buffered-chunk object, the stalled-subscriber check, the writev of a dozen chunks per
+ * connection) was most of what the broker spent per delivery after the kernel. Only Aedes' own
+ * writes (through `cork`) cork a held connection until the end of the turn; one that only had
+ * queued packets is written uncorked at the flush, skipping the stream's buffer.
  *
  * Order is kept: queued packets go into the stream before any other write to it (Aedes corks
  * before each write: `coalescingCork`), the rest is the stream's own buffer. `end()` flushes
@@ -66,12 +71,10 @@ export class WriteCoalescer {
     this.#lastBatched = this.#batched
     this.#batched = false
     for (const stream of held) {
-      stream[HELD] = false
       this.#release(stream)
-      if (stream[CORKED] === true) {
-        stream[CORKED] = false
-        if (!stream.destroyed) stream.uncork()
-      }
+      const corked = (stream[STATE] & CORKED) !== 0
+      stream[STATE] = 0
+      if (corked && !stream.destroyed) stream.uncork()
     }
     this.joined.forget()
     for (const callback of callbacks) callback()
@@ -94,6 +97,7 @@ export class WriteCoalescer {
   attach (stream: Writable): void {
     const attached = stream as Attached
     attached[COALESCER] = this
+    attached[STATE] = 0
     attached[QUEUED] = undefined
     attached[QUEUED_BYTES] = 0
     attached.cork = coalescingCork
@@ -107,7 +111,7 @@ export class WriteCoalescer {
    */
   queue (stream: Writable, bytes: Buffer): boolean {
     const attached = stream as Attached
-    if (attached[CORKED] !== true || attached[COALESCER] !== this) return false
+    if (attached[COALESCER] !== this || (attached[STATE] & HOLDING) === 0) return false
     const queuedBytes = attached[QUEUED_BYTES] + bytes.length
     if (attached.writableLength + queuedBytes >= attached.writableHighWaterMark) {
       this.#release(attached)
@@ -120,7 +124,7 @@ export class WriteCoalescer {
     return true
   }
 
-  // writes what is queued for `stream` into it (corked: it leaves at the uncork)
+  // writes what is queued for `stream` into it: one write, or one writev (behind whatever the stream holds corked)
   #release (stream: Attached): void {
     const queued = stream[QUEUED]
     if (queued === undefined) return
@@ -128,32 +132,37 @@ export class WriteCoalescer {
     stream[QUEUED_BYTES] = 0
     if (stream.destroyed || stream.writableEnded) return
     const joined = queued.length > 1 ? this.joined.for(queued) : queued[0]
-    if (joined !== undefined) stream.write(joined)
-    else for (const bytes of queued) stream.write(bytes)
+    if (joined !== undefined) {
+      stream.write(joined)
+      return
+    }
+    cork.call(stream)
+    for (const bytes of queued) stream.write(bytes)
+    stream.uncork()
   }
 
-  /** Before a write to `stream` that is not queued: what is queued goes first. */
+  /** Before a write to `stream` that is not queued (Aedes' own packets): what is queued goes first, and from the second packet of a turn on, writes are held corked until its end. */
   beforeWrite (stream: Writable): void {
-    this.hold(stream)
-    this.#release(stream as Attached)
+    const attached = stream as Attached
+    this.hold(attached)
+    const state = attached[STATE]
+    if ((state & (HOLDING | CORKED)) === HOLDING) {
+      attached[STATE] = state | CORKED
+      cork.call(attached)
+    }
+    this.#release(attached)
   }
 
   /** Called before each packet written to `stream`: holds its writes until the end of this event-loop turn (see the class comment for when from). */
   hold (stream: Writable): void {
     const attached = stream as Attached
-    if (attached[HELD] === true) {
+    const state = attached[STATE]
+    if ((state & HELD) !== 0) {
       this.#batched = true
-      if (attached[CORKED] !== true) {
-        attached[CORKED] = true
-        cork.call(attached)
-      }
+      attached[STATE] = state | HOLDING
       return
     }
-    attached[HELD] = true
-    if (this.#lastBatched) {
-      attached[CORKED] = true
-      cork.call(attached)
-    }
+    attached[STATE] = this.#lastBatched ? HELD | HOLDING : HELD
     this.#held.push(attached)
     this.#schedule()
   }

@@ -56,9 +56,10 @@ t.test('after a turn with one packet per connection, the first packet of a turn 
   const written: string[] = []
   const stream = new Writable({ write (chunk: Buffer, _encoding, callback) { written.push(chunk.toString()); callback() } })
   coalescer.attach(stream)
+  // as the QoS 0 fast path writes: queued when the coalescer holds the connection, else at once
   const send = (text: string): void => {
     coalescer.hold(stream)
-    stream.write(text)
+    if (!coalescer.queue(stream, Buffer.from(text))) stream.write(text)
   }
   // the first turn holds: nothing is known yet
   send('a')
@@ -89,15 +90,23 @@ t.test('after a turn with one packet per connection, the first packet of a turn 
 // The QoS 0 fast path queues packets with a held connection instead of writing them; at the end
 // of the turn each connection gets its packets in one write, and connections that queued the
 // same Buffer objects (a firehose: every subscriber gets the same packets) share one join.
-interface Recorded { stream: Writable, writes: Buffer[][] }
-function recordingStream (highWaterMark?: number): Recorded {
+interface Recorded { stream: Writable, writes: Buffer[][], complete: () => void }
+/** A stream that records its writes; `slow`: each write completes only when `complete()` is called (a socket the kernel is not taking bytes from). */
+function recordingStream (highWaterMark?: number, slow = false): Recorded {
   const writes: Buffer[][] = []
+  let waiting: Array<() => void> = []
+  const done = (callback: () => void): void => { if (slow) waiting.push(callback); else callback() }
   const stream = new Writable({
     highWaterMark,
-    write (chunk: Buffer, _encoding, callback) { writes.push([chunk]); callback() },
-    writev (chunks, callback) { writes.push(chunks.map(({ chunk }) => chunk as Buffer)); callback() }
+    write (chunk: Buffer, _encoding, callback) { writes.push([chunk]); done(callback) },
+    writev (chunks, callback) { writes.push(chunks.map(({ chunk }) => chunk as Buffer)); done(callback) }
   })
-  return { stream, writes }
+  const complete = (): void => {
+    const callbacks = waiting
+    waiting = []
+    for (const callback of callbacks) callback()
+  }
+  return { stream, writes, complete }
 }
 const joinedWrites = (writes: Buffer[][]): string[] => writes.map(chunks => Buffer.concat(chunks).toString())
 
@@ -147,17 +156,19 @@ t.test('a write that is not queued leaves after the packets queued before it', a
 
 t.test('a packet that would fill the write buffer is not queued: what is queued goes into the stream first', async t => {
   const coalescer = new WriteCoalescer()
-  const { stream, writes } = recordingStream(100)
+  const { stream, writes, complete } = recordingStream(100, true)
   coalescer.attach(stream)
   coalescer.hold(stream)
   t.ok(coalescer.queue(stream, Buffer.alloc(60, 'a')))
   t.equal(stream.writableLength, 0)
   coalescer.hold(stream)
   t.notOk(coalescer.queue(stream, Buffer.alloc(60, 'b')), 'refused')
-  t.equal(stream.writableLength, 60, 'the queued packet is in the stream\'s buffer')
+  t.equal(stream.writableLength, 60, 'the queued packet is in the stream, not yet sent')
   t.notOk(stream.write(Buffer.alloc(60, 'b')), 'the caller\'s write sees the buffer full')
+  complete()
   await nextTurn()
-  t.same(joinedWrites(writes), ['a'.repeat(60) + 'b'.repeat(60)])
+  complete()
+  t.same(joinedWrites(writes).join(''), 'a'.repeat(60) + 'b'.repeat(60), 'in order')
 })
 
 t.test('packets queued for a connection destroyed before the end of the turn are dropped, without an error', async t => {
