@@ -60,3 +60,28 @@ t.test('a connection that closes without end or error closes its client, and its
   t.equal(clients(aedes).watcher?.conn.listeners('close').filter(l => l.name === 'closeClient').length, 1, 'the patch\'s one close listener')
   t.equal(clients(aedes).watcher?.conn.listenerCount('finish'), 0, 'stream.finished\'s listeners gone')
 })
+
+// The client's bound listeners (error on the connection and on the parser, end on the
+// connection) are replaced in place by shared functions: each must still reach its client.
+t.test('a connection error and a malformed packet still end their clients, through the shared listeners', async t => {
+  const aedes = await AedesUnderTest.start({}, () => client => { watchClose(client) })
+  t.teardown(() => aedes.close())
+  const errors: string[] = []
+  aedes.broker.on('clientError', (client: Client, err: Error) => errors.push(`${client.id}: ${err.message}`))
+  await connectWithWill(aedes, 'failing')
+  const conn = clients(aedes).failing!.conn
+  const bound = (emitter: { listeners: (event: string) => Array<{ name: string }> }, event: string): string[] =>
+    emitter.listeners(event).map(listener => listener.name).filter(name => name.startsWith('bound '))
+  t.same(bound(conn, 'error'), [], 'no bound error listener on the connection')
+  t.same(bound(conn, 'end'), [], 'no bound end listener')
+  t.same(bound((clients(aedes).failing as unknown as { _parser: typeof conn })._parser, 'error'), [], 'no bound error listener on the parser')
+  conn.destroy(new Error('connection broke'))
+
+  const malformed = await connectWithWill(aedes, 'malformed')
+  // a PUBLISH whose remaining length promises a topic longer than the packet
+  malformed.write(Buffer.from([0x30, 0x03, 0x00, 0x09, 0x61]))
+
+  await until('both clients gone', () => clients(aedes).failing === undefined && clients(aedes).malformed === undefined)
+  t.ok(errors.some(line => line === 'failing: connection broke'), `the connection's error reached its client: ${errors.join('; ')}`)
+  t.ok(errors.some(line => line.startsWith('malformed: ')), `the parser's error reached its client: ${errors.join('; ')}`)
+})
