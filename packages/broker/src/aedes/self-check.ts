@@ -29,6 +29,7 @@ import { closeWatchContract } from './close-watch.js'
 import { inflightOnDemandContract } from './inflight-on-demand.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
 import { parserBufferListContract } from './parser-buffer-list.js'
+import { parserSettingsContract } from './parser-settings.js'
 import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
@@ -53,6 +54,7 @@ export const CONTRACTS: readonly PatchContract[] = [
   journalBeforePublishContract,
   strictPacketsContract,
   parserBufferListContract,
+  parserSettingsContract,
   closeWatchContract,
   inflightOnDemandContract,
   tidyLevelStoreContract,

@@ -5,6 +5,7 @@ import { watchClose } from '../aedes/close-watch.js'
 import { installExactDedupe } from '../aedes/exact-dedupe.js'
 import { inflightOnDemand } from '../aedes/inflight-on-demand.js'
 import { ParserBufferList } from '../aedes/parser-buffer-list.js'
+import { ParserSettings } from '../aedes/parser-settings.js'
 import { Qos0FastPath } from '../aedes/qos0-fast-path.js'
 import { StrictPackets } from '../aedes/strict-packets.js'
 import { WriteCoalescer } from '../aedes/write-coalescer.js'
@@ -26,6 +27,7 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
   const qos0 = new Qos0FastPath(broker, coalescer)
   const strict = new StrictPackets()
   const bufferList = new ParserBufferList()
+  const parserSettings = new ParserSettings()
   return (stream, origin) => {
     coalescer.attach(stream)
     stalled.watch(stream)
@@ -34,6 +36,7 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
     // before its first byte is parsed (Aedes reads on the next turn)
     strict.install(client)
     bufferList.install(client)
+    parserSettings.install(client)
     watchClose(client)
     inflightOnDemand(client)
     installExactDedupe(client)
