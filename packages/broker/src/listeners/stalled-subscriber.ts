@@ -49,9 +49,10 @@ export class StalledSubscriberGuard {
   }
 }
 
-// shared by every connection (an own property per connection, not a closure per connection)
-function guardedWrite (this: Guarded, ...args: Parameters<Duplex['write']>): boolean {
-  const ok = this[ORIGINAL_WRITE](...args)
+// shared by every connection (an own property per connection, not a closure per connection);
+// fixed parameters, not a rest array: this runs for every delivery Aedes writes
+function guardedWrite (this: Guarded, chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), callback?: (err?: Error | null) => void): boolean {
+  const ok = (this[ORIGINAL_WRITE] as (chunk: unknown, encoding?: unknown, callback?: unknown) => boolean).call(this, chunk, encoding, callback)
   if (!ok && !this.destroyed && !this[CHECK_PENDING]) {
     // once, after this turn's writes (every write of a full buffer returns false):
     // disconnecting in the middle of a packet would only add errors
