@@ -1,9 +1,11 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64] [--rate N]
-//                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose]
+//                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose] [--versus-env NAME=VALUE]
 // `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here;
-// `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers.
+// `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers. `--versus-env` puts a
+// second Firehose, started with NAME=VALUE in its environment, in Mosquitto's place (to compare
+// two variants of a change in one run; the broker reads such a switch once, at start).
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
@@ -23,7 +25,8 @@ const { values } = parseArgs({
     // messages/s of the latency load (default: half the slower broker's TCP fan-out capacity)
     rate: { type: 'string' },
     only: { type: 'string', default: 'tcp,ws,stall,latency,idle,idle-ws' },
-    verbose: { type: 'boolean', default: false }
+    verbose: { type: 'boolean', default: false },
+    'versus-env': { type: 'string' }
   }
 })
 const SUBSCRIBERS = Number(values.subscribers)
@@ -37,6 +40,21 @@ const USERS = { bench: 'bench-password' }
 const PAYLOAD = Buffer.alloc(1024, 'x')
 let generatorSaturated = false
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+/** A Firehose broker with `NAME=VALUE` added to its environment, for --versus-env. */
+async function startVariant (assignment) {
+  const at = assignment.indexOf('=')
+  if (at < 1) throw new Error(`--versus-env: expected NAME=VALUE, got ${JSON.stringify(assignment)}`)
+  const name = assignment.slice(0, at)
+  const before = process.env[name]
+  process.env[name] = assignment.slice(at + 1)
+  try {
+    return await startFirehose({ users: USERS })
+  } finally {
+    if (before === undefined) delete process.env[name]
+    else process.env[name] = before
+  }
+}
 
 /** Deliveries per second to `SUBSCRIBERS` on `bench/#`; `stall` adds one subscriber that stops reading. */
 async function fanOut (broker, transport, label, { stall = false } = {}) {
@@ -126,7 +144,7 @@ const row = (name, f, m, unit = '', better = 'higher') => {
 }
 
 const firehose = await startFirehose({ users: USERS })
-const mosquitto = await startMosquitto()
+const mosquitto = values['versus-env'] === undefined ? await startMosquitto() : await startVariant(values['versus-env'])
 const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undefined
 const { spawnSync } = await import('node:child_process')
 // `mosquitto -h` prints its version and exits non-zero
