@@ -95,6 +95,26 @@ t.test('a QoS 2 message reaches QoS 1 subscriptions at QoS 1, wildcards included
   ])
 })
 
+// One client, overlapping subscriptions of different QoS: each message once, at the highest QoS
+// of the matching subscriptions [MQTT-3.3.5-1], whichever subscription the broker tries first —
+// a QoS 0 subscription's delivery must not go first at QoS 0 (the other would be a repeat).
+for (const [first, clean] of [['#', true], ['gerrit/#', true], ['#', false]] as const) {
+  t.test(`overlapping subscriptions at QoS 0 and 1 (${first} subscribed first${clean ? '' : ', persistent session'}): each message once, at QoS 1 [MQTT-3.3.5-1]`, async t => {
+    const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`
+    const sub = await connect(url, clean ? {} : { clientId: 'overlap-persistent', clean: false })
+    t.teardown(() => sub.endAsync())
+    const got: string[] = []
+    sub.on('message', (topic, payload, packet) => { if (topic.startsWith('gerrit/overlap')) got.push(`${payload.toString()} qos${packet.qos}`) })
+    for (const filter of first === '#' ? ['#', 'gerrit/#'] : ['gerrit/#', '#']) await sub.subscribeAsync(filter, { qos: filter === '#' ? 0 : 1 })
+    const pub = await connect(url, { username: 'gerrit', password: USERS.gerrit })
+    t.teardown(() => pub.endAsync())
+    for (const qos of [2, 1, 0] as const) await pub.publishAsync('gerrit/overlap', `at ${qos}`, { qos })
+    await waitFor('three deliveries', () => got.length >= 3)
+    await sleep(300)
+    t.same(got, ['at 2 qos1', 'at 1 qos1', 'at 0 qos0'])
+  })
+}
+
 t.test('a CONNECT with will QoS 3 is refused [MQTT-3.1.2-14], and nobody else is disturbed', async t => {
   const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`
   const sub = await connect(url)

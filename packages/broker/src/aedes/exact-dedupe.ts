@@ -37,6 +37,12 @@ export function installExactDedupe (client: Client): void {
   state[LAST_COUNTER] = 0
 }
 
+/** Whether `packet` is the message delivered to `client` just before, without recording it (isRepeatDelivery records). */
+export function wasJustDelivered (client: Client, packet: AedesPublishPacket): boolean {
+  const state = client as Client & DedupeState
+  return packet.brokerId !== undefined && packet.brokerId !== '' && state[LAST_COUNTER] === packet.brokerCounter && state[LAST_BROKER] === packet.brokerId
+}
+
 /** Whether `packet` is the message delivered to `client` just before (then: drop it). */
 export function isRepeatDelivery (client: Client, packet: AedesPublishPacket): boolean {
   const brokerId = packet.brokerId

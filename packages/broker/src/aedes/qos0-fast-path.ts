@@ -1,6 +1,8 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 import { expect, type PatchContract } from './contract.js'
+import { wasJustDelivered } from './exact-dedupe.js'
+import { grantedQos } from './granted-qos.js'
 import { brokerInternals, clientInternals, declaredClient, type Callback, type ClientInternals, type Deliver } from './internals.js'
 import type { WriteCoalescer } from './write-coalescer.js'
 
@@ -201,6 +203,14 @@ export class Qos0FastPath {
   #deliver (client: ClientInternals, packet: Publish, callback: Callback, fallback: Deliver): void {
     if (!this.#fits(client, packet)) {
       fallback(packet, callback)
+      return
+    }
+    // [MQTT-3.3.5-1] a QoS 1/2 message goes at the highest QoS of the client's matching
+    // subscriptions: when another one is above QoS 0, this delivery must not go first at QoS 0
+    // (that one's would then be a repeat, dropped): Aedes' QoS path delivers it at that QoS
+    if (packet.qos > 0 && grantedQos(declaredClient(client), packet.topic) > 0) {
+      if (wasJustDelivered(declaredClient(client), packet)) this.#coalescer.afterFlush(callback)
+      else client.deliverQoS(packet, callback)
       return
     }
     // Aedes' copy already carries the subscription's no-local and retain-as-published

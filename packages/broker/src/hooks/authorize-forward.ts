@@ -1,6 +1,7 @@
 import type { AedesPublishPacket, Client } from 'aedes'
 import { isRepeatDelivery } from '../aedes/exact-dedupe.js'
-import { brokerIdOf, grantedSubscriptions, subscribedFilters } from '../aedes/internals.js'
+import { grantedQos } from '../aedes/granted-qos.js'
+import { brokerIdOf, subscribedFilters } from '../aedes/internals.js'
 import type { HookContext } from './context.js'
 import { topicMatches } from '@firehose/runtime'
 
@@ -38,15 +39,4 @@ export function createAuthorizeForward (ctx: HookContext) {
     ctx.stats.messagesSent++
     return packet
   }
-}
-
-/** The highest QoS granted to a subscription of `client` matching `topic`. */
-function grantedQos (client: Client, topic: string): number {
-  let granted = 0
-  const subscriptions = grantedSubscriptions(client)
-  for (const filter in subscriptions) {
-    const qos = subscriptions[filter]!.qos
-    if (qos > granted && topicMatches(filter, topic)) granted = qos
-  }
-  return granted
 }
