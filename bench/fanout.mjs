@@ -29,6 +29,11 @@ const { values } = parseArgs({
     'versus-env': { type: 'string' }
   }
 })
+const VERSUS_ENV = values['versus-env'] === undefined ? undefined : /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(values['versus-env'])?.slice(1)
+if (values['versus-env'] !== undefined && VERSUS_ENV === undefined) {
+  console.error(`--versus-env: expected NAME=VALUE, got ${JSON.stringify(values['versus-env'])}`)
+  process.exit(2)
+}
 const SUBSCRIBERS = Number(values.subscribers)
 const SECONDS = Number(values.seconds)
 const ROUNDS = Number(values.rounds)
@@ -42,12 +47,9 @@ let generatorSaturated = false
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 /** A Firehose broker with `NAME=VALUE` added to its environment, for --versus-env. */
-async function startVariant (assignment) {
-  const at = assignment.indexOf('=')
-  if (at < 1) throw new Error(`--versus-env: expected NAME=VALUE, got ${JSON.stringify(assignment)}`)
-  const name = assignment.slice(0, at)
+async function startVariant ([name, value]) {
   const before = process.env[name]
-  process.env[name] = assignment.slice(at + 1)
+  process.env[name] = value
   try {
     return await startFirehose({ users: USERS })
   } finally {
@@ -144,7 +146,7 @@ const row = (name, f, m, unit = '', better = 'higher') => {
 }
 
 const firehose = await startFirehose({ users: USERS })
-const mosquitto = values['versus-env'] === undefined ? await startMosquitto() : await startVariant(values['versus-env'])
+const mosquitto = VERSUS_ENV === undefined ? await startMosquitto() : await startVariant(VERSUS_ENV)
 const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undefined
 const { spawnSync } = await import('node:child_process')
 // `mosquitto -h` prints its version and exits non-zero
