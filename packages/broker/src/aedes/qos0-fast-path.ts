@@ -83,10 +83,13 @@ function callAsFastparallel (that: unknown, func: Deliver, packet: Publish, call
  * - the broker's mqemitter fans each message out with the fast path's loop (`#fanOut`, in place
  *   of its fastparallel `_parallel`): the first message that a marked function hands,
  *   synchronously, to a client's deliver0 shows whose it is, and if the client keeps that
- *   function in a QoS 0 subscription for that filter, the loop delivers later QoS 0 messages to
- *   that client itself, with the rules of Aedes' function (no-local and retain-as-published read
- *   from the subscription, no `$` topic to a filter starting with a wildcard) — nothing on this
- *   path writes to the message (authorizeForward changes only the QoS of QoS 1/2 copies). Every
+ *   function in a QoS 0 subscription for that filter, the loop delivers later messages to that
+ *   client itself, with the rules of Aedes' function (no-local and retain-as-published read from
+ *   the subscription, no `$` topic to a filter starting with a wildcard). A QoS 1 or 2 message
+ *   (the bridges publish at QoS 2) goes this way too when none of the client's subscriptions
+ *   matching its topic is granted more than QoS 0 [MQTT-3.3.5-1], as a QoS 0 view of the message
+ *   made once per message: nothing on this path writes to the message itself (authorizeForward
+ *   changes only the QoS of QoS 1/2 packets). Every
  *   other function (QoS 1/2 subscriptions, MQTT 5 clients, the broker's own) is called as
  *   fastparallel calls it, and the emitter's callback and its release come once every delivery
  *   of the message is done, as with fastparallel.
@@ -107,8 +110,9 @@ export class Qos0FastPath {
   #lastTopic = ''
   #lastFlags = -1
   #lastBytes: Buffer | undefined
-  /** subscriptions that deliver QoS 0 messages without Aedes' copy, learned so far (the contract test reads it) */
+  /** subscriptions that deliver without Aedes' copy, learned so far, and the deliveries they made (the contract test reads them) */
   sharedSubscriptions = 0
+  directDeliveries = 0
   // set while the fan-out loop calls a marked function it has not learnt yet
   #learning: Marked | undefined
 
@@ -153,15 +157,19 @@ export class Qos0FastPath {
   #fanOut (that: unknown, funcs: Marked[], packet: Publish, done: (() => void) | undefined, mq: MqInternals): void {
     const deliveries = new MessageDeliveries(that, done, mq)
     let direct = false
+    // a QoS 1/2 message as QoS 0 subscribers get it, made at the first of them
+    let atQos0: Publish | undefined = packet.qos === 0 ? packet : undefined
     for (let i = 0; i < funcs.length; i++) {
       const func = funcs[i]!
       const client = func[CLIENT]
-      if (client != null && packet.qos === 0 && this.#fits(client, packet)) {
+      if (client != null && this.#fits(client, packet) && (packet.qos === 0 || grantedQos(declaredClient(client), packet.topic) === 0)) {
         const flags = func[FLAGS]!
         direct = true
         // [MQTT-4.7.2-1], as Aedes' blockDollarSignTopics
         if ((flags & SKIPS_DOLLAR) !== 0 && packet.topic.charCodeAt(0) === 36 /* $ */) continue
-        if (this.#send(client, packet, (flags & NO_LOCAL) !== 0, (flags & KEEP_RETAIN) !== 0, deliveries.release) === WAITING) deliveries.pending++
+        this.directDeliveries++
+        atQos0 ??= { ...packet, qos: 0 }
+        if (this.#send(client, atQos0, (flags & NO_LOCAL) !== 0, (flags & KEEP_RETAIN) !== 0, deliveries.release) === WAITING) deliveries.pending++
         continue
       }
       deliveries.pending++

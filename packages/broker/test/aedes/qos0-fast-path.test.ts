@@ -1,4 +1,6 @@
 import t from 'tap'
+import { installExactDedupe, isRepeatDelivery } from '../../src/aedes/exact-dedupe.js'
+import { grantedQos } from '../../src/aedes/granted-qos.js'
 import { Qos0FastPath } from '../../src/aedes/qos0-fast-path.js'
 import { WriteCoalescer } from '../../src/aedes/write-coalescer.js'
 import { AedesUnderTest, until } from './harness.js'
@@ -92,7 +94,7 @@ t.test('QoS 0 subscriptions deliver without a copy per subscriber, with the rule
   await until('the first messages', () => got.get('one')?.length === 2 && got.get('dollar')?.length === 1)
   t.equal(fastPath?.sharedSubscriptions, 3, 'the three QoS 0 subscriptions, not the QoS 1 one')
   await publish('r/kept', 'live', 0, true) // [MQTT-3.3.1-9]: retain cleared on a live delivery
-  await publish('r/kept', 'at qos 1', 1) // to a QoS 0 subscription: Aedes' own function, downgraded
+  await publish('r/kept', 'at qos 1', 1) // to a QoS 0 subscription: at QoS 0, and the QoS 1 one's at QoS 1
   await publish('$app/x', 'dollar') // [MQTT-4.7.2-1]: not to # or +/...
   await publish('r/kept', 'last')
   await until('the last message everywhere', () => ['hash', 'plus', 'one'].every(n => got.get(n)?.at(-1) === 'r/kept last qos0') && got.get('dollar')?.length === 2)
@@ -112,4 +114,52 @@ t.test('QoS 0 subscriptions deliver without a copy per subscriber, with the rule
   await new Promise(resolve => setTimeout(resolve, 100))
   t.equal(got.get('hash')?.at(-1), 'r/kept last qos0', 'nothing after UNSUBSCRIBE')
   t.equal(got.get('plus')?.filter(line => line.includes('after')).length, 1, 'once, after re-subscribing')
+})
+
+// QoS 1 and 2 messages (the bridges publish at QoS 2) go the same copy-free way to a client whose
+// matching subscriptions are all QoS 0; a client with a matching QoS 1 subscription gets them
+// through Aedes, at QoS 1 [MQTT-3.3.5-1]. If the fast path took them for that client, it would
+// get them at QoS 0; if it never took QoS 1/2 messages, directDeliveries would not grow.
+t.test('QoS 1 and 2 messages reach QoS 0 subscribers on the fast path, and overlapping QoS 1 subscriptions at QoS 1', async t => {
+  let fastPath: Qos0FastPath | undefined
+  const coalescer = new WriteCoalescer()
+  const aedes = await AedesUnderTest.start({}, broker => {
+    const path = fastPath = new Qos0FastPath(broker, coalescer)
+    // what Firehose's authorizeForward does of it: a repeat goes once, at the highest granted QoS
+    broker.authorizeForward = (client, packet) => {
+      if (isRepeatDelivery(client, packet)) return null
+      if (packet.qos > 0) packet.qos = Math.min(packet.qos, grantedQos(client, packet.topic)) as 0 | 1 | 2
+      return packet
+    }
+    return client => {
+      installExactDedupe(client)
+      coalescer.attach(client.conn)
+      path.install(client)
+    }
+  })
+  t.teardown(() => aedes.close())
+  const got = new Map<string, string[]>()
+  const subscriber = async (name: string, subscriptions: Record<string, { qos: 0 | 1 }>): Promise<void> => {
+    const sub = await aedes.connect({ clientId: name })
+    const lines: string[] = []
+    got.set(name, lines)
+    sub.on('message', (_topic, payload, packet) => lines.push(`${payload.toString()} qos${packet.qos}`))
+    await sub.subscribeAsync(subscriptions)
+  }
+  await subscriber('zero', { 'q/#': { qos: 0 } })
+  await subscriber('zero-too', { '#': { qos: 0 } })
+  await subscriber('both', { '#': { qos: 0 }, 'q/#': { qos: 1 } })
+  const publish = async (payload: string, qos: 0 | 1 | 2): Promise<void> => {
+    await new Promise(resolve => aedes.broker.publish({ cmd: 'publish', topic: 'q/x', payload: Buffer.from(payload), qos, retain: false, dup: false }, resolve))
+  }
+  await publish('learn', 0) // the first message shows whose each subscription is
+  await until('the first message everywhere', () => [...got.values()].every(lines => lines.length === 1))
+  const before = fastPath!.directDeliveries
+  for (const qos of [1, 2, 0] as const) await publish(`at ${qos}`, qos)
+  await until('every message everywhere', () => [...got.values()].every(lines => lines.length === 4))
+  await new Promise(resolve => setTimeout(resolve, 100))
+  for (const name of ['zero', 'zero-too']) t.same(got.get(name), ['learn qos0', 'at 1 qos0', 'at 2 qos0', 'at 0 qos0'], name)
+  t.same(got.get('both'), ['learn qos0', 'at 1 qos1', 'at 2 qos1', 'at 0 qos0'], 'once each, at the highest granted QoS')
+  // zero and zero-too for the QoS 1 and 2 messages, all three subscriptions' first for the QoS 0 one (both's second is a repeat)
+  t.equal(fastPath!.directDeliveries - before, 2 + 2 + 3, 'the QoS 1 and 2 messages went the copy-free way to the QoS 0 subscribers')
 })
