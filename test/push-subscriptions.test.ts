@@ -53,7 +53,10 @@ async function startPythonReceiver (port: number, audience: string, secret: stri
 
 const loggedSeqs = async (log: string): Promise<number[]> => {
   const text = await readFile(log, 'utf8').catch(() => '')
-  return text.split('\n').filter(Boolean).map(line => {
+  // whole lines only: the receiver may be writing the last one as it is read
+  const lines = text.split('\n')
+  lines.pop()
+  return lines.filter(Boolean).map(line => {
     const record = JSON.parse(line) as { body: { message: { data: string } } }
     return (JSON.parse(Buffer.from(record.body.message.data, 'base64').toString()) as { seq: number }).seq
   })
