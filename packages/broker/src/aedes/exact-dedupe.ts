@@ -39,19 +39,19 @@ export function installExactDedupe (client: Client): void {
 
 /** Whether `packet` is the message delivered to `client` just before, without recording it (isRepeatDelivery records). */
 export function wasJustDelivered (client: Client, packet: AedesPublishPacket): boolean {
-  const state = client as Client & DedupeState
-  return packet.brokerId !== undefined && packet.brokerId !== '' && state[LAST_COUNTER] === packet.brokerCounter && state[LAST_BROKER] === packet.brokerId
-}
-
-/** Whether `packet` is the message delivered to `client` just before (then: drop it). */
-export function isRepeatDelivery (client: Client, packet: AedesPublishPacket): boolean {
   const brokerId = packet.brokerId
   if (!brokerId) return false // retained messages on SUBSCRIBE, which Aedes never dedupes either
   const state = client as Client & DedupeState
-  const counter = packet.brokerCounter
-  if (state[LAST_COUNTER] === counter && state[LAST_BROKER] === brokerId) return true
-  state[LAST_BROKER] = brokerId
-  state[LAST_COUNTER] = counter
+  return state[LAST_COUNTER] === packet.brokerCounter && state[LAST_BROKER] === brokerId
+}
+
+/** Whether `packet` is the message delivered to `client` just before (then: drop it); if not, it is recorded as delivered. */
+export function isRepeatDelivery (client: Client, packet: AedesPublishPacket): boolean {
+  if (!packet.brokerId) return false
+  if (wasJustDelivered(client, packet)) return true
+  const state = client as Client & DedupeState
+  state[LAST_BROKER] = packet.brokerId
+  state[LAST_COUNTER] = packet.brokerCounter
   return false
 }
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import type { Client } from 'aedes'
-import { expect, expectSource, type PatchContract } from './contract.js'
+import { expect, type PatchContract } from './contract.js'
 import { installedDir } from './versions.js'
 
 const PATCHED = Symbol('firehose.parserSettings')
@@ -27,15 +27,15 @@ interface ConnectSettings { readonly protocolVersion: number, readonly bridgeMod
  */
 export class ParserSettings {
   readonly #states: readonly string[]
-  readonly #settings = new Map<string, ConnectSettings>()
 
   constructor () {
-    const prototype = parserPrototype()
-    this.#states = Object.freeze([...(new (parserClass())() as unknown as { parser: () => ParserState }).parser()._states])
+    const Parser = parserClass()
+    this.#states = Object.freeze([...(new Parser() as unknown as { parser: () => ParserState }).parser()._states])
+    const prototype = Parser.prototype as ParserPrototype
     if (prototype[PATCHED] === true) return
     prototype[PATCHED] = true
     const parseConnect = prototype._parseConnect
-    const settings = this.#settings
+    const settings = new Map<string, ConnectSettings>()
     // once per process: every parser of the broker's mqtt-packet
     prototype._parseConnect = function parseConnectSharingSettings (this: ParserState) {
       const packet = parseConnect.call(this)
@@ -80,6 +80,7 @@ export const parserSettingsContract: PatchContract = {
     'parser.js': [
       "this._states = [\n      '_parseHeader',\n      '_parseLength',\n      '_parsePayload',\n      '_newPacket'\n    ]",
       'this.settings = packet\n',
+      'packet.bridgeMode = true',
       'this[this._states[this._stateCounter]]()'
     ]
   },
@@ -91,7 +92,6 @@ export const parserSettingsContract: PatchContract = {
     expect(problems, [...reads].every(field => field === 'protocolVersion' || field === 'bridgeMode'),
       `the parser reads settings fields other than protocolVersion and bridgeMode: ${[...reads].join(', ')}`)
     expect(problems, [...text.matchAll(/this\.settings\s*=/g)].length === 2, 'the parser sets its settings in places other than parser() and _parseConnect')
-    expectSource(problems, text, 'parser.js', ['packet.bridgeMode = true'])
     const parser = (client as unknown as { _parser?: Partial<ParserState> })._parser
     expect(problems, Array.isArray(parser?._states) && parser._states.length === 4, 'client._parser._states is not an array of four state names')
     expect(problems, typeof parserPrototype()._parseConnect === 'function', 'the Parser has no _parseConnect')

@@ -162,7 +162,7 @@ export class Qos0FastPath {
     for (let i = 0; i < funcs.length; i++) {
       const func = funcs[i]!
       const client = func[CLIENT]
-      if (client != null && this.#fits(client, packet) && (packet.qos === 0 || grantedQos(declaredClient(client), packet.topic) === 0)) {
+      if (client != null && this.#fits(client, packet) && this.#atQos0(client, packet)) {
         const flags = func[FLAGS]!
         direct = true
         // [MQTT-4.7.2-1], as Aedes' blockDollarSignTopics
@@ -208,15 +208,19 @@ export class Qos0FastPath {
       (client.connected || client.connecting) && !client.conn.destroyed
   }
 
+  /** [MQTT-3.3.5-1] Whether `client` gets `packet` at QoS 0: the highest QoS of its subscriptions matching the topic, capped by the message's. */
+  #atQos0 (client: ClientInternals, packet: Publish): boolean {
+    return packet.qos === 0 || grantedQos(declaredClient(client), packet.topic) === 0
+  }
+
   #deliver (client: ClientInternals, packet: Publish, callback: Callback, fallback: Deliver): void {
     if (!this.#fits(client, packet)) {
       fallback(packet, callback)
       return
     }
-    // [MQTT-3.3.5-1] a QoS 1/2 message goes at the highest QoS of the client's matching
-    // subscriptions: when another one is above QoS 0, this delivery must not go first at QoS 0
-    // (that one's would then be a repeat, dropped): Aedes' QoS path delivers it at that QoS
-    if (packet.qos > 0 && grantedQos(declaredClient(client), packet.topic) > 0) {
+    // when another subscription is above QoS 0, this delivery must not go first at QoS 0 (that
+    // one's would then be a repeat, dropped): Aedes' QoS path delivers it at that QoS
+    if (!this.#atQos0(client, packet)) {
       if (wasJustDelivered(declaredClient(client), packet)) this.#coalescer.afterFlush(callback)
       else client.deliverQoS(packet, callback)
       return

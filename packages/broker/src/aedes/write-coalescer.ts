@@ -153,7 +153,7 @@ export class WriteCoalescer {
     this.#release(attached)
   }
 
-  /** Called before each packet written to `stream`: holds its writes until the end of this event-loop turn (see the class comment for when from). */
+  /** Called before each packet written or queued for `stream`: notes it as written this turn, and from which packet on its packets are queued (see the class comment). */
   hold (stream: Writable): void {
     const attached = stream as Attached
     const state = attached[STATE]
