@@ -30,7 +30,7 @@ import { inflightOnDemandContract } from './inflight-on-demand.js'
 import { oneWillPerClusterContract } from './one-will-per-cluster.js'
 import { parserBufferListContract } from './parser-buffer-list.js'
 import { parserSettingsContract } from './parser-settings.js'
-import { wholeFramesContract, writeCoalescerContract } from './write-coalescer.js'
+import { writeCoalescerContract } from './write-coalescer.js'
 
 /** Every patch in this folder, for the self-check; those on Redis packages apply to cluster nodes only. */
 export const CONTRACTS: readonly PatchContract[] = [
@@ -38,7 +38,6 @@ export const CONTRACTS: readonly PatchContract[] = [
   qos0FastPathContract,
   qos0FanOutContract,
   writeCoalescerContract,
-  wholeFramesContract,
   dropDeniedPublishesContract,
   recordQos2AfterPublishContract,
   redisAtomicPubrelContract,

@@ -15,8 +15,7 @@ export const WRITTEN_FOR = {
   'aedes-persistence-level': '9.2',
   'mqtt-packet': '9.0',
   mqemitter: '7.1',
-  'mqemitter-redis': '7.2',
-  ws: '8.23'
+  'mqemitter-redis': '7.2'
 } as const
 
 export type PatchedPackage = keyof typeof WRITTEN_FOR

@@ -23,7 +23,7 @@ const cork = Writable.prototype.cork
  * delivery is its own write(2) — and over WebSocket its own frame (several, in fact: one per
  * chunk of the packet). Under fan-out load one event-loop turn delivers many messages to each
  * subscriber; holding each connection corked until the end of the turn sends all of them in
- * one writev(2) (one frame for WebSocket, see `writeWholeFrames`), which is where most of the
+ * one writev(2) (one frame for WebSocket, see listeners/websocket-framing.ts), which is where most of the
  * broker's time went.
  *
  * At low rates a turn holds one message, and holding it only delays it: every subscriber's
@@ -218,74 +218,6 @@ function sameBuffers (a: Buffer[], b: Buffer[]): boolean {
   return true
 }
 
-/** What writeWholeFrames uses of a ws 8 server-side WebSocket (lib/websocket.js, lib/sender.js). */
-export interface FramedSocket {
-  readyState: number
-  _socket?: Writable
-  _sender?: { _state: number }
-  _extensions?: Record<string, unknown>
-}
-
-/**
- * ws's stream wrapper sends every chunk written to it as its own WebSocket frame. Given a
- * `_writev`, the chunks a corked stream collected go out as one frame: an MQTT packet per
- * frame at least, and under load many packets per frame (MQTT over WebSocket allows both).
- *
- * The frame is written straight to the TCP socket — its header, then each chunk as it is (one
- * writev(2), no copy) — when ws would write it the same way at once: the connection open, ws's
- * sender idle (it queues only while compressing), no compression negotiated. Otherwise the
- * chunks are joined and handed to ws. Joining every turn's packets into one buffer per
- * subscriber was most of the garbage the broker collected under WebSocket fan-out.
- */
-export function writeWholeFrames (stream: Writable, ws: FramedSocket): void {
-  const framed = stream as Framed
-  framed[FRAMED] = ws
-  framed._writev = writevAsOneFrame as Writable['_writev']
-}
-
-const FRAMED = Symbol('firehose.writeWholeFrames.ws')
-type Framed = Writable & { [FRAMED]: FramedSocket }
-
-// shared by every connection (an own property per connection, not a closure per connection)
-function writevAsOneFrame (this: Framed, chunks: Array<{ chunk: Buffer | string, encoding: BufferEncoding }>, callback: (err?: Error | null) => void): void {
-  const ws = this[FRAMED]
-  const buffers = chunks.map(({ chunk, encoding }) => typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk)
-  const socket = ws._socket
-  if (buffers.length > 1 && socket !== undefined && ws.readyState === OPEN && ws._sender?._state === SENDER_IDLE && ws._extensions?.['permessage-deflate'] === undefined) {
-    let length = 0
-    for (const buffer of buffers) length += buffer.length
-    socket.cork()
-    socket.write(frameHeader(length))
-    for (let i = 0; i < buffers.length - 1; i++) socket.write(buffers[i])
-    socket.write(buffers[buffers.length - 1], callback)
-    socket.uncork()
-    return
-  }
-  this._write(buffers.length === 1 ? buffers[0] : Buffer.concat(buffers), 'buffer' as BufferEncoding, callback)
-}
-
-/** ws's WebSocket.OPEN, and Sender's DEFAULT state (nothing queued) */
-const OPEN = 1
-const SENDER_IDLE = 0
-
-/** An unmasked (server) binary frame's header, FIN set, for `length` bytes of payload (RFC 6455 5.2). */
-export function frameHeader (length: number): Buffer {
-  if (length < 126) return Buffer.from([0x82, length])
-  if (length < 65536) {
-    const header = Buffer.allocUnsafe(4)
-    header[0] = 0x82
-    header[1] = 126
-    header.writeUInt16BE(length, 2)
-    return header
-  }
-  const header = Buffer.allocUnsafe(10)
-  header[0] = 0x82
-  header[1] = 127
-  header.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
-  header.writeUInt32BE(length >>> 0, 6)
-  return header
-}
-
 export const writeCoalescerContract: PatchContract = {
   patch: 'write-coalescer.ts',
   package: 'aedes',
@@ -297,24 +229,5 @@ export const writeCoalescerContract: PatchContract = {
     probe.cork = () => { corked++ }
     mqttPacket.writeToStream({ cmd: 'pingresp' }, probe)
     return corked === 1 ? [] : ['mqtt-packet writeToStream no longer corks the stream it writes to']
-  }
-}
-
-/** writeWholeFrames writes frames past ws when ws would write them the same way at once: what it reads of ws must mean what it did. */
-export const wholeFramesContract: PatchContract = {
-  patch: 'write-coalescer.ts',
-  package: 'ws',
-  writtenAgainst: 'lib/websocket.js (setSocket: _sender, _socket; send: the sender only when OPEN, compression only with permessage-deflate) and lib/sender.js (DEFAULT state: nothing queued; sendFrame: header, then data, to the socket)',
-  sources: {
-    'lib/websocket.js': [
-      "const readyStates = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];",
-      'this._sender = sender;\n    this._socket = socket;',
-      'if (!this._extensions[PerMessageDeflate.extensionName]) {\n      opts.compress = false;'
-    ],
-    'lib/sender.js': [
-      'const DEFAULT = 0;',
-      '} else if (this._state !== DEFAULT) {\n      this.enqueue([this.dispatch, data, this._compress, opts, cb]);',
-      'this._socket.cork();\n      this._socket.write(list[0]);\n      this._socket.write(list[1], cb);\n      this._socket.uncork();'
-    ]
   }
 }

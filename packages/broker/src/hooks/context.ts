@@ -32,7 +32,7 @@ export interface HookContext {
   logger: Logger
 }
 
-/** The client's address, for logs: the TCP socket's, or the HTTP request's under WebSocket. */
+/** The client's address, for logs: its socket's (under WebSocket too: the socket is the stream). */
 export function remoteAddress (client: Client): string | undefined {
-  return client.req?.socket.remoteAddress ?? (client.conn as { remoteAddress?: string }).remoteAddress
+  return (client.conn as { remoteAddress?: string }).remoteAddress
 }

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import { watchClose } from '../aedes/close-watch.js'
@@ -12,15 +11,12 @@ import { WriteCoalescer } from '../aedes/write-coalescer.js'
 import type { StalledSubscriberGuard } from './stalled-subscriber.js'
 
 /**
- * Where a WebSocket connection came from: the socket under its HTTP upgrade. Aedes keeps what it
- * is given as `client.req` for as long as the client is connected, and Firehose reads only the
- * address from it (hooks/context.ts `remoteAddress`); the upgrade's whole IncomingMessage
- * (headers, raw headers, a stream state) was about 1.2 KiB per idle WebSocket subscriber.
+ * Hands a connection to Aedes, on Firehose's fan-out path: a TCP or TLS socket, framed for
+ * WebSocket after an upgrade (websocket-framing.ts). No HTTP request is given to Aedes, which
+ * would keep it as `client.req` while the client is connected (about 1.2 KiB per idle
+ * WebSocket subscriber): the socket has the client's address.
  */
-export type ConnectionOrigin = Pick<IncomingMessage, 'socket'>
-
-/** Hands a connection (TCP, TLS or WebSocket stream) to Aedes, on Firehose's fan-out path. */
-export type ConnectionHandler = (stream: Duplex, origin?: ConnectionOrigin) => void
+export type ConnectionHandler = (stream: Duplex) => void
 
 export function createConnectionHandler (broker: Aedes, stalled: StalledSubscriberGuard): ConnectionHandler {
   const coalescer = new WriteCoalescer()
@@ -28,11 +24,10 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
   const strict = new StrictPackets()
   const bufferList = new ParserBufferList()
   const parserSettings = new ParserSettings()
-  return (stream, origin) => {
+  return stream => {
     coalescer.attach(stream)
     stalled.watch(stream)
-    // Aedes keeps the origin as client.req and reads only its connDetails (absent here) itself
-    const client = origin === undefined ? broker.handle(stream) : broker.handle(stream, origin as IncomingMessage)
+    const client = broker.handle(stream)
     // before its first byte is parsed (Aedes reads on the next turn)
     strict.install(client)
     bufferList.install(client)

@@ -2,16 +2,17 @@ import { createServer as createHttpServer, type IncomingMessage } from 'node:htt
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { createWebSocketStream, WebSocketServer } from 'ws'
+import { WebSocketServer } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
 import { createHistoryApi } from '../http/api.js'
 import { FrameCache } from '../http/envelope.js'
 import { isStreamPath, serveStreamUpgrade } from '../http/ws-stream.js'
 import { PacketSizeGuard } from './packet-size-guard.js'
-import { writeWholeFrames, type FramedSocket } from '../aedes/write-coalescer.js'
 import { rawSocket, serveListener, writeBufferBytes, type Listener } from './listener.js'
 import type { ListenerDeps } from './tcp.js'
 import { readTlsOptions } from './tls-options.js'
+import { WebSocketFraming } from './websocket-framing.js'
+import { acceptUpgrade } from './websocket-handshake.js'
 
 /** MQTT subprotocols offered by browsers' clients: MQTT 3.1.1 (`mqtt`) and 3.1 (`mqttv3.1`). */
 function chooseProtocol (offered: Set<string>): string | false {
@@ -21,8 +22,10 @@ function chooseProtocol (offered: Set<string>): string | false {
 }
 
 /**
- * MQTT over WebSocket (TLS when the listener has `tls`), on any path, with ws; plain HTTP
- * requests go to the journal's read API (http/api.ts), with fastify on the same server.
+ * MQTT over WebSocket (TLS when the listener has `tls`), on any path: the handshake and the
+ * framing are Firehose's own (websocket-handshake.ts, websocket-framing.ts), on the connection's
+ * socket; history streams over WebSocket use ws. Plain HTTP requests go to the journal's read
+ * API (http/api.ts), with fastify on the same server.
  */
 export async function startWebSocketListener (config: ListenerConfig, key: string, deps: ListenerDeps): Promise<Listener> {
   const { guard, limits, stats } = deps
@@ -42,16 +45,16 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
   // would cut a keep-alive API client (a pull consumer, an event poster) mid-use
   server.on('request', (req: IncomingMessage) => { guard.handedOver(rawSocket(req.socket)) })
 
-  const wss = new WebSocketServer({
-    noServer: true,
-    handleProtocols: chooseProtocol,
-    // one MQTT packet may span several frames, but a single frame beyond the packet limit is never valid
-    maxPayload: limits.maxPacketSize,
-    perMessageDeflate: false,
-    clientTracking: false
+  const framing = new WebSocketFraming(limits.maxPacketSize, writeBufferBytes(limits), (socket, reason) => {
+    stats.webSocketRefused++
+    logger.warn({ event: 'websocket.refused', ip: socket.remoteAddress }, 'connection closed: %s', reason)
   })
   // history streams: JSON text out, nothing expected in
   const streams = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false, clientTracking: false })
+  const packetSize = new PacketSizeGuard(limits.maxPacketSize, (stream, reason) => {
+    stats.packetsRefused++
+    logger.warn({ ip: (stream as Socket).remoteAddress }, 'connection closed: %s', reason)
+  })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map(p => p.trim())
     const path = (req.url ?? '/').split('?')[0]!
@@ -59,41 +62,26 @@ export async function startWebSocketListener (config: ListenerConfig, key: strin
       serveStreamUpgrade(req, socket, head, streams, history).catch(err => logger.error({ err }, 'history stream upgrade failed'))
       return
     }
-    wss.handleUpgrade(req, socket, head, ws => wss.emit('connection', ws, req))
+    const accepted = acceptUpgrade(req, socket, chooseProtocol)
+    if ('refused' in accepted) {
+      stats.webSocketRefused++
+      logger.warn({ event: 'websocket.refused', ip: req.socket.remoteAddress }, 'WebSocket handshake refused: %s', accepted.refused)
+      return
+    }
+    const conn = socket as Socket
+    guard.handedOver(rawSocket(conn))
+    framing.install(conn, head)
+    packetSize.watch(conn)
+    deps.handle(conn)
   })
-  const packetSize = new PacketSizeGuard(limits.maxPacketSize, (stream, reason) => {
-    stats.packetsRefused++
-    logger.warn({ ip: socketOf(stream)?.remoteAddress }, 'connection closed: %s', reason)
-  })
-  // shared by every connection: per-connection closures are most of an idle subscriber's memory
-  const onStreamError = function (this: Duplex, err: Error): void {
-    logger.debug({ ip: socketOf(this)?.remoteAddress, err: err.message }, 'websocket stream error')
-  }
-  wss.on('connection', (ws, req) => {
-    guard.handedOver(rawSocket(req.socket))
-    const stream = createWebSocketStream(ws, { writableHighWaterMark: writeBufferBytes(limits) })
-    // authorize-forward reads ws.bufferedAmount to spot stalled subscribers
-    Object.defineProperty(stream, 'socket', { value: ws })
-    stream.on('error', onStreamError)
-    packetSize.watch(stream)
-    writeWholeFrames(stream, ws as unknown as FramedSocket)
-    deps.handle(stream, { socket: req.socket })
-  })
-  wss.on('error', err => logger.error({ err }, 'websocket server error'))
   return await serveListener(server, config, {
     key,
     source: deps.source,
     logger,
     description: config.tls ? 'MQTT over WebSocket/TLS' : 'MQTT over WebSocket',
     beforeClose: () => {
-      wss.close()
       streams.close()
       server.closeAllConnections?.()
     }
   })
-}
-
-/** The TCP (or TLS) socket under an MQTT-over-WebSocket stream (the `socket` set at connection). */
-function socketOf (stream: Duplex): { remoteAddress?: string } | undefined {
-  return (stream as Duplex & { socket?: { _socket?: { remoteAddress?: string } } }).socket?._socket
 }

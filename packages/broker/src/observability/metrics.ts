@@ -78,6 +78,7 @@ export function createMetrics ({ broker, stats, guard, listeners, journal, histo
     ['firehose_queued_messages_dropped_total', 'Queued messages dropped (oldest first) from offline sessions over limits.maxQueuedMessages', () => stats.queuedDropped],
     ['firehose_sessions_expired_total', 'Offline persistent sessions removed after limits.sessionExpiry (anonymous) or limits.userSessionExpiry', () => stats.sessionsExpired],
     ['firehose_packets_refused_total', 'Connections closed for a packet over limits.maxPacketSize or a malformed length', () => stats.packetsRefused],
+    ['firehose_websocket_refused_total', 'WebSocket upgrades refused for a malformed handshake, and MQTT-over-WebSocket connections closed for a frame that breaks RFC 6455 or is not binary', () => stats.webSocketRefused],
     ['firehose_slow_clients_disconnected_total', 'Subscribers disconnected because their queue passed limits.maxQueuedBytes', () => stats.slowClientsDisconnected],
     ['firehose_deliveries_dropped_total', 'Deliveries dropped to stalled subscribers', () => stats.deliveriesDropped],
     ['firehose_journal_append_failures_total', 'Publishes refused because their journal append failed', () => stats.journalFailures],

@@ -19,6 +19,8 @@ export class BrokerStats {
   connectionsRefused = 0
   /** packets refused for passing limits.maxPacketSize, or with a malformed length */
   packetsRefused = 0
+  /** WebSocket upgrades refused (a malformed handshake), and MQTT-over-WebSocket connections closed for a frame that breaks RFC 6455 or is not binary */
+  webSocketRefused = 0
   /** connections closed for a packet that breaks MQTT 3.1.1 (strings not UTF-8, packet id 0, ...) */
   protocolViolations = 0
   /** queued messages dropped, oldest first, from offline sessions over limits.maxQueuedMessages */
