@@ -5,6 +5,7 @@ import type { Aedes } from 'aedes'
 import { expectSource, type PatchContract, type Probe } from './contract.js'
 import { dropDeniedPublishesContract } from './drop-denied-publishes.js'
 import { exactDedupeContract } from './exact-dedupe.js'
+import { fastRecordsContract } from './fast-records.js'
 import { clientInternals } from './internals.js'
 import { internalsContract } from './internals-contract.js'
 import { journalBeforePublishContract } from './journal-before-publish.js'
@@ -55,6 +56,7 @@ export const CONTRACTS: readonly PatchContract[] = [
   parserBufferListContract,
   parserSettingsContract,
   closeWatchContract,
+  fastRecordsContract,
   inflightOnDemandContract,
   tidyLevelStoreContract,
   sessionLimitsContract,

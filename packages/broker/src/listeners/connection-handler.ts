@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import { watchClose } from '../aedes/close-watch.js'
 import { installExactDedupe } from '../aedes/exact-dedupe.js'
+import { useFastRecords } from '../aedes/fast-records.js'
 import { inflightOnDemand } from '../aedes/inflight-on-demand.js'
 import { ParserBufferList } from '../aedes/parser-buffer-list.js'
 import { ParserSettings } from '../aedes/parser-settings.js'
@@ -37,5 +38,7 @@ export function createConnectionHandler (broker: Aedes, stalled: StalledSubscrib
     installExactDedupe(client)
     // before any SUBSCRIBE is read: Aedes keeps the client's deliver function in each subscription
     qos0.install(client)
+    // last: copies the listener tables as the patches above left them
+    useFastRecords(client)
   }
 }
