@@ -8,28 +8,38 @@ const EMPTY = Buffer.alloc(0)
 /** how long a closing connection may take to flush its close frame before it is destroyed (ws waits as long) */
 const CLOSE_TIMEOUT_MS = 30_000
 
-/** Where one connection is in the frames it receives (RFC 6455 5.2). */
-interface FrameReader {
-  readonly framing: WebSocketFraming
+/**
+ * Where one connection is in the frames it receives (RFC 6455 5.2). Kept only while there is
+ * something to keep — a frame under way, a fragmented message, a cut header, a close — so an
+ * idle connection holds just its listener's WebSocketFraming.
+ */
+class FrameReader {
   /** the start of a frame header that a read cut (at most 13 bytes), or null */
-  partial: Buffer | null
+  partial: Buffer | null = null
   /** payload bytes of the current frame still to come; -1 between frames */
-  remaining: number
-  opcode: number
+  remaining = -1
+  opcode = 0
   /** the frame's masking key, its four bytes big-endian */
-  mask: number
+  mask = 0
   /** payload bytes of the current frame unmasked so far */
-  maskOffset: number
+  maskOffset = 0
   /** inside a fragmented binary message: a continuation frame is due */
-  fragmented: boolean
+  fragmented = false
   /** a control frame's payload as it arrives (ping data, close code) */
-  control: Buffer | null
-  controlLength: number
+  control: Buffer | null = null
+  controlLength = 0
   /** a close frame was sent: whatever the client sends after it is dropped */
-  closing: boolean
+  closing = false
+
+  constructor (readonly framing: WebSocketFraming) {}
+
+  /** Whether it holds nothing the next read needs. */
+  get idle (): boolean {
+    return this.remaining < 0 && !this.fragmented && this.partial === null && !this.closing
+  }
 }
 
-type FramedSocket = Socket & { [FRAMING]: FrameReader }
+type FramedSocket = Socket & { [FRAMING]: FrameReader | WebSocketFraming }
 type Chunk = Buffer & { [RAW]?: true }
 interface WriteEntry { chunk: Chunk | string, encoding: BufferEncoding | 'buffer' }
 type WriteCallback = (err?: Error | null) => void
@@ -51,9 +61,11 @@ const socketWritev = Socket.prototype._writev as (this: Socket, chunks: WriteEnt
  *
  * Before this, each connection had ws's WebSocket with its receiver (a Writable) and sender,
  * and ws's stream wrapper (a Duplex) with its closures on top: about 3 KiB of an idle
- * subscriber's heap, more than the TCP connection under it. Per connection this keeps one
- * small state object and three own properties (`push`, `_write`, `_writev`, shared
- * functions); the frame rules ws enforced are enforced here (a client's frames are masked, no
+ * subscriber's heap, more than the TCP connection under it. Per connection this keeps four
+ * own properties (`push`, `_write`, `_writev`: functions all connections share; the framing
+ * state), and a small state object only while a frame is under way. (Not a prototype of
+ * framed sockets instead: V8 gave each socket moved onto it maps of its own, 1.3 KB.) The
+ * frame rules ws enforced are enforced here (a client's frames are masked, no
  * RSV bits, control frames whole and at most 125 bytes, continuation only inside a message),
  * with MQTT's: text frames are refused [MQTT-6.0.0-1]. A frame that breaks them closes the
  * connection with the RFC's close code, is logged and counted.
@@ -76,7 +88,7 @@ export class WebSocketFraming {
   /** Makes `socket`, just upgraded, the MQTT stream; `head` is what the client sent after its request. */
   install (socket: Socket, head: Buffer): void {
     const framed = socket as FramedSocket
-    framed[FRAMING] = { framing: this, partial: null, remaining: -1, opcode: 0, mask: 0, maskOffset: 0, fragmented: false, control: null, controlLength: 0, closing: false }
+    framed[FRAMING] = this
     framed.push = framedPush
     framed._write = framedWrite
     framed._writev = framedWritev as Socket['_writev']
@@ -221,9 +233,12 @@ export class WebSocketFraming {
 // shared by every connection (own properties of each framed socket, not closures per connection)
 function framedPush (this: FramedSocket, chunk: Buffer | null): boolean {
   if (chunk === null) return readablePush.call(this, null)
-  const reader = this[FRAMING]
+  const held = this[FRAMING]
+  const reader = held instanceof FrameReader ? held : new FrameReader(held)
   if (reader.closing) return true
-  return reader.framing.read(this, reader, chunk)
+  const more = reader.framing.read(this, reader, chunk)
+  this[FRAMING] = reader.idle ? reader.framing : reader
+  return more
 }
 
 function framedWrite (this: FramedSocket, chunk: Chunk | string, encoding: BufferEncoding, callback: WriteCallback): void {
