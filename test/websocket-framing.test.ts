@@ -36,7 +36,7 @@ class RawWebSocket {
   }
 
   /** Connects and sends `request` (the whole HTTP request), or a valid upgrade request offering `mqtt`. */
-  static async open (request?: string): Promise<RawWebSocket & { key: string }> {
+  static async open (request?: string | Buffer): Promise<RawWebSocket & { key: string }> {
     const socket = netConnect({ port: broker.ports.ws, host: '127.0.0.1' })
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve)
@@ -146,6 +146,15 @@ t.test('the handshake answers with RFC 6455\'s accept value and the mqtt subprot
   t.match(ws.response, new RegExp(`\r\nSec-WebSocket-Accept: ${accept.replace(/[+/]/g, '\\$&')}\r\n`))
   t.match(ws.response, /\r\nSec-WebSocket-Protocol: mqtt(\r\n|$)/)
   t.match(ws.response, /\r\nUpgrade: websocket\r\n/i)
+})
+
+t.test('a CONNECT sent in the same write as the upgrade request (what arrives after the headers) is read', async t => {
+  const key = randomBytes(16).toString('base64')
+  const ws = await RawWebSocket.open(Buffer.concat([Buffer.from(upgradeRequest(key)), clientFrame(BINARY, mqtt(connectPacket()))]))
+  t.teardown(() => ws.socket.destroy())
+  await ws.upgraded()
+  await waitFor('CONNACK', () => ws.packets().length > 0)
+  t.match(ws.packets()[0], { cmd: 'connack', returnCode: 0 })
 })
 
 t.test('malformed upgrade requests get ws\'s answers, a log line and a count, and the broker stays up', async t => {
