@@ -1,7 +1,8 @@
 // Fan-out: the Firehose broker against Debian's Mosquitto, same load, same machine, one run,
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64] [--rate N]
-//                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose] [--versus-env NAME=VALUE]
+//                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose] [--versus-env NAME=VALUE] [--journal on|off]
+// Firehose keeps a journal of every publish (topics `#`) unless `--journal off`.
 // Latency runs once per broker per round, the order swapped every round (medians of the rounds).
 // `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here;
 // `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers. `--versus-env` puts a
@@ -27,9 +28,16 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     only: { type: 'string', default: 'tcp,ws,stall,latency,idle,idle-ws' },
     verbose: { type: 'boolean', default: false },
-    'versus-env': { type: 'string' }
+    'versus-env': { type: 'string' },
+    // the issue's figures are with the journal on, as a broker with persistence has it
+    journal: { type: 'string', default: 'on' }
   }
 })
+if (values.journal !== 'on' && values.journal !== 'off') {
+  console.error(`--journal: expected on or off, got ${JSON.stringify(values.journal)}`)
+  process.exit(2)
+}
+const JOURNAL = values.journal === 'on'
 const VERSUS_ENV = values['versus-env'] === undefined ? undefined : /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(values['versus-env'])?.slice(1)
 if (values['versus-env'] !== undefined && VERSUS_ENV === undefined) {
   console.error(`--versus-env: expected NAME=VALUE, got ${JSON.stringify(values['versus-env'])}`)
@@ -52,7 +60,7 @@ async function startVariant ([name, value]) {
   const before = process.env[name]
   process.env[name] = value
   try {
-    return await startFirehose({ users: USERS })
+    return await startFirehose({ users: USERS, journal: JOURNAL })
   } finally {
     if (before === undefined) delete process.env[name]
     else process.env[name] = before
@@ -146,13 +154,13 @@ const row = (name, f, m, unit = '', better = 'higher') => {
   console.log(`| ${name} | ${fmt(f)}${unit} | ${fmt(m)}${unit} | ${ratio.toFixed(2)} (${better} is better) |`)
 }
 
-const firehose = await startFirehose({ users: USERS })
+const firehose = await startFirehose({ users: USERS, journal: JOURNAL })
 const mosquitto = VERSUS_ENV === undefined ? await startMosquitto() : await startVariant(VERSUS_ENV)
 const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undefined
 const { spawnSync } = await import('node:child_process')
 // `mosquitto -h` prints its version and exits non-zero
 const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
-console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW}, ${SECONDS} s per run, ${ROUNDS} rounds A B A B; ` +
+console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW}, ${SECONDS} s per run, ${ROUNDS} rounds A B A B, Firehose journal ${JOURNAL ? 'on' : 'off'}; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
 try {
   const figures = { tcp: { f: [], m: [], i: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }
@@ -191,7 +199,7 @@ try {
   const lf = combine(latencies.f)
   const lm = combine(latencies.m)
   const noMemory = { marginal: NaN, average: NaN }
-  const freshFirehose = async () => await startFirehose({ users: USERS })
+  const freshFirehose = async () => await startFirehose({ users: USERS, journal: JOURNAL })
   const mf = ONLY.has('idle') ? await idleMemory(freshFirehose, 'tcp', 'f-idle') : noMemory
   const mm = ONLY.has('idle') ? await idleMemory(startMosquitto, 'tcp', 'm-idle') : noMemory
   const wf = ONLY.has('idle-ws') ? await idleMemory(freshFirehose, 'ws', 'f-idle-ws') : noMemory

@@ -52,7 +52,8 @@ async function waitForLine (child, stream, predicate, what) {
 }
 
 /** `firehose broker` with one plain MQTT listener; `extra` is merged into its config. */
-export async function startFirehose ({ users, extra = {} }) {
+/** `journal`: keep a journal of every publish (topics `#`) in the broker's directory, as a broker with persistence does by default. */
+export async function startFirehose ({ users, extra = {}, journal = false }) {
   const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-'))
   const port = await freePort()
   const passwd = join(dir, 'passwd')
@@ -67,6 +68,7 @@ export async function startFirehose ({ users, extra = {} }) {
     sysInterval: 0,
     log: { level: 'warn' },
     limits: { maxConnections: 100000, maxConnectionsPerIp: 100000 },
+    ...(journal ? { journal: { dir: join(dir, 'journal'), topics: ['#'] } } : {}),
     ...extra
   }
   if (extra.persistence === undefined && 'cluster' in extra) delete config.persistence
