@@ -1,7 +1,7 @@
 // Many WebSocket subscribers kept in real time: for each broker, the highest rate of messages to
 // all of them at which p99 publish-to-delivery stays under a limit with every delivery made,
 // and its resident memory at the end with them connected. Same machine, one run.
-//   npm run bench:crowd -- [--subscribers 10000] [--transport ws|tcp] [--seconds 5] [--limit 100]
+//   npm run bench:crowd -- [--subscribers 10000] [--transport ws|tcp] [--seconds 5] [--limit 100] [--journal on|off]
 // The rate search: 1 msg/s, doubled while a step passes, then halved between the last pass and
 // the first fail until they are within 15%. A step passes when p99 < limit, every subscriber got
 // every message and none was disconnected. Between steps the brokers drain what they hold.
@@ -19,9 +19,15 @@ const { values } = parseArgs({
     subscribers: { type: 'string', default: '10000' },
     transport: { type: 'string', default: 'ws' },
     seconds: { type: 'string', default: '5' },
-    limit: { type: 'string', default: '100' }
+    limit: { type: 'string', default: '100' },
+    // Firehose keeps a journal of every publish, as a broker with persistence does
+    journal: { type: 'string', default: 'on' }
   }
 })
+if (values.journal !== 'on' && values.journal !== 'off') {
+  console.error(`--journal: expected on or off, got ${JSON.stringify(values.journal)}`)
+  process.exit(2)
+}
 const COUNT = Number(values.subscribers)
 const TRANSPORT = values.transport
 const SECONDS = Number(values.seconds)
@@ -93,7 +99,7 @@ const { spawnSync } = await import('node:child_process')
 const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Crowd: ${COUNT} ${TRANSPORT} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per step, p99 limit ${LIMIT} ms; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
-const firehose = await crowd('firehose', await startFirehose({ users: USERS }))
+const firehose = await crowd('firehose', await startFirehose({ users: USERS, journal: values.journal === 'on' }))
 const mosquitto = await crowd('mosquitto', await startMosquitto())
 const results = {}
 try {
