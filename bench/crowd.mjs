@@ -12,7 +12,7 @@ import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { fmt, openStampedSubscribers, publishStamped } from './lib/latency.mjs'
-import { settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { journalOption, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -24,10 +24,7 @@ const { values } = parseArgs({
     journal: { type: 'string', default: 'on' }
   }
 })
-if (values.journal !== 'on' && values.journal !== 'off') {
-  console.error(`--journal: expected on or off, got ${JSON.stringify(values.journal)}`)
-  process.exit(2)
-}
+const JOURNAL = journalOption(values.journal)
 const COUNT = Number(values.subscribers)
 const TRANSPORT = values.transport
 const SECONDS = Number(values.seconds)
@@ -99,7 +96,7 @@ const { spawnSync } = await import('node:child_process')
 const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Crowd: ${COUNT} ${TRANSPORT} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per step, p99 limit ${LIMIT} ms; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
-const firehose = await crowd('firehose', await startFirehose({ users: USERS, journal: values.journal === 'on' }))
+const firehose = await crowd('firehose', await startFirehose({ users: USERS, journal: JOURNAL }))
 const mosquitto = await crowd('mosquitto', await startMosquitto())
 const results = {}
 try {

@@ -14,7 +14,7 @@ import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
 import { openNativeSubscribers, startIdealcast } from './lib/native.mjs'
-import { freePort, processCpuSeconds, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { freePort, journalOption, processCpuSeconds, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -33,11 +33,7 @@ const { values } = parseArgs({
     journal: { type: 'string', default: 'on' }
   }
 })
-if (values.journal !== 'on' && values.journal !== 'off') {
-  console.error(`--journal: expected on or off, got ${JSON.stringify(values.journal)}`)
-  process.exit(2)
-}
-const JOURNAL = values.journal === 'on'
+const JOURNAL = journalOption(values.journal)
 const VERSUS_ENV = values['versus-env'] === undefined ? undefined : /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(values['versus-env'])?.slice(1)
 if (values['versus-env'] !== undefined && VERSUS_ENV === undefined) {
   console.error(`--versus-env: expected NAME=VALUE, got ${JSON.stringify(values['versus-env'])}`)

@@ -52,6 +52,13 @@ async function waitForLine (child, stream, predicate, what) {
 }
 
 /** `firehose broker` with one plain MQTT listener; `extra` is merged into its config. */
+/** The benches' `--journal on|off` (default on: the issue's figures are with the journal on); exits on anything else. */
+export function journalOption (value) {
+  if (value === 'on' || value === 'off') return value === 'on'
+  console.error(`--journal: expected on or off, got ${JSON.stringify(value)}`)
+  process.exit(2)
+}
+
 /** `journal`: keep a journal of every publish (topics `#`) in the broker's directory, as a broker with persistence does by default. */
 export async function startFirehose ({ users, extra = {}, journal = false }) {
   const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-'))
