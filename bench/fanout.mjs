@@ -2,7 +2,11 @@
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64] [--rate N]
 //                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose] [--versus-env NAME=VALUE] [--journal on|off]
+//                    [--sweep 2]
 // Firehose keeps a journal of every publish (topics `#`) unless `--journal off`.
+// `--sweep MS`: how long the fan-out subscribers (bench/lib/subscribers.c) let deliveries pile up
+// between two reads, which is also how often they report them to the closed-loop publisher; at
+// window 20 the default 2 ms is what paces a broker that keeps up (bench/README.md).
 // Latency runs once per broker per round, the order swapped every round (medians of the rounds).
 // `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here;
 // `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers. `--versus-env` puts a
@@ -30,13 +34,19 @@ const { values } = parseArgs({
     verbose: { type: 'boolean', default: false },
     'versus-env': { type: 'string' },
     // the issue's figures are with the journal on, as a broker with persistence has it
-    journal: { type: 'string', default: 'on' }
+    journal: { type: 'string', default: 'on' },
+    sweep: { type: 'string', default: '2' }
   }
 })
 const JOURNAL = journalOption(values.journal)
 const VERSUS_ENV = values['versus-env'] === undefined ? undefined : /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(values['versus-env'])?.slice(1)
 if (values['versus-env'] !== undefined && VERSUS_ENV === undefined) {
   console.error(`--versus-env: expected NAME=VALUE, got ${JSON.stringify(values['versus-env'])}`)
+  process.exit(2)
+}
+const SWEEP_MS = Number(values.sweep)
+if (!(SWEEP_MS >= 0.05 && SWEEP_MS < 1000)) {
+  console.error(`--sweep: expected milliseconds from 0.05 to 999, got ${JSON.stringify(values.sweep)}`)
   process.exit(2)
 }
 const SUBSCRIBERS = Number(values.subscribers)
@@ -66,7 +76,7 @@ async function startVariant ([name, value]) {
 /** Deliveries per second to `SUBSCRIBERS` on `bench/#`; `stall` adds one subscriber that stops reading. */
 async function fanOut (broker, transport, label, { stall = false } = {}) {
   const port = transport === 'ws' ? broker.wsPort : broker.port
-  const subs = await openNativeSubscribers({ port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label, transport })
+  const subs = await openNativeSubscribers({ port, count: SUBSCRIBERS, filter: 'bench/#', idPrefix: label, transport, sweepMs: SWEEP_MS })
   let stalled
   let stalledClosed = false
   if (stall) {
@@ -156,7 +166,7 @@ const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undef
 const { spawnSync } = await import('node:child_process')
 // `mosquitto -h` prints its version and exits non-zero
 const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
-console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW}, ${SECONDS} s per run, ${ROUNDS} rounds A B A B, Firehose journal ${JOURNAL ? 'on' : 'off'}; ` +
+console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW} (subscribers report every ${SWEEP_MS} ms), ${SECONDS} s per run, ${ROUNDS} rounds A B A B, Firehose journal ${JOURNAL ? 'on' : 'off'}; ` +
   `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
 try {
   const figures = { tcp: { f: [], m: [], i: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }

@@ -31,17 +31,22 @@ export async function startIdealcast (port) {
 
 /**
  * `count` subscribers on `filter` over `transport` ('tcp' or 'ws'), resolved once all have their
- * SUBACK. `bytes()` is the delivered bytes so far (reported by the process every 2 ms).
+ * SUBACK. `bytes()` is the delivered bytes so far, reported by the process every `sweepMs`
+ * (default 2), which is also how long it lets deliveries pile up between two sweeps of its
+ * sockets; `reported(ms)` resolves at the next report (or after `ms`).
  * With `stamps` ({ packetSize, offset }: every PUBLISH has that size and a CLOCK_MONOTONIC
  * nanosecond stamp at that offset, as process.hrtime.bigint() gives) every delivery is timed,
  * and `close()` resolves to { p50, p99, samples, disconnected } (latencies in ms); `mark()`
  * resolves to the same for the deliveries since the last mark and starts anew.
  */
-export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp', stamps }) {
+export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, filter, idPrefix, transport = 'tcp', stamps, sweepMs = 2 }) {
   const args = [host, String(port), String(count), filter, idPrefix, transport]
   if (stamps !== undefined) args.push(String(stamps.packetSize), String(stamps.offset))
-  const child = spawn(build(), args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const env = { ...process.env, SUBSCRIBERS_SWEEP_US: String(Math.round(sweepMs * 1000)) }
+  const child = spawn(build(), args, { stdio: ['pipe', 'pipe', 'inherit'], env })
   let total = 0
+  /** who waits for the next report (flood's closed loop wakes on it instead of polling) */
+  let waiting = []
   let latency
   let marked
   let exited = false
@@ -55,7 +60,12 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
         latency = { p50, p99, samples, disconnected }
         marked?.(latency)
         marked = undefined
-      } else total = Number(line)
+      } else {
+        total = Number(line)
+        const woken = waiting
+        waiting = []
+        for (const wake of woken) wake()
+      }
     })
     child.on('exit', code => reject(new Error(`subscribers exited with ${code} before all were subscribed`)))
   })
@@ -63,6 +73,11 @@ export async function openNativeSubscribers ({ host = '127.0.0.1', port, count, 
     count,
     pid: child.pid,
     bytes: () => total,
+    /** resolves at the next report of delivered bytes, or after `ms` */
+    reported: async ms => await new Promise(resolve => {
+      const timer = setTimeout(resolve, ms)
+      waiting.push(() => { clearTimeout(timer); resolve() })
+    }),
     mark: async () => await new Promise(resolve => {
       marked = resolve
       child.stdin.write('mark\n')

@@ -7,7 +7,8 @@
  *
  * Prints "ready" once every subscriber has its SUBACK, then the running total of delivered
  * bytes (MQTT bytes after the handshake; for WebSocket the frames' payload bytes) as a line
- * every 2 ms while it changes. Exits when its standard input closes.
+ * every 2 ms while it changes (SUBSCRIBERS_SWEEP_US in the environment: another interval, in
+ * microseconds; it is also the pause between sweeps). Exits when its standard input closes.
  *
  * With PACKET_SIZE and STAMP_OFFSET (latency mode: every PUBLISH is PACKET_SIZE bytes and
  * carries the publisher's CLOCK_MONOTONIC time in nanoseconds, 8 bytes big-endian, at
@@ -52,6 +53,8 @@ static uint64_t total;
 static uint64_t packet_size, stamp_offset; /* latency mode when packet_size > 0 */
 static double *samples;
 static size_t sample_count, sample_cap;
+/* the pause between sweeps (SUBSCRIBERS_SWEEP_US, default 2 ms), also the least time between two reports */
+static long sweep_ns = 2000000;
 static unsigned disconnected; /* subscribers the broker closed since the last report */
 
 static uint64_t now_ns (void) {
@@ -178,6 +181,7 @@ int main (int argc, char **argv) {
   const char *host = argv[1], *filter = argv[4], *prefix = argv[5];
   int port = atoi(argv[2]), count = atoi(argv[3]);
   ws = strcmp(argv[6], "ws") == 0;
+  if (getenv("SUBSCRIBERS_SWEEP_US")) sweep_ns = 1000 * atol(getenv("SUBSCRIBERS_SWEEP_US"));
   setvbuf(stdout, NULL, _IOLBF, 0);
   struct sub *subs = calloc((size_t)count, sizeof *subs);
   int ep = epoll_create1(0);
@@ -259,10 +263,12 @@ int main (int argc, char **argv) {
       if (ws) frames(s, buf, (size_t)r); else payload(s, buf, (size_t)r);
     }
     /* let deliveries pile up between sweeps: fewer, larger reads keep this process cheap; the
-       sockets' buffers hold far more than a sweep's worth, so the broker never waits on us */
-    if (n > 0 && packet_size == 0) { struct timespec pause = { 0, 2000000 }; nanosleep(&pause, NULL); }
+       sockets' buffers hold far more than a sweep's worth, so the broker never waits on us. A
+       closed-loop publisher does: it sees deliveries only in the reports, so with a small window
+       the sweep paces a broker that keeps up (bench/README.md, "who sets the pace") */
+    if (n > 0 && packet_size == 0) { struct timespec pause = { 0, sweep_ns }; nanosleep(&pause, NULL); }
     uint64_t t = now_ns();
-    if (total != reported && t - last >= 2000000) {
+    if (total != reported && t - last >= (uint64_t)sweep_ns) {
       printf("%llu\n", (unsigned long long)total);
       reported = total;
       last = t;
