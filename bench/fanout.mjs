@@ -2,11 +2,13 @@
 // alternating A B A B. `npm run bench` (raises the open-file limit for the 10,000 connections).
 //   npm run bench -- [--subscribers 500] [--seconds 10] [--rounds 2] [--idle 10000] [--window 64] [--rate N]
 //                    [--only tcp,ws,stall,latency,idle,idle-ws,floor] [--verbose] [--versus-env NAME=VALUE] [--journal on|off]
-//                    [--sweep 2]
+//                    [--sweep 2] [--publisher-nagle]
 // Firehose keeps a journal of every publish (topics `#`) unless `--journal off`.
 // `--sweep MS`: how long the fan-out subscribers (bench/lib/subscribers.c) let deliveries pile up
 // between two reads, which is also how often they report them to the closed-loop publisher; at
 // window 20 the default 2 ms is what paces a broker that keeps up (bench/README.md).
+// The latency publisher sets TCP_NODELAY unless `--publisher-nagle` (mqtt.js' default: Nagle's
+// algorithm on, see bench/lib/latency.mjs).
 // Latency runs once per broker per round, the order swapped every round (medians of the rounds).
 // `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here;
 // `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers. `--versus-env` puts a
@@ -35,7 +37,8 @@ const { values } = parseArgs({
     'versus-env': { type: 'string' },
     // the issue's figures are with the journal on, as a broker with persistence has it
     journal: { type: 'string', default: 'on' },
-    sweep: { type: 'string', default: '2' }
+    sweep: { type: 'string', default: '2' },
+    'publisher-nagle': { type: 'boolean', default: false }
   }
 })
 const JOURNAL = journalOption(values.journal)
@@ -128,7 +131,7 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
 
 /** p50/p99 publish-to-delivery over every delivery to `SUBSCRIBERS` at `rate` messages/s. */
 async function latency (broker, rate, label) {
-  return await measureFanOutLatency({ port: broker.port, count: SUBSCRIBERS, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label })
+  return await measureFanOutLatency({ port: broker.port, count: SUBSCRIBERS, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label, nagle: values['publisher-nagle'] })
 }
 
 /**
@@ -215,8 +218,9 @@ try {
   console.log('|---|---|---|---|')
   row(`TCP fan-out, ${SUBSCRIBERS} subscribers, deliveries/s (median)`, median(figures.tcp.f), median(figures.tcp.m))
   row(`WebSocket fan-out, ${SUBSCRIBERS} subscribers, deliveries/s (median)`, median(figures.ws.f), median(figures.ws.m))
-  row(`latency p50 at ${rate} msg/s × ${SUBSCRIBERS} subscribers (median of rounds)`, lf.p50, lm.p50, ' ms', 'lower')
-  row(`latency p99 at ${rate} msg/s × ${SUBSCRIBERS} subscribers (median of rounds)`, lf.p99, lm.p99, ' ms', 'lower')
+  const publisher = values['publisher-nagle'] ? ', publisher with Nagle' : ''
+  row(`latency p50 at ${rate} msg/s × ${SUBSCRIBERS} subscribers${publisher} (median of rounds)`, lf.p50, lm.p50, ' ms', 'lower')
+  row(`latency p99 at ${rate} msg/s × ${SUBSCRIBERS} subscribers${publisher} (median of rounds)`, lf.p99, lm.p99, ' ms', 'lower')
   row(`memory per idle TCP subscriber, ${Math.floor(IDLE / 2)} → ${IDLE} connections`, mf.marginal / 1024, mm.marginal / 1024, ' KiB', 'lower')
   row(`memory per idle TCP subscriber, 0 → ${IDLE} (fixed costs included)`, mf.average / 1024, mm.average / 1024, ' KiB', 'lower')
   row(`memory per idle WebSocket subscriber, ${Math.floor(IDLE / 2)} → ${IDLE} connections`, wf.marginal / 1024, wm.marginal / 1024, ' KiB', 'lower')

@@ -29,12 +29,19 @@ export async function publishStamped (pub, topic, rate, seconds, payloadSize) {
  * Fan-out latency: `count` lean subscribers on `bench/#` time every delivery of messages an
  * mqtt.js publisher sends at `rate` per second, each stamped with its send time; p50 and p99
  * over all deliveries to all subscribers, in ms (where one subscriber sits in a broker's
- * delivery order does not decide the figure).
+ * delivery order does not decide the figure). The publisher's socket has TCP_NODELAY, as a
+ * publisher that cares for latency sets it, unless `nagle`: with Nagle's algorithm on (mqtt.js'
+ * default) a message waits for the broker's kernel to acknowledge the last one, which it may
+ * delay up to its delayed-ACK timeout once the broker is late to read once; at 200 msg/s such
+ * a run stays late for good, whichever broker (bench/README.md, "Nagle at the publisher").
  */
-export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency' }) {
+export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency', nagle = false }) {
   const payloadSize = 1024
   const subs = await openStampedSubscribers({ port, count, idPrefix: label, topic, payloadSize })
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
+  // Nagle's algorithm (mqtt.js leaves it on) holds each message while the last is unacknowledged,
+  // and the broker's kernel may delay that acknowledgement by tens of ms: see `nagle`
+  if (!nagle) pub.stream.setNoDelay(true)
   const total = await publishStamped(pub, topic, rate, seconds, payloadSize)
   await pub.endAsync()
   const { p50, p99, samples } = await subs.close()
