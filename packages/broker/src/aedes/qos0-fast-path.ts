@@ -5,7 +5,6 @@ import { wasJustDelivered } from './exact-dedupe.js'
 import { grantedQos } from './granted-qos.js'
 import { brokerInternals, clientInternals, declaredClient, type Callback, type ClientInternals, type Deliver } from './internals.js'
 import type { WriteCoalescer } from './write-coalescer.js'
-import { checkDirectWrite, writeDirect } from '../listeners/direct-write.js'
 
 type Publish = AedesPublishPacket & { clientId?: string, nl?: boolean, properties?: unknown }
 
@@ -114,15 +113,12 @@ export class Qos0FastPath {
   /** subscriptions that deliver without Aedes' copy, learned so far, and the deliveries they made (the contract test reads them) */
   sharedSubscriptions = 0
   directDeliveries = 0
-  /** deliveries written below the connection's stream (listeners/direct-write.ts; the contract test reads it) */
-  writtenBelowStream = 0
   // set while the fan-out loop calls a marked function it has not learnt yet
   #learning: Marked | undefined
 
   constructor (broker: Aedes, coalescer: WriteCoalescer) {
     this.#broker = broker
     this.#coalescer = coalescer
-    checkDirectWrite()
     const subscribe = broker.subscribe
     broker.subscribe = (filter, func, done) => {
       const marked = func as unknown as Marked
@@ -242,11 +238,6 @@ export class Qos0FastPath {
     const bytes = this.#encode(toForward, client.version as 3 | 4 /* #fits */, keepRetain && toForward.retain)
     this.#coalescer.hold(conn)
     if (this.#coalescer.queue(conn, bytes)) return DONE
-    // a delivery written at once (its connection's first of a quiet turn): below the stream when nothing waits in it
-    if (writeDirect(conn, bytes)) {
-      this.writtenBelowStream++
-      return DONE
-    }
     if (!conn.write(bytes) && !client.errored) {
       // as Aedes' deliver0: an error (the connection closed meanwhile) ends the client, never the caller
       client.waitForDrain(err => {

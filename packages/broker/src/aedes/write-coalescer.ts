@@ -1,7 +1,6 @@
 import { Writable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import type { PatchContract } from './contract.js'
-import { writeDirect } from '../listeners/direct-write.js'
 
 const STATE = Symbol('firehose.writeCoalescer.state')
 // STATE bits: written this turn; its packets queued from now on this turn; corked by the coalescer until the end of the turn
@@ -59,8 +58,6 @@ export class WriteCoalescer {
   #lastBatched = true
   /** turns that held every connection from its first packet, and turns that wrote first packets at once (the contract test reads them) */
   readonly turns = { held: 0, writingThrough: 0 }
-  /** queued packets let go below the connection's stream (listeners/direct-write.ts; the tests read it) */
-  writtenBelowStream = 0
   /** a turn's queued packets, joined once for every connection that queued the same ones */
   readonly joined = new SharedJoin()
   readonly #flush = (): void => {
@@ -136,8 +133,7 @@ export class WriteCoalescer {
     if (stream.destroyed || stream.writableEnded) return
     const joined = queued.length > 1 ? this.joined.for(queued) : queued[0]
     if (joined !== undefined) {
-      if (writeDirect(stream, joined)) this.writtenBelowStream++
-      else stream.write(joined)
+      stream.write(joined)
       return
     }
     cork.call(stream)

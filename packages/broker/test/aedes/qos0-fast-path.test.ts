@@ -16,21 +16,11 @@ const SUBSCRIBERS = 8
 t.test('QoS 0 messages to N subscribers are encoded once each, and every subscriber gets them whole', async t => {
   const coalescer = new WriteCoalescer()
   let fastPath: Qos0FastPath | undefined
-  // single writes through the connections' streams once the subscriptions are made (a run of
-  // packets that no other connection shares goes through the stream corked, as one writev)
-  let counting = false
-  let streamWrites = 0
   const aedes = await AedesUnderTest.start({}, broker => {
     const path = fastPath = new Qos0FastPath(broker, coalescer)
     return client => {
       coalescer.attach(client.conn)
       path.install(client)
-      const conn = client.conn as unknown as { write: (...args: unknown[]) => boolean }
-      const write = conn.write
-      conn.write = function (this: unknown, ...args: unknown[]) {
-        if (counting && (this as { writableCorked: number }).writableCorked === 0) streamWrites++
-        return write.apply(this, args)
-      }
     }
   })
   t.teardown(() => aedes.close())
@@ -43,15 +33,10 @@ t.test('QoS 0 messages to N subscribers are encoded once each, and every subscri
     // a QoS 1 subscription gets QoS 0 messages through Aedes' downgrade, which calls deliver0 too
     await sub.subscribeAsync('fan/#', { qos: i % 2 === 0 ? 1 : 0 })
   }
-  counting = true
   for (const n of [1, 2, 3]) aedes.broker.publish({ cmd: 'publish', topic: `fan/${n}`, payload: Buffer.from(`message ${n}`), qos: 0, retain: false, dup: false }, () => {})
   await until('every subscriber to get the three messages', () => received.every(got => got.length === 3))
   for (const got of received) t.same(got, ['fan/1 message 1 qos0', 'fan/2 message 2 qos0', 'fan/3 message 3 qos0'])
   t.equal(fastPath?.encodes, 3, `3 encodes for ${3 * SUBSCRIBERS} deliveries`)
-  // over TCP, with nothing waiting in a connection's stream, deliveries go below it (listeners/direct-write.ts)
-  const below = fastPath!.writtenBelowStream + coalescer.writtenBelowStream
-  t.ok(below >= SUBSCRIBERS && below <= 3 * SUBSCRIBERS, `${below} writes below the connections' streams, at least one per connection`)
-  t.equal(streamWrites, 0, 'no single write went through a stream')
 })
 
 t.test('MQTT 3.1 subscribers get the same message, encoded for their version', async t => {
