@@ -58,10 +58,11 @@ export async function openStampedSubscribers ({ port, count, idPrefix, topic, pa
   return await openNativeSubscribers({ port, transport, count, filter: 'bench/#', idPrefix, stamps: { packetSize, offset: packetSize - payloadSize } })
 }
 
-/** p50 and p99 in ms over `rate` × `seconds` messages on `topic`. */
-export async function measureLatency ({ publishPort, subscribePort, rate, seconds, username, password, topic = 'bench/latency', label = 'latency' }) {
+/** p50 and p99 in ms over `rate` × `seconds` messages on `topic`; the publisher with TCP_NODELAY unless `nagle` (see measureFanOutLatency). */
+export async function measureLatency ({ publishPort, subscribePort, rate, seconds, username, password, topic = 'bench/latency', label = 'latency', nagle = false }) {
   const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${subscribePort}`, { reconnectPeriod: 0, clientId: `${label}-probe` })
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${publishPort}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
+  if (!nagle) pub.stream.setNoDelay(true) // as measureFanOutLatency
   const samples = []
   probe.on('message', (_topic, payload) => samples.push(Number(process.hrtime.bigint() - payload.readBigInt64BE(0)) / 1e6))
   await probe.subscribeAsync(topic, { qos: 0 })
