@@ -65,11 +65,14 @@ let generatorSaturated = false
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 /** A Firehose broker with `NAME=VALUE` added to its environment, for --versus-env. */
+/** A Firehose broker as every load here runs it. */
+const startOurs = async () => await startFirehose({ users: USERS, journal: JOURNAL })
+
 async function startVariant ([name, value]) {
   const before = process.env[name]
   process.env[name] = value
   try {
-    return await startFirehose({ users: USERS, journal: JOURNAL })
+    return await startOurs()
   } finally {
     if (before === undefined) delete process.env[name]
     else process.env[name] = before
@@ -163,7 +166,7 @@ const row = (name, f, m, unit = '', better = 'higher') => {
   console.log(`| ${name} | ${fmt(f)}${unit} | ${fmt(m)}${unit} | ${ratio.toFixed(2)} (${better} is better) |`)
 }
 
-const firehose = await startFirehose({ users: USERS, journal: JOURNAL })
+const firehose = await startOurs()
 const mosquitto = VERSUS_ENV === undefined ? await startMosquitto() : await startVariant(VERSUS_ENV)
 const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undefined
 const { spawnSync } = await import('node:child_process')
@@ -208,10 +211,9 @@ try {
   const lf = combine(latencies.f)
   const lm = combine(latencies.m)
   const noMemory = { marginal: NaN, average: NaN }
-  const freshFirehose = async () => await startFirehose({ users: USERS, journal: JOURNAL })
-  const mf = ONLY.has('idle') ? await idleMemory(freshFirehose, 'tcp', 'f-idle') : noMemory
+  const mf = ONLY.has('idle') ? await idleMemory(startOurs, 'tcp', 'f-idle') : noMemory
   const mm = ONLY.has('idle') ? await idleMemory(startMosquitto, 'tcp', 'm-idle') : noMemory
-  const wf = ONLY.has('idle-ws') ? await idleMemory(freshFirehose, 'ws', 'f-idle-ws') : noMemory
+  const wf = ONLY.has('idle-ws') ? await idleMemory(startOurs, 'ws', 'f-idle-ws') : noMemory
   const wm = ONLY.has('idle-ws') ? await idleMemory(startMosquitto, 'ws', 'm-idle-ws') : noMemory
 
   console.log('\n| figure | Firehose | Mosquitto | ratio Firehose/Mosquitto |')

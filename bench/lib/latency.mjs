@@ -26,6 +26,17 @@ export async function publishStamped (pub, topic, rate, seconds, payloadSize) {
 }
 
 /**
+ * The latency loads' mqtt.js publisher; its socket with TCP_NODELAY unless `nagle`. Nagle's
+ * algorithm (mqtt.js leaves it on) holds each message while the last is unacknowledged, and
+ * the broker's kernel may delay that acknowledgement by tens of ms.
+ */
+async function connectPublisher ({ port, username, password, clientId, nagle }) {
+  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId })
+  if (!nagle) pub.stream.setNoDelay(true)
+  return pub
+}
+
+/**
  * Fan-out latency: `count` lean subscribers on `bench/#` time every delivery of messages an
  * mqtt.js publisher sends at `rate` per second, each stamped with its send time; p50 and p99
  * over all deliveries to all subscribers, in ms (where one subscriber sits in a broker's
@@ -38,10 +49,7 @@ export async function publishStamped (pub, topic, rate, seconds, payloadSize) {
 export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency', nagle = false }) {
   const payloadSize = 1024
   const subs = await openStampedSubscribers({ port, count, idPrefix: label, topic, payloadSize })
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
-  // Nagle's algorithm (mqtt.js leaves it on) holds each message while the last is unacknowledged,
-  // and the broker's kernel may delay that acknowledgement by tens of ms: see `nagle`
-  if (!nagle) pub.stream.setNoDelay(true)
+  const pub = await connectPublisher({ port, username, password, clientId: `${label}-pub`, nagle })
   const total = await publishStamped(pub, topic, rate, seconds, payloadSize)
   await pub.endAsync()
   const { p50, p99, samples } = await subs.close()
@@ -58,11 +66,10 @@ export async function openStampedSubscribers ({ port, count, idPrefix, topic, pa
   return await openNativeSubscribers({ port, transport, count, filter: 'bench/#', idPrefix, stamps: { packetSize, offset: packetSize - payloadSize } })
 }
 
-/** p50 and p99 in ms over `rate` × `seconds` messages on `topic`; the publisher with TCP_NODELAY unless `nagle` (see measureFanOutLatency). */
+/** p50 and p99 in ms over `rate` × `seconds` messages on `topic`; the publisher with TCP_NODELAY unless `nagle` (connectPublisher). */
 export async function measureLatency ({ publishPort, subscribePort, rate, seconds, username, password, topic = 'bench/latency', label = 'latency', nagle = false }) {
   const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${subscribePort}`, { reconnectPeriod: 0, clientId: `${label}-probe` })
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${publishPort}`, { reconnectPeriod: 0, username, password, clientId: `${label}-pub` })
-  if (!nagle) pub.stream.setNoDelay(true) // as measureFanOutLatency
+  const pub = await connectPublisher({ port: publishPort, username, password, clientId: `${label}-pub`, nagle })
   const samples = []
   probe.on('message', (_topic, payload) => samples.push(Number(process.hrtime.bigint() - payload.readBigInt64BE(0)) / 1e6))
   await probe.subscribeAsync(topic, { qos: 0 })

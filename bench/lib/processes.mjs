@@ -51,7 +51,6 @@ async function waitForLine (child, stream, predicate, what) {
   })
 }
 
-/** `firehose broker` with one plain MQTT listener; `extra` is merged into its config. */
 /** The benches' `--journal on|off` (default on: the issue's figures are with the journal on); exits on anything else. */
 export function journalOption (value) {
   if (value === 'on' || value === 'off') return value === 'on'
@@ -59,7 +58,11 @@ export function journalOption (value) {
   process.exit(2)
 }
 
-/** `journal`: keep a journal of every publish (topics `#`) in the broker's directory, as a broker with persistence does by default. */
+/**
+ * `firehose broker` with an MQTT and a WebSocket listener; `extra` is merged into its config.
+ * `journal`: keep a journal of every publish (topics `#`) in the broker's directory, as a broker
+ * with persistence does by default.
+ */
 export async function startFirehose ({ users, extra = {}, journal = false }) {
   const dir = await mkdtemp(join(tmpdir(), 'firehose-bench-'))
   const port = await freePort()
