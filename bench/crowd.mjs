@@ -10,8 +10,7 @@
 // messages (0.5 msg/s): the highest rate each keeps up with, latency not growing with the load.
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import mqtt from 'mqtt'
-import { fmt, openStampedSubscribers, publishStamped } from './lib/latency.mjs'
+import { connectPublisher, fmt, openStampedSubscribers, publishStamped } from './lib/latency.mjs'
 import { journalOption, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
@@ -61,7 +60,7 @@ async function crowd (name, broker) {
   const connecting = Date.now()
   const subs = await openStampedSubscribers({ port, transport: TRANSPORT, count: COUNT, idPrefix: `${name}-crowd`, topic: TOPIC, payloadSize: PAYLOAD })
   console.log(`  ${name}: ${COUNT} ${TRANSPORT} subscribers connected in ${((Date.now() - connecting) / 1000).toFixed(1)} s`)
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `${name}-crowd-pub` })
+  const pub = await connectPublisher({ port: broker.port, username: 'bench', password: USERS.bench, clientId: `${name}-crowd-pub` })
   return { broker, subs, pub }
 }
 

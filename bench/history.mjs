@@ -11,13 +11,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
-import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { Redis } from 'ioredis'
 import { follow, LevelJournal, RedisJournal } from '../packages/journal/dist/index.js'
 import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
 import { bareIteration, eventPayload, fillJournal, MARK, now, STAMP_DIGITS } from './lib/journal-bench.mjs'
-import { fmt, median } from './lib/latency.mjs'
+import { connectPublisher, fmt, median } from './lib/latency.mjs'
 import { openNativeSubscribers } from './lib/native.mjs'
 import { processCpuSeconds, startFirehose, startRedis } from './lib/processes.mjs'
 
@@ -408,7 +407,7 @@ async function publishStamped (pub, seconds, firstSeq) {
 async function liveLatency (broker, open, label) {
   const samples = { since: Infinity, values: [], bad: 0, dropped: 0, closing: false }
   const close = await open(broker, samples)
-  const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `${label}-pub` })
+  const pub = await connectPublisher({ port: broker.port, username: 'bench', password: USERS.bench, clientId: `${label}-pub` })
   try {
     await publishStamped(pub, 1, 0) // warm-up
     await sleep(1000)

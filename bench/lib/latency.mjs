@@ -26,11 +26,11 @@ export async function publishStamped (pub, topic, rate, seconds, payloadSize) {
 }
 
 /**
- * The latency loads' mqtt.js publisher; its socket with TCP_NODELAY unless `nagle`. Nagle's
+ * The latency loads' mqtt.js publisher (also crowd's and history's); its socket with TCP_NODELAY unless `nagle`. Nagle's
  * algorithm (mqtt.js leaves it on) holds each message while the last is unacknowledged, and
  * the broker's kernel may delay that acknowledgement by tens of ms.
  */
-async function connectPublisher ({ port, username, password, clientId, nagle }) {
+export async function connectPublisher ({ port, username, password, clientId, nagle }) {
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password, clientId })
   if (!nagle) pub.stream.setNoDelay(true)
   return pub

@@ -1,12 +1,13 @@
 // A publisher in a process of its own (so that it does not delay the measuring process's event
 // loop): `rate` events/s for `seconds` on the given topics in turn, QoS 0, each a JSON object
 // with its sequence number and send time (`t`: CLOCK_MONOTONIC ns, comparable across processes).
-// Paced by the clock in 2 ms slices. Prints one JSON line when done: { sent, seconds }.
+// Paced by the clock in 2 ms slices; TCP_NODELAY on its socket. Prints one JSON line when done: { sent, seconds }.
 //   node paced-publisher.mjs PORT USER PASSWORD RATE SECONDS TOPIC [TOPIC ...]
 import mqtt from 'mqtt'
 
 const [port, username, password, rate, seconds, ...topics] = process.argv.slice(2)
 const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password })
+pub.stream.setNoDelay(true) // as a latency-minded publisher would: Nagle's algorithm would hold events behind delayed ACKs
 const total = Math.floor(Number(rate) * Number(seconds) / topics.length) * topics.length
 const started = Date.now()
 for (let sent = 0; sent < total;) {

@@ -15,7 +15,8 @@
  * STAMP_OFFSET) every delivery to every subscriber is timed, and on exit it prints
  * "latency P50_MS P99_MS SAMPLES DISCONNECTED"; a line on its standard input prints the same
  * for the deliveries since the last such line and starts counting anew (a step of a rate
- * search). Deliveries are then read as soon as they arrive.
+ * search). Deliveries are then read as soon as they arrive. SUBSCRIBERS_QUANTILES=1 in the
+ * environment also prints the whole distribution on standard error with each latency line.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -94,6 +95,13 @@ static void print_latency (void) {
   qsort(samples, sample_count, sizeof *samples, by_value);
   double p50 = sample_count ? samples[sample_count / 2] : 0, p99 = sample_count ? samples[(size_t)(sample_count * 0.99)] : 0;
   printf("latency %.3f %.3f %zu %u\n", p50, p99, sample_count, disconnected);
+  if (getenv("SUBSCRIBERS_QUANTILES") && sample_count) {
+    /* the whole distribution, for a closer look (bench/README.md: where the time goes at 20 msg/s) */
+    static const double qs[] = { 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999 };
+    fprintf(stderr, "latency quantiles (ms):");
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) fprintf(stderr, " p%g %.3f", 100 * qs[i], samples[(size_t)(sample_count * qs[i])]);
+    fprintf(stderr, " max %.3f\n", samples[sample_count - 1]);
+  }
   sample_count = 0;
   disconnected = 0;
 }
