@@ -1,11 +1,11 @@
 // Latency floor: what one message costs a broker at a low rate, against the least that code in
 // Node and in C can do. Firehose, Mosquitto, bench/lib/nodecast.mjs (a copy loop on node:net)
 // and bench/lib/idealcast.c (the same in C) each get the same stamped QoS 0 messages at `--rate`
-// to `--subscribers` (bench/lib/latency.mjs) after 2 s of the same not counted, alternating, the
-// order rotated every round;
-// reported: p50 / p99 publish-to-delivery and the server's CPU per message. Then `cold`: the
-// same small piece of work (parsing and encoding one PUBLISH with mqtt-packet) timed in this
-// process after idle gaps, which shows what an idle gap costs code on this machine.
+// to `--subscribers` (bench/lib/latency.mjs), after 2 s of the same not counted; one after
+// another, the order rotated every round. Reported: p50 / p99 publish-to-delivery and the
+// server's CPU per message. Then `cold`: the same small piece of work (parsing and encoding one
+// PUBLISH with mqtt-packet) timed in this process after idle gaps, which shows what an idle gap
+// costs code on this machine.
 //   npm run bench:latency-floor -- [--rate 20] [--subscribers 1] [--seconds 10] [--rounds 2]
 //                                  [--journal on|off] [--only servers,cold]
 import { spawn } from 'node:child_process'
