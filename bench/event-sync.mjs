@@ -66,7 +66,7 @@ const quantile = (sorted, q) => sorted.length === 0 ? NaN : sorted[Math.min(sort
  * the probe times the combined events (by the c they hold) and, for the bare limit, the c
  * events themselves.
  */
-async function rateStep (broker, rate, seconds = SECONDS) {
+async function rateStep (broker, rate, withRule, seconds = SECONDS) {
   const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, username: 'bench', password: USERS.bench, clientId: `probe-${rate}` })
   const decided = []
   const delivered = []
@@ -83,10 +83,14 @@ async function rateStep (broker, rate, seconds = SECONDS) {
   const cpu = await processCpuSeconds(broker.pid)
   const { stdout } = await run(process.execPath, [PUBLISHER, String(broker.port), 'bench', USERS.bench, String(rate), String(seconds), 'bench/sync/a', 'bench/sync/b', 'bench/sync/c'])
   const { sent: total, seconds: elapsed } = JSON.parse(stdout)
-  // what is still coming: until nothing arrives for a second (at most 30 s)
-  for (let last = -1, waited = 0; last !== decided.length && waited < 30; waited++) {
-    last = decided.length
+  // what is still coming (the combined events with a rule, the c events without): until all
+  // have come, or none has for 5 s, 60 s at most. Past the sustained rate the combined events
+  // queue for seconds, with pauses: a shorter wait let them be counted in the next step
+  const awaited = withRule ? decided : delivered
+  for (let last = awaited.length, quiet = 0, waited = 0; awaited.length < total / 3 && quiet < 5 && waited < 60; waited++) {
     await sleep(1000)
+    quiet = awaited.length === last ? quiet + 1 : 0
+    last = awaited.length
   }
   const load = (await processCpuSeconds(broker.pid) - cpu) / elapsed
   await probe.endAsync()
@@ -112,8 +116,8 @@ async function rateSection () {
       : [])
     const steps = []
     try {
-      await rateStep(broker, 1000, 2) // warm-up, not reported
-      for (const rate of RATES) steps.push(await rateStep(broker, rate))
+      await rateStep(broker, 1000, withRule, 2) // warm-up, not reported
+      for (const rate of RATES) steps.push(await rateStep(broker, rate, withRule))
     } finally {
       await broker.stop()
     }
