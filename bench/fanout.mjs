@@ -64,10 +64,10 @@ const PAYLOAD = Buffer.alloc(1024, 'x')
 let generatorSaturated = false
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-/** A Firehose broker with `NAME=VALUE` added to its environment, for --versus-env. */
 /** A Firehose broker as every load here runs it. */
 const startOurs = async () => await startFirehose({ users: USERS, journal: JOURNAL })
 
+/** A Firehose broker with `NAME=VALUE` added to its environment, for --versus-env. */
 async function startVariant ([name, value]) {
   const before = process.env[name]
   process.env[name] = value

@@ -8,14 +8,11 @@
 // costs code on this machine.
 //   npm run bench:latency-floor -- [--rate 20] [--subscribers 1] [--seconds 10] [--rounds 2]
 //                                  [--journal on|off] [--only servers,cold]
-import { spawn } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import { createInterface } from 'node:readline'
 import mqttPacket from 'mqtt-packet'
-import { connectPublisher, fmt, median, openStampedSubscribers, publishStamped } from './lib/latency.mjs'
-import { startIdealcast } from './lib/native.mjs'
+import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
+import { startIdealcast, startNodecast } from './lib/native.mjs'
 import { freePort, journalOption, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
@@ -37,51 +34,22 @@ const ONLY = new Set(values.only.split(','))
 for (const section of ONLY) if (!['servers', 'cold'].includes(section)) throw new Error(`--only: unknown section "${section}"`)
 const USERS = { bench: 'bench-password' }
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-const TOPIC = 'bench/latency'
-const PAYLOAD = 1024
-
-async function startNodecast () {
-  const port = await freePort()
-  const child = spawn(process.execPath, [new URL('./lib/nodecast.mjs', import.meta.url).pathname, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve)
-    child.once('exit', code => reject(new Error(`nodecast exited with ${code}`)))
-  })
-  return { port, pid: child.pid, stop: async () => { child.kill(); await new Promise(resolve => child.once('exit', resolve)) } }
-}
 
 const SERVERS = {
   firehose: async () => await startFirehose({ users: USERS, journal: JOURNAL }),
   mosquitto: async () => await startMosquitto(),
-  nodecast: startNodecast,
+  nodecast: async () => await startNodecast(await freePort()),
   idealcast: async () => await startIdealcast(await freePort())
-}
-
-/** CPU seconds a process's threads have run so far, to the nanosecond (/proc/PID/task/TID/schedstat; the clock-tick figures of /proc/PID/stat are too coarse for 200 messages). */
-async function cpuSeconds (pid) {
-  let ns = 0
-  for (const tid of await readdir(`/proc/${pid}/task`)) {
-    ns += Number((await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0])
-  }
-  return ns / 1e9
 }
 
 async function measure (name) {
   const server = await SERVERS[name]()
   try {
-    const subs = await openStampedSubscribers({ port: server.port, count: SUBSCRIBERS, idPrefix: `floor-${name}`, topic: TOPIC, payloadSize: PAYLOAD })
-    const pub = await connectPublisher({ port: server.port, username: 'bench', password: USERS.bench, clientId: `floor-${name}-pub` })
-    // not counted: 2 s at the rate (first calls, compilation), then its stragglers
-    await publishStamped(pub, TOPIC, RATE, 2, PAYLOAD)
-    await subs.mark()
-    // from here on the server does nothing but deliver (connections, authentication, start-up and warm-up are behind)
-    const cpu = await cpuSeconds(server.pid)
-    const sent = await publishStamped(pub, TOPIC, RATE, SECONDS, PAYLOAD)
-    const cpuPerMessage = (await cpuSeconds(server.pid) - cpu) / sent
-    await pub.endAsync()
-    const { p50, p99, samples } = await subs.close()
-    if (samples !== sent * SUBSCRIBERS) console.log(`  ${name}: ${samples} of ${sent * SUBSCRIBERS} deliveries timed`)
-    return { p50, p99, cpuPerMessage }
+    // 2 s at the rate not counted (first calls, compilation); then the server does nothing but
+    // deliver (connections, authentication, start-up and warm-up are behind)
+    const r = await measureFanOutLatency({ port: server.port, count: SUBSCRIBERS, rate: RATE, seconds: SECONDS, username: 'bench', password: USERS.bench, label: `floor-${name}`, warmUpSeconds: 2, pid: server.pid })
+    if (r.received !== r.sent) console.log(`  ${name}: ${r.received} of ${r.sent} deliveries timed`)
+    return r
   } finally {
     await server.stop()
   }

@@ -4,6 +4,7 @@
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { openNativeSubscribers } from './native.mjs'
+import { threadCpuSeconds } from './processes.mjs'
 
 /**
  * Publishes `rate` × `seconds` QoS 0 messages of `payloadSize` bytes on `topic`, each stamped
@@ -45,15 +46,23 @@ export async function connectPublisher ({ port, username, password, clientId, na
  * default) a message waits for the broker's kernel to acknowledge the last one, which it may
  * delay up to its delayed-ACK timeout once the broker is late to read once; at 200 msg/s such
  * a run stays late for good, whichever broker (bench/README.md, "Nagle at the publisher").
+ * `warmUpSeconds` of the same load first, not counted; with the server's `pid`, also its CPU
+ * seconds per message over the counted part (`cpuPerMessage`).
  */
-export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency', nagle = false }) {
+export async function measureFanOutLatency ({ port, count, rate, seconds, username, password, label, topic = 'bench/latency', nagle = false, warmUpSeconds = 0, pid }) {
   const payloadSize = 1024
   const subs = await openStampedSubscribers({ port, count, idPrefix: label, topic, payloadSize })
   const pub = await connectPublisher({ port, username, password, clientId: `${label}-pub`, nagle })
+  if (warmUpSeconds > 0) {
+    await publishStamped(pub, topic, rate, warmUpSeconds, payloadSize)
+    await subs.mark() // the warm-up's deliveries are not counted
+  }
+  const cpu = pid === undefined ? 0 : await threadCpuSeconds(pid)
   const total = await publishStamped(pub, topic, rate, seconds, payloadSize)
+  const cpuPerMessage = pid === undefined ? undefined : (await threadCpuSeconds(pid) - cpu) / total
   await pub.endAsync()
   const { p50, p99, samples } = await subs.close()
-  return { p50, p99, received: samples, sent: total * count }
+  return { p50, p99, received: samples, sent: total * count, cpuPerMessage }
 }
 
 /**

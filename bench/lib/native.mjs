@@ -19,14 +19,24 @@ function build (name = 'subscribers') {
   return binary
 }
 
-/** bench/lib/idealcast.c on `port`: the floor for a batching fan-out (copies each read's PUBLISH packets to every subscriber). */
-export async function startIdealcast (port) {
-  const child = spawn(build('idealcast'), [String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+/** A copy loop (`command args... PORT`) on `port`, once it has printed its first line (listening). */
+async function startCopyLoop (name, command, args, port) {
+  const child = spawn(command, [...args, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
   await new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once('line', resolve)
-    child.once('exit', code => reject(new Error(`idealcast exited with ${code}`)))
+    child.once('exit', code => reject(new Error(`${name} exited with ${code}`)))
   })
   return { port, pid: child.pid, stop: async () => { child.kill(); await new Promise(resolve => child.once('exit', resolve)) } }
+}
+
+/** bench/lib/idealcast.c on `port`: the floor for a batching fan-out (copies each read's PUBLISH packets to every subscriber). */
+export async function startIdealcast (port) {
+  return await startCopyLoop('idealcast', build('idealcast'), [], port)
+}
+
+/** bench/lib/nodecast.mjs on `port`: idealcast's copy loop in Node (one write per subscriber per read). */
+export async function startNodecast (port) {
+  return await startCopyLoop('nodecast', process.execPath, [fileURLToPath(new URL('nodecast.mjs', import.meta.url))], port)
 }
 
 /**

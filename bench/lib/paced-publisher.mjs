@@ -3,11 +3,10 @@
 // with its sequence number and send time (`t`: CLOCK_MONOTONIC ns, comparable across processes).
 // Paced by the clock in 2 ms slices; TCP_NODELAY on its socket. Prints one JSON line when done: { sent, seconds }.
 //   node paced-publisher.mjs PORT USER PASSWORD RATE SECONDS TOPIC [TOPIC ...]
-import mqtt from 'mqtt'
+import { connectPublisher } from './latency.mjs'
 
 const [port, username, password, rate, seconds, ...topics] = process.argv.slice(2)
-const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, username, password })
-pub.stream.setNoDelay(true) // as a latency-minded publisher would: Nagle's algorithm would hold events behind delayed ACKs
+const pub = await connectPublisher({ port, username, password })
 const total = Math.floor(Number(rate) * Number(seconds) / topics.length) * topics.length
 const started = Date.now()
 for (let sent = 0; sent < total;) {

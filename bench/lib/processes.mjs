@@ -1,6 +1,6 @@
 // Starts the brokers a benchmark compares, on free loopback ports, and stops them.
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -144,6 +144,15 @@ export async function settledRss (pid) {
     await sleep(1000)
   }
   return Math.min(...samples)
+}
+
+/** CPU seconds a process's threads have run so far, to the nanosecond (/proc/PID/task/TID/schedstat; processCpuSeconds counts clock ticks, too coarse for a few hundred messages). */
+export async function threadCpuSeconds (pid) {
+  let ns = 0
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    ns += Number((await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0])
+  }
+  return ns / 1e9
 }
 
 /** CPU seconds (user + system) a process has used so far (Linux). */
