@@ -9,7 +9,8 @@
 // window 20 the default 2 ms is what paces a broker that keeps up (bench/README.md).
 // The latency publisher sets TCP_NODELAY unless `--publisher-nagle` (mqtt.js' default: Nagle's
 // algorithm on, see bench/lib/latency.mjs).
-// Latency runs once per broker per round, the order swapped every round (medians of the rounds).
+// Latency runs once per broker per round, the order swapped every round (medians of the rounds),
+// each run after 2 s of the same load not counted.
 // `floor` adds bench/lib/idealcast.c to the TCP fan-out: the most a batching broker could do here;
 // `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers. `--versus-env` puts a
 // second Firehose, started with NAME=VALUE in its environment, in Mosquitto's place (to compare
@@ -132,9 +133,13 @@ async function fanOut (broker, transport, label, { stall = false } = {}) {
   return { perSecond, stalledClosed }
 }
 
-/** p50/p99 publish-to-delivery over every delivery to `SUBSCRIBERS` at `rate` messages/s. */
+/**
+ * p50/p99 publish-to-delivery over every delivery to `SUBSCRIBERS` at `rate` messages/s, after
+ * 2 s of the same load not counted (a broker in service has long compiled its hot path; without
+ * it, a Node broker's first round counts its JIT's warm-up in p99).
+ */
 async function latency (broker, rate, label) {
-  return await measureFanOutLatency({ port: broker.port, count: SUBSCRIBERS, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label, nagle: values['publisher-nagle'] })
+  return await measureFanOutLatency({ port: broker.port, count: SUBSCRIBERS, rate, seconds: SECONDS, username: 'bench', password: USERS.bench, label, nagle: values['publisher-nagle'], warmUpSeconds: 2 })
 }
 
 /**

@@ -3,19 +3,16 @@
 // Server-Sent Events against MQTT over WebSocket. Side by side, same machine, one run.
 //   npm run bench:history -- [--events 200000] [--seconds 5] [--rounds 2] [--subscribers 200]
 //                            [--readers 1000] [--only replay,fanout,memory,sse-latency]
-import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { Agent, get } from 'node:http'
-import { connect } from 'node:net'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { parseArgs, promisify } from 'node:util'
-import mqttPacket from 'mqtt-packet'
 import { Redis } from 'ioredis'
 import { follow, LevelJournal, RedisJournal } from '../packages/journal/dist/index.js'
 import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
-import { bareIteration, eventPayload, fillJournal, MARK, now, STAMP_DIGITS } from './lib/journal-bench.mjs'
+import { bareIteration, eventPayload, fillJournal, now } from './lib/journal-bench.mjs'
 import { connectPublisher, fmt, median } from './lib/latency.mjs'
 import { openNativeSubscribers } from './lib/native.mjs'
 import { processCpuSeconds, startFirehose, startRedis } from './lib/processes.mjs'
@@ -289,106 +286,27 @@ async function fanOutOnOff () {
 // ---- 4. live latency: SSE readers against MQTT-over-WebSocket subscribers --------------------
 
 /**
- * Records publish-to-receive latency from the stamps in a byte stream: SSE text or WebSocket
- * frames of MQTT packets alike, since each event's payload holds `"t":"<16 digits>"` once and
- * Firehose sends each packet whole in one frame.
+ * `READERS` live readers of one kind (`sse` or `ws`) in a process of their own
+ * (bench/lib/stamp-readers.mjs); resolves once every one is reading.
  */
-function stampScanner (samples) {
-  return () => {
-    let carry
-    return chunk => {
-      const arrived = now()
-      const buf = carry === undefined ? chunk : Buffer.concat([carry, chunk])
-      carry = undefined
-      let at = 0
-      for (;;) {
-        const i = buf.indexOf(MARK, at)
-        if (i === -1) {
-          // a mark may begin in the last bytes
-          const keep = Math.max(at, buf.length - (MARK.length - 1))
-          if (keep < buf.length) carry = Buffer.from(buf.subarray(keep))
-          return
-        }
-        const digits = i + MARK.length
-        if (digits + STAMP_DIGITS > buf.length) {
-          carry = Buffer.from(buf.subarray(i))
-          return
-        }
-        const stamp = Number(buf.toString('latin1', digits, digits + STAMP_DIGITS))
-        if (!Number.isFinite(stamp)) samples.bad++
-        else if (stamp >= samples.since) samples.values.push((arrived - stamp) / 1e6) // not the warm-up's
-        at = digits + STAMP_DIGITS
-      }
-    }
+async function openStampReaders (broker, kind) {
+  const child = spawn(process.execPath, [new URL('./lib/stamp-readers.mjs', import.meta.url).pathname, kind, String(broker.wsPort), String(READERS)],
+    { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const next = async () => {
+    const { value, done } = await lines.next()
+    if (done) throw new Error(`the ${kind} readers ended (exit ${child.exitCode})`)
+    return value
   }
-}
-
-async function inBatches (count, open) {
-  const opened = []
-  for (let start = 0; start < count; start += 100) { // a batch at a time: listen backlogs
-    opened.push(...await Promise.all(Array.from({ length: Math.min(100, count - start) }, (_, i) => open(start + i))))
+  const ready = await next()
+  if (ready !== 'ready') throw new Error(`the ${kind} readers: ${ready}`)
+  return {
+    pid: child.pid,
+    since: stamp => child.stdin.write(`since ${stamp}\n`),
+    load: async () => { child.stdin.write('load\n'); return Number(await next()) },
+    result: async expected => { child.stdin.write(`wait ${expected}\n`); return JSON.parse(await next()) },
+    close: () => child.kill()
   }
-  return opened
-}
-
-/** `READERS` SSE readers of live events on bench/#, raw node:http. */
-async function openSseReaders (broker, samples) {
-  const scanner = stampScanner(samples)
-  const agent = new Agent({ maxSockets: Infinity })
-  const requests = await inBatches(READERS, () => new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port: broker.wsPort, path: '/v1/events?topic=bench/%23', agent }, res => {
-      if (res.statusCode !== 200) return reject(new Error(`GET /v1/events: ${res.statusCode}`))
-      res.on('data', scanner())
-      res.on('error', () => {})
-      res.on('close', () => { if (!samples.closing) samples.dropped++ })
-      resolve(req) // the broker follows the journal once it has answered
-    })
-    req.on('error', reject)
-  }))
-  return () => { for (const req of requests) req.destroy(); agent.destroy() }
-}
-
-/** `READERS` lean MQTT-over-WebSocket subscribers on bench/#: raw upgrade, frames scanned, not parsed. */
-async function openWsSubscribers (broker, samples) {
-  const scanner = stampScanner(samples)
-  const frame = packet => { // a client frame must be masked; a zero mask leaves the bytes as they are
-    const header = packet.length < 126 ? Buffer.from([0x82, 0x80 | packet.length]) : Buffer.from([0x82, 0x80 | 126, packet.length >> 8, packet.length & 0xff])
-    return Buffer.concat([header, Buffer.alloc(4), packet])
-  }
-  const SUBACK = Buffer.from([0x90, 0x03, 0x00, 0x01]) // message id 1, one filter granted
-  const sockets = await inBatches(READERS, index => new Promise((resolve, reject) => {
-    const socket = connect(broker.wsPort, '127.0.0.1')
-    socket.setNoDelay(true)
-    let head = Buffer.alloc(0)
-    let upgraded = false
-    socket.on('error', reject)
-    socket.on('connect', () => {
-      socket.write(`GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:${broker.wsPort}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n`)
-    })
-    const handshake = chunk => {
-      head = Buffer.concat([head, chunk])
-      if (!upgraded) {
-        const end = head.indexOf('\r\n\r\n')
-        if (end === -1) return
-        if (!head.toString('latin1', 0, 12).startsWith('HTTP/1.1 101')) return reject(new Error(`upgrade refused: ${head.toString('latin1', 0, 60)}`))
-        upgraded = true
-        head = head.subarray(end + 4)
-        socket.write(frame(Buffer.concat([
-          mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `ws-${index}`, keepalive: 0 }),
-          mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] })
-        ])))
-      }
-      if (head.includes(SUBACK)) {
-        socket.off('data', handshake)
-        socket.on('data', scanner())
-        socket.on('close', () => { if (!samples.closing) samples.dropped++ })
-        resolve(socket)
-      }
-    }
-    socket.on('data', handshake)
-  }))
-  return () => { for (const socket of sockets) socket.destroy() }
 }
 
 /** Publishes stamped events at `RATE`/s for `seconds` from mqtt.js, paced by the clock (sleeping, not spinning). */
@@ -403,51 +321,46 @@ async function publishStamped (pub, seconds, firstSeq) {
   return total
 }
 
-/** p50/p99 publish-to-receive over every delivery to every reader; `open` connects the readers. */
-async function liveLatency (broker, open, label) {
-  const samples = { since: Infinity, values: [], bad: 0, dropped: 0, closing: false }
-  const close = await open(broker, samples)
-  const pub = await connectPublisher({ port: broker.port, username: 'bench', password: USERS.bench, clientId: `${label}-pub` })
+/** p50/p99 publish-to-receive over every delivery to every reader of one kind (`sse` or `ws`). */
+async function liveLatency (broker, kind) {
+  const readers = await openStampReaders(broker, kind)
+  const pub = await connectPublisher({ port: broker.port, username: 'bench', password: USERS.bench, clientId: `${kind}-pub` })
   try {
     await publishStamped(pub, 1, 0) // warm-up
     await sleep(1000)
     const cpu = process.cpuUsage()
     const brokerCpu = await processCpuSeconds(broker.pid)
     const started = performance.now()
-    samples.since = now()
+    readers.since(now())
     const sent = await publishStamped(pub, SECONDS, RATE)
     const elapsed = (performance.now() - started) / 1000
     const load = cpuSeconds(cpu) / elapsed
+    const readersLoad = await readers.load()
     const brokerLoad = (await processCpuSeconds(broker.pid) - brokerCpu) / elapsed
     const expected = sent * READERS
-    // until every delivery has arrived, or none has for a second (late ones count, however late)
-    for (let last = -1, waited = 0; samples.values.length < expected && samples.values.length !== last && waited < 30; waited++) {
-      last = samples.values.length
-      await sleep(1000)
-    }
-    if (load > 0.9) saturated.push(`the ${label} readers`)
-    const sorted = Float64Array.from(samples.values).sort()
-    const at = q => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
-    return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN, received: sorted.length, expected, bad: samples.bad, dropped: samples.dropped, load, brokerLoad }
+    const result = await readers.result(expected)
+    if (load > 0.9) saturated.push(`the ${kind} run's publisher`)
+    if (readersLoad > 0.9) saturated.push(`the ${kind} readers`)
+    const ms = value => value ?? NaN
+    return { ...result, p50: ms(result.p50), p99: ms(result.p99), max: ms(result.max), expected, load, readersLoad, brokerLoad }
   } finally {
     await pub.endAsync()
-    samples.closing = true
-    close()
+    readers.close()
   }
 }
 
 async function sseLatency () {
   const broker = await startBroker(journalConfig(join(root, 'journal-live')))
   try {
-    const sse = await liveLatency(broker, openSseReaders, 'sse')
+    const sse = await liveLatency(broker, 'sse')
     console.log(`  SSE: p50 ${fmt(sse.p50)} ms, p99 ${fmt(sse.p99)} ms`)
     await sleep(1000)
-    const ws = await liveLatency(broker, openWsSubscribers, 'mqtt-ws')
+    const ws = await liveLatency(broker, 'ws')
     console.log(`  MQTT over WebSocket: p50 ${fmt(ws.p50)} ms, p99 ${fmt(ws.p99)} ms`)
-    console.log(`\n| live, ${RATE} msg/s of 1 KiB × ${fmt(READERS)} readers, ${SECONDS} s | p50 ms | p99 ms | max ms | received | CPU (this process: readers, publisher / broker) |`)
+    console.log(`\n| live, ${RATE} msg/s of 1 KiB × ${fmt(READERS)} readers, ${SECONDS} s | p50 ms | p99 ms | max ms | received | CPU (readers / publisher / broker) |`)
     console.log('|---|---|---|---|---|---|')
     for (const [name, r] of [['SSE, GET /v1/events?topic=bench/%23', sse], ['MQTT over WebSocket, bench/#', ws]]) {
-      console.log(`| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${r.received}/${r.expected}${r.bad > 0 ? ` (${r.bad} unreadable)` : ''}${r.dropped > 0 ? `, ${r.dropped} readers disconnected` : ''} | ${(100 * r.load).toFixed(0)}% / ${(100 * r.brokerLoad).toFixed(0)}% |`)
+      console.log(`| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${r.received}/${r.expected}${r.bad > 0 ? ` (${r.bad} unreadable)` : ''}${r.dropped > 0 ? `, ${r.dropped} readers disconnected` : ''} | ${(100 * r.readersLoad).toFixed(0)}% / ${(100 * r.load).toFixed(0)}% / ${(100 * r.brokerLoad).toFixed(0)}% |`)
     }
     console.log(`| ratio SSE / MQTT over WebSocket | ${(sse.p50 / ws.p50).toFixed(2)} | ${(sse.p99 / ws.p99).toFixed(2)} | | | |`)
   } finally {
