@@ -1,5 +1,6 @@
 // Starts the brokers a benchmark compares, on free loopback ports, and stops them.
 import { spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -88,7 +89,9 @@ export async function startFirehose ({ users, extra = {}, journal = false }) {
   const nodeArgs = (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(' ').filter(Boolean)
   const child = spawn(process.execPath, [...nodeArgs, FIREHOSE_BIN, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIREHOSE_LOG_LEVEL: 'info' } })
   await waitForLine(child, child.stdout, l => l.includes('"event":"broker.started"'), 'firehose broker')
-  child.stdout.resume()
+  // BENCH_BROKER_STDOUT=FILE keeps what the broker prints (with BENCH_BROKER_NODE_ARGS=--trace-gc, its collections)
+  if (process.env.BENCH_BROKER_STDOUT) child.stdout.pipe(createWriteStream(process.env.BENCH_BROKER_STDOUT, { flags: 'a' }))
+  else child.stdout.resume()
   return { port, wsPort, pid: child.pid, stop: () => stop(child) }
 }
 
