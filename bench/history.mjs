@@ -301,7 +301,6 @@ async function openStampReaders (broker, kind) {
   const ready = await next()
   if (ready !== 'ready') throw new Error(`the ${kind} readers: ${ready}`)
   return {
-    pid: child.pid,
     since: stamp => child.stdin.write(`since ${stamp}\n`),
     load: async () => { child.stdin.write('load\n'); return Number(await next()) },
     result: async expected => { child.stdin.write(`wait ${expected}\n`); return JSON.parse(await next()) },

@@ -89,11 +89,12 @@ function openReader (request, isOpen) {
   })
 }
 
-function statusOk (head) {
+/** Where the body begins once the response head is all there, if its status is `code`; throws on another. */
+function bodyStart (head, code) {
   const end = head.indexOf('\r\n\r\n')
   if (end === -1) return undefined
   const status = head.toString('latin1', 0, head.indexOf('\r\n'))
-  if (!/^HTTP\/1\.[01] (200|101) /.test(status)) throw new Error(`refused: ${status}`)
+  if (!new RegExp(`^HTTP/1\\.[01] ${code} `).test(status)) throw new Error(`refused: ${status}`)
   return end + 4
 }
 
@@ -101,7 +102,7 @@ function openSse () {
   return openReader(
     socket => socket.write(`GET /v1/events?topic=bench/%23 HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`),
     head => {
-      const body = statusOk(head) // the broker follows the journal once it has answered
+      const body = bodyStart(head, 200) // the broker follows the journal once it has answered
       return body === undefined ? undefined : head.subarray(body)
     })
 }
@@ -120,7 +121,7 @@ function openWs (index) {
       `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n`),
     (head, socket) => {
       if (!upgraded) {
-        if (statusOk(head) === undefined) return undefined
+        if (bodyStart(head, 101) === undefined) return undefined
         upgraded = true
         socket.write(frame(Buffer.concat([
           mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `ws-${index}`, keepalive: 0 }),
@@ -163,3 +164,4 @@ for await (const line of createInterface({ input: process.stdin })) {
     process.exit(0)
   }
 }
+process.exit(0) // the bench went away: its readers go too
