@@ -7,7 +7,7 @@ import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureLatency, median } from './lib/latency.mjs'
-import { startFirehose, startRedis } from './lib/processes.mjs'
+import { machineSummary, startFirehose, startRedis } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -48,7 +48,7 @@ async function fanOut (ports, label) {
 
 const latency = async (publishPort, subscribePort) => await measureLatency({ publishPort, subscribePort, rate: RATE, seconds: SECONDS, username: 'bench', password: USERS.bench, label: `lat-${publishPort}-${subscribePort}` })
 
-console.log(`Firehose cluster benchmark: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per run, ${ROUNDS} rounds; ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+console.log(`Firehose cluster benchmark: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per run, ${ROUNDS} rounds; ${machineSummary()}`)
 const redis = await startRedis()
 const single = await startFirehose({ users: USERS })
 const nodeA = await startFirehose({ users: USERS, extra: { cluster: { redis: redis.url, node: 'bench-a' } } })

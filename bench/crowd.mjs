@@ -8,10 +8,9 @@
 // When one message alone takes longer than the limit to reach every subscriber (10,000 over
 // WebSocket on 2 cores, for both brokers), the limit is twice the slower broker's p99 for single
 // messages (0.5 msg/s): the highest rate each keeps up with, latency not growing with the load.
-import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { connectPublisher, fmt, openStampedSubscribers, publishStamped } from './lib/latency.mjs'
-import { journalOption, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { journalOption, machineSummary, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -91,10 +90,8 @@ async function search (name, { subs, pub }, limit) {
   return best
 }
 
-const { spawnSync } = await import('node:child_process')
-const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Crowd: ${COUNT} ${TRANSPORT} subscribers on bench/#, 1 KiB QoS 0, ${SECONDS} s per step, p99 limit ${LIMIT} ms; ` +
-  `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
+  machineSummary({ mosquitto: true }))
 const firehose = await crowd('firehose', await startFirehose({ users: USERS, journal: JOURNAL }))
 const mosquitto = await crowd('mosquitto', await startMosquitto())
 const results = {}

@@ -15,13 +15,12 @@
 // `idle` and `idle-ws` measure memory per idle subscriber on fresh brokers. `--versus-env` puts a
 // second Firehose, started with NAME=VALUE in its environment, in Mosquitto's place (to compare
 // two variants of a change in one run; the broker reads such a switch once, at start).
-import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { cpuSeconds, flood, openPublisher, openSubscribers } from './lib/lean-client.mjs'
 import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
 import { openNativeSubscribers, startIdealcast } from './lib/native.mjs'
-import { freePort, journalOption, processCpuSeconds, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { freePort, journalOption, machineSummary, processCpuSeconds, settledRss, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -174,11 +173,8 @@ const row = (name, f, m, unit = '', better = 'higher') => {
 const firehose = await startOurs()
 const mosquitto = VERSUS_ENV === undefined ? await startMosquitto() : await startVariant(VERSUS_ENV)
 const floor = ONLY.has('floor') ? await startIdealcast(await freePort()) : undefined
-const { spawnSync } = await import('node:child_process')
-// `mosquitto -h` prints its version and exits non-zero
-const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Fan-out: ${SUBSCRIBERS} subscribers on bench/#, 1 KiB QoS 0, window ${WINDOW} (subscribers report every ${SWEEP_MS} ms), ${SECONDS} s per run, ${ROUNDS} rounds A B A B, Firehose journal ${JOURNAL ? 'on' : 'off'}; ` +
-  `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
+  machineSummary({ mosquitto: true }))
 try {
   const figures = { tcp: { f: [], m: [], i: [] }, ws: { f: [], m: [] }, stall: { f: [], m: [] } }
   const stalledDropped = { f: false, m: false }

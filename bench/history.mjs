@@ -5,7 +5,7 @@
 //                            [--readers 1000] [--only replay,fanout,memory,sse-latency]
 import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs, promisify } from 'node:util'
@@ -15,7 +15,7 @@ import { cpuSeconds, flood, openPublisher } from './lib/lean-client.mjs'
 import { bareIteration, eventPayload, fillJournal, now } from './lib/journal-bench.mjs'
 import { connectPublisher, fmt, median } from './lib/latency.mjs'
 import { openNativeSubscribers } from './lib/native.mjs'
-import { processCpuSeconds, startFirehose, startRedis } from './lib/processes.mjs'
+import { machineSummary, processCpuSeconds, startFirehose, startRedis } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -368,7 +368,7 @@ async function sseLatency () {
 }
 
 console.log(`History: ${fmt(EVENTS)} events, ${SECONDS} s per run, ${ROUNDS} rounds, ${SUBSCRIBERS} subscribers, ${fmt(READERS)} readers; ` +
-  `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+  machineSummary())
 try {
   if (ONLY.has('replay') || ONLY.has('memory')) {
     console.log('\n## replay and memory')

@@ -8,12 +8,11 @@
 // costs code on this machine.
 //   npm run bench:latency-floor -- [--rate 20] [--subscribers 1] [--seconds 10] [--rounds 2]
 //                                  [--journal on|off] [--only servers,cold]
-import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqttPacket from 'mqtt-packet'
 import { fmt, measureFanOutLatency, median } from './lib/latency.mjs'
 import { startIdealcast, startNodecast } from './lib/native.mjs'
-import { freePort, journalOption, startFirehose, startMosquitto } from './lib/processes.mjs'
+import { freePort, journalOption, machineSummary, startFirehose, startMosquitto } from './lib/processes.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -110,9 +109,7 @@ async function cold () {
   console.log(`| after 50 ms, the same work every ms between | ${await time(50, work)} |`)
 }
 
-const { spawnSync } = await import('node:child_process')
-const mosquittoVersion = spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0]
 console.log(`Latency floor: ${SUBSCRIBERS} subscriber(s) on bench/#, ${RATE} msg/s of 1 KiB QoS 0, ${SECONDS} s a run, ${ROUNDS} rounds, Firehose journal ${JOURNAL ? 'on' : 'off'}; ` +
-  `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${mosquittoVersion}`)
+  machineSummary({ mosquitto: true }))
 if (ONLY.has('servers')) await servers()
 if (ONLY.has('cold')) await cold()

@@ -1,9 +1,9 @@
 // Starts the brokers a benchmark compares, on free loopback ports, and stops them.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -156,6 +156,14 @@ export async function threadCpuSeconds (pid) {
     ns += Number((await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0])
   }
   return ns / 1e9
+}
+
+/** The machine a bench runs on, for its header line: cores and their model, Node, and with `mosquitto`, Mosquitto's version. */
+export function machineSummary ({ mosquitto = false } = {}) {
+  const parts = [`${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'})`, `Node ${process.version}`]
+  // `mosquitto -h` prints its version and exits non-zero
+  if (mosquitto) parts.push(spawnSync('mosquitto', ['-h']).stdout.toString().split('\n')[0])
+  return parts.join(', ')
 }
 
 /** CPU seconds (user + system) a process has used so far (Linux). */
